@@ -1,0 +1,242 @@
+//! Building a cache: layers in order (L1 first), modes, and the checks that refuse
+//! configurations that cannot work.
+
+use crate::cache::{Cache, Tier};
+use crate::clock::Clock;
+use crate::error::BuildError;
+use crate::layer::Layer;
+use crate::memory::{MemoryConfig, MemoryLayer};
+use crate::options::{Promotion, WriteMode};
+use crate::report::LayerSet;
+use std::collections::HashSet;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One layer of a cache under construction: a name, a default TTL, a read-only flag, and either
+/// strata's in-memory tier or a user's [`Layer`].
+pub struct LayerSpec<K, V> {
+    pub(crate) name: String,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) read_only: bool,
+    kind: Kind<K, V>,
+}
+
+enum Kind<K, V> {
+    Memory(MemoryConfig<K, V>),
+    Custom(Arc<dyn Layer<K, V>>),
+    /// `max_weight` was asked of a custom layer; `build` refuses it.
+    WeightOnCustom,
+}
+
+impl<K, V> fmt::Debug for LayerSpec<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("LayerSpec");
+        s.field("name", &self.name)
+            .field("ttl", &self.ttl)
+            .field("read_only", &self.read_only);
+        match &self.kind {
+            Kind::Memory(config) => s.field("memory", config),
+            Kind::Custom(_) | Kind::WeightOnCustom => s.field("custom", &true),
+        };
+        s.finish()
+    }
+}
+
+impl<K, V> LayerSpec<K, V> {
+    /// An in-memory tier holding at most `capacity` entries.
+    pub fn memory(name: impl Into<String>, capacity: usize) -> Self {
+        LayerSpec {
+            name: name.into(),
+            ttl: None,
+            read_only: false,
+            kind: Kind::Memory(MemoryConfig::new(capacity)),
+        }
+    }
+
+    /// A user-provided layer (a remote store, a database).
+    pub fn custom(name: impl Into<String>, layer: impl Layer<K, V> + 'static) -> Self {
+        Self::shared(name, Arc::new(layer))
+    }
+
+    /// A user-provided layer the caller keeps a handle to.
+    pub fn shared(name: impl Into<String>, layer: Arc<dyn Layer<K, V>>) -> Self {
+        LayerSpec {
+            name: name.into(),
+            ttl: None,
+            read_only: false,
+            kind: Kind::Custom(layer),
+        }
+    }
+
+    /// Default TTL of entries written to this layer (none: entries do not expire).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// The cache only reads this layer: no set, delete, invalidation or promotion touches it.
+    /// Keeping it current is the owner's job (a database the cache fronts, for example).
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// Bounds an in-memory tier by total weight as measured by `weigher`.
+    pub fn max_weight(mut self, max_weight: u64, weigher: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
+        if let Kind::Memory(config) = &mut self.kind {
+            config.max_weight = max_weight;
+            config.weigher = Some(Arc::new(weigher));
+        } else {
+            // Recorded so that `build` can refuse it with a clear error.
+            self.kind = Kind::WeightOnCustom;
+        }
+        self
+    }
+}
+
+/// Builds a [`Cache`]. Layers are given in order: the first is L1, the fastest.
+///
+/// ```
+/// use std::time::Duration;
+/// use strata::{Cache, LayerSpec, Promotion, WriteMode};
+///
+/// let cache: Cache<String, String> = Cache::builder()
+///     .layer(LayerSpec::memory("l1", 1_000).ttl(Duration::from_secs(60)))
+///     .layer(LayerSpec::memory("l2", 100_000).ttl(Duration::from_secs(3600)))
+///     .write_mode(WriteMode::WriteThrough)
+///     .promotion(Promotion::AllAbove)
+///     .build()
+///     .expect("a valid configuration");
+/// # drop(cache);
+/// ```
+pub struct CacheBuilder<K, V> {
+    layers: Vec<LayerSpec<K, V>>,
+    write_mode: WriteMode,
+    promotion: Promotion,
+    deferred: Option<usize>,
+    clock: Option<Clock>,
+}
+
+impl<K, V> fmt::Debug for CacheBuilder<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("layers", &self.layers)
+            .field("write_mode", &self.write_mode)
+            .field("promotion", &self.promotion)
+            .field("deferred", &self.deferred)
+            .finish()
+    }
+}
+
+impl<K, V> Default for CacheBuilder<K, V> {
+    fn default() -> Self {
+        CacheBuilder {
+            layers: Vec::new(),
+            write_mode: WriteMode::default(),
+            promotion: Promotion::default(),
+            deferred: None,
+            clock: None,
+        }
+    }
+}
+
+impl<K, V> CacheBuilder<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Adds the next layer (the first one added is L1).
+    pub fn layer(mut self, layer: LayerSpec<K, V>) -> Self {
+        self.layers.push(layer);
+        self
+    }
+
+    /// The default write mode of `set` (write-through unless told otherwise).
+    pub fn write_mode(mut self, mode: WriteMode) -> Self {
+        self.write_mode = mode;
+        self
+    }
+
+    /// Where lower-layer hits are promoted (all writable layers above, unless told otherwise).
+    pub fn promotion(mut self, promotion: Promotion) -> Self {
+        self.promotion = promotion;
+        self
+    }
+
+    /// Queue promotions instead of applying them on the reading thread; the queue is applied in
+    /// batches of `batch` by whichever thread fills it, or by
+    /// [`Cache::run_pending_promotions`]. Correctness is unchanged (see
+    /// [`protocol`](crate::protocol)): a queued promotion overtaken by a write is dropped.
+    pub fn deferred_promotion(mut self, batch: usize) -> Self {
+        self.deferred = Some(batch);
+        self
+    }
+
+    /// The clock for TTLs (the process-wide coarse clock unless told otherwise). Tests pass a
+    /// [`Clock::manual`] clock.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Checks the configuration and builds the cache.
+    pub fn build(self) -> Result<Cache<K, V>, BuildError> {
+        if self.layers.is_empty() {
+            return Err(BuildError::NoLayers);
+        }
+        if self.layers.len() > LayerSet::MAX_LAYERS {
+            return Err(BuildError::TooManyLayers {
+                max: LayerSet::MAX_LAYERS,
+                got: self.layers.len(),
+            });
+        }
+        if self.deferred == Some(0) {
+            return Err(BuildError::ZeroPromotionBatch);
+        }
+        let mut seen = HashSet::new();
+        for (index, spec) in self.layers.iter().enumerate() {
+            if spec.name.trim().is_empty() {
+                return Err(BuildError::EmptyName { index });
+            }
+            if !seen.insert(spec.name.as_str()) {
+                return Err(BuildError::DuplicateName(spec.name.clone()));
+            }
+            if spec.ttl == Some(Duration::ZERO) || spec.ttl.is_some_and(|ttl| ttl.as_millis() == 0) {
+                return Err(BuildError::ZeroTtl(spec.name.clone()));
+            }
+        }
+        if self.layers[0].read_only {
+            return Err(BuildError::ReadOnlyL1(self.layers[0].name.clone()));
+        }
+        let clock = self.clock.unwrap_or_else(Clock::system);
+        let mut tiers = Vec::with_capacity(self.layers.len());
+        let mut names = Vec::with_capacity(self.layers.len());
+        let mut ttls = Vec::with_capacity(self.layers.len());
+        let mut read_only = LayerSet::empty();
+        for (index, spec) in self.layers.into_iter().enumerate() {
+            let tier = match spec.kind {
+                Kind::Memory(config) => Tier::Memory(MemoryLayer::new(&spec.name, config, clock.clone())?),
+                Kind::Custom(layer) => Tier::Custom(layer),
+                Kind::WeightOnCustom => return Err(BuildError::WeightOnCustomLayer(spec.name)),
+            };
+            if spec.read_only {
+                read_only.insert(index);
+            }
+            tiers.push(tier);
+            names.push(Arc::<str>::from(spec.name));
+            ttls.push(spec.ttl);
+        }
+        Ok(Cache::from_parts(crate::cache::Parts {
+            tiers,
+            names,
+            ttls,
+            read_only,
+            write_mode: self.write_mode,
+            promotion: self.promotion,
+            deferred: self.deferred,
+            clock,
+        }))
+    }
+}

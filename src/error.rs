@@ -1,0 +1,98 @@
+//! Typed errors: what a layer reports, what an operation returns, what the builder refuses.
+
+use crate::report::{LayerFailure, WriteReport};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// A failure reported by one layer.
+#[derive(Debug, Clone, Error)]
+#[non_exhaustive]
+pub enum LayerError {
+    /// The layer could not be reached or refused the operation (a remote store that is down).
+    #[error("layer unavailable: {0}")]
+    Unavailable(String),
+    /// The layer does not implement this operation (for example iteration).
+    #[error("operation not supported by this layer")]
+    Unsupported,
+    /// Any other failure, with its source.
+    #[error(transparent)]
+    Other(Arc<dyn std::error::Error + Send + Sync>),
+}
+
+/// The error of a cache operation.
+#[derive(Debug, Clone, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The cache was closed; no operation runs after [`close`](crate::Cache::close).
+    #[error("the cache is closed")]
+    Closed,
+    /// An option or argument named a layer the cache does not have.
+    #[error("no layer named {0:?}")]
+    UnknownLayer(String),
+    /// A read found no value and at least one layer that might have held it failed.
+    #[error("no layer could serve the key and {} layer(s) failed: {}", .0.len(), first_failure(.0))]
+    Unavailable(Vec<LayerFailure>),
+    /// A write or delete did not reach every layer it had to. The report says which layers
+    /// took it, which failed, and whether a failed layer was at least invalidated.
+    #[error("the write did not reach every layer: {0}")]
+    Incomplete(WriteReport),
+    /// A layer refused an operation asked of it directly (for example iteration).
+    #[error("layer {layer:?}: {error}")]
+    Layer {
+        /// The layer's name.
+        layer: Arc<str>,
+        /// What it reported.
+        error: LayerError,
+    },
+}
+
+fn first_failure(failures: &[LayerFailure]) -> String {
+    failures.first().map(ToString::to_string).unwrap_or_default()
+}
+
+/// Why a [`CacheBuilder`](crate::CacheBuilder) refused a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A cache needs at least one layer.
+    #[error("a cache needs at least one layer")]
+    NoLayers,
+    /// More layers than a [`LayerSet`](crate::LayerSet) can name.
+    #[error("at most {max} layers are supported, got {got}")]
+    TooManyLayers {
+        /// The limit.
+        max: usize,
+        /// What was configured.
+        got: usize,
+    },
+    /// A layer name was empty.
+    #[error("layer {index} has an empty name")]
+    EmptyName {
+        /// Position of the layer (0 = L1).
+        index: usize,
+    },
+    /// Two layers share a name.
+    #[error("two layers are named {0:?}")]
+    DuplicateName(String),
+    /// A memory layer with capacity 0 can hold nothing.
+    #[error("layer {0:?} has capacity 0")]
+    ZeroCapacity(String),
+    /// A memory layer's maximum weight is 0.
+    #[error("layer {0:?} has a maximum weight of 0")]
+    ZeroWeight(String),
+    /// A zero TTL would make every entry expire as it is written.
+    #[error("layer {0:?} has a TTL of zero")]
+    ZeroTtl(String),
+    /// L1 must be writable: promotions and L1-only writes go there.
+    #[error("the first layer ({0:?}) is read-only; L1 must be writable")]
+    ReadOnlyL1(String),
+    /// A maximum weight needs a weigher to measure entries.
+    #[error("layer {0:?} has a maximum weight but no weigher")]
+    WeightWithoutWeigher(String),
+    /// Weight bounds apply to in-memory tiers only.
+    #[error("layer {0:?} is a custom layer; only memory layers take a maximum weight")]
+    WeightOnCustomLayer(String),
+    /// Deferred promotion needs a batch size of at least one.
+    #[error("the deferred-promotion batch size must be at least 1")]
+    ZeroPromotionBatch,
+}

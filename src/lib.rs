@@ -1,0 +1,65 @@
+//! # strata — a lock-free, multi-tier concurrent cache engine
+//!
+//! strata puts ordered cache layers — in-process tiers, and whatever you plug in through the
+//! [`Layer`] trait (a remote store, a database) — behind one API: `get`, `set`, `delete`,
+//! `exists` and their batch forms, with promotion of lower-layer hits into faster layers,
+//! write-through or L1-only writes, per-layer TTLs, and failures that degrade service without
+//! being hidden.
+//!
+//! ```
+//! use std::time::Duration;
+//! use strata::{Cache, LayerSpec};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cache: Cache<u64, String> = Cache::builder()
+//!     .layer(LayerSpec::memory("l1", 10_000).ttl(Duration::from_secs(60)))
+//!     .layer(LayerSpec::memory("l2", 1_000_000).ttl(Duration::from_secs(3600)))
+//!     .build()?;
+//!
+//! cache.set(7, "seven".to_string())?;          // written to l2, then l1
+//! assert_eq!(cache.get(&7)?, Some("seven".to_string()));
+//! cache.delete(&7)?;
+//! assert_eq!(cache.get(&7)?, None);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## The contract
+//!
+//! Per key, within one cache: after `set(k, v)` returns, no `get(k)` that starts afterwards
+//! returns an older value; after `delete(k)` returns, no `get(k)` that starts afterwards returns
+//! a value written before it. Promotions, evictions and expirations never break this. How:
+//! [`protocol`].
+//!
+//! ## Map of the crate
+//!
+//! - [`Cache`], [`CacheBuilder`], [`LayerSpec`], [`SetOptions`]: the public API.
+//! - [`protocol`]: write versions and promotion tickets — the concurrency argument.
+//! - [`MemoryLayer`]: the in-process tier (papaya map, S3-FIFO eviction, coarse-clock TTLs).
+//! - [`Layer`]: the trait a tier implements.
+//! - [`Stats`], [`WriteReport`], [`Lookup`], [`Error`]: what operations report.
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod builder;
+mod cache;
+mod clock;
+mod error;
+mod layer;
+mod memory;
+mod options;
+pub mod protocol;
+mod report;
+mod stats;
+mod sync;
+
+pub use builder::{CacheBuilder, LayerSpec};
+pub use cache::Cache;
+pub use clock::{Clock, ManualClock, Timestamp};
+pub use error::{BuildError, Error, LayerError};
+pub use layer::{Entry, GetResults, Layer, LayerCounters};
+pub use memory::{MemoryConfig, MemoryLayer, Weigher};
+pub use options::{Promotion, SetOptions, WriteMode};
+pub use protocol::{Ticket, Version};
+pub use report::{LayerFailure, LayerSet, Lookup, WriteReport};
+pub use stats::{LayerStats, Stats};

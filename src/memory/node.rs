@@ -1,0 +1,114 @@
+//! One entry of the in-memory tier, as stored in the map.
+//!
+//! A node is immutable once published except for its `meta` byte: a new value for a key is a
+//! new node that replaces the old one in the map (papaya swaps the slot's pointer; no tombstone
+//! is left behind), so a reader holding a node under its guard always sees a consistent
+//! `(value, version, expiry)` triple.
+//!
+//! `meta` encoding (one byte, the entry's own access bits):
+//!
+//! | bits | meaning |
+//! |------|---------|
+//! | 0–1  | S3-FIFO access frequency, saturating at 3 |
+//! | 7    | `PENDING`: inserted by a promotion that has not been validated yet; readers treat it as absent |
+
+use crate::clock::Timestamp;
+use crate::sync::{AtomicU8, Ordering};
+
+pub(crate) const FREQ_MASK: u8 = 0b0000_0011;
+pub(crate) const PENDING: u8 = 0b1000_0000;
+
+pub(crate) struct Node<V> {
+    pub(crate) value: V,
+    /// The write version this value carries (see `protocol`). Per key, a higher version is a
+    /// later write.
+    pub(crate) version: u64,
+    pub(crate) expires_at: Timestamp,
+    /// The policy's identity of this key's residency: `(sequence << SHARD_BITS) | shard`.
+    /// Carried over when a value is replaced in place; a queue item whose birth differs from
+    /// the node's is stale.
+    pub(crate) birth: u64,
+    pub(crate) weight: u64,
+    pub(crate) meta: AtomicU8,
+}
+
+impl<V> Node<V> {
+    pub(crate) fn new(value: V, version: u64, expires_at: Timestamp, birth: u64, weight: u64, meta: u8) -> Self {
+        Node {
+            value,
+            version,
+            expires_at,
+            birth,
+            weight,
+            meta: AtomicU8::new(meta),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at <= now
+    }
+
+    /// The expiry check of the read path: only reads the clock when the node can expire.
+    #[inline]
+    pub(crate) fn is_expired_with(&self, now: impl FnOnce() -> Timestamp) -> bool {
+        self.expires_at != Timestamp::NEVER && self.expires_at <= now()
+    }
+
+    /// Relaxed: the meta byte publishes no other memory. The value, version and expiry were
+    /// published by papaya's release store of the node pointer and read through its acquire
+    /// load; `PENDING` is only ever cleared, and why a relaxed read of it is enough is argued
+    /// in `protocol` (a reader can only reach a pending node through the map slot, and slot
+    /// coherence orders it against every completed write).
+    #[inline]
+    pub(crate) fn meta(&self) -> u8 {
+        self.meta.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn is_pending(&self) -> bool {
+        self.meta() & PENDING != 0
+    }
+
+    /// Records an access: bumps the frequency unless it is already saturated, so a hot entry's
+    /// cache line is not written on every hit. A lost race loses one increment, which the
+    /// policy tolerates (frequencies are hints). Relaxed for the same reason as `meta`.
+    #[inline]
+    pub(crate) fn touch(&self, meta: u8) {
+        if meta & FREQ_MASK != FREQ_MASK {
+            let _ = self
+                .meta
+                .compare_exchange_weak(meta, meta + 1, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// Lowers the frequency by one (CLOCK hand of the main queue). Returns the frequency seen.
+    pub(crate) fn cool(&self) -> u8 {
+        let mut meta = self.meta();
+        loop {
+            let freq = meta & FREQ_MASK;
+            if freq == 0 {
+                return 0;
+            }
+            match self
+                .meta
+                .compare_exchange_weak(meta, meta - 1, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return freq,
+                Err(seen) => meta = seen,
+            }
+        }
+    }
+
+    /// Clears the frequency (an entry moving from the small to the main queue starts cold).
+    pub(crate) fn reset_freq(&self) {
+        self.meta.fetch_and(!FREQ_MASK, Ordering::Relaxed);
+    }
+
+    /// Makes a promoted node visible to readers. Release pairs with nothing the reader needs
+    /// (see `meta`); it is used so the publication is ordered after the validation load in
+    /// every model, which keeps the argument in `protocol` local.
+    pub(crate) fn publish(&self) {
+        self.meta.fetch_and(!PENDING, Ordering::Release);
+    }
+}

@@ -1,0 +1,259 @@
+//! S3-FIFO eviction, sharded, on lock-free queues.
+//!
+//! # Algorithm
+//!
+//! S3-FIFO (Yang et al., SOSP'23) keeps three FIFO queues per shard:
+//!
+//! - **small** (≈10 % of the shard): every new key enters here. When an entry reaches the head
+//!   of the queue it is moved to *main* if it was read while queued (frequency > 0), otherwise it
+//!   is evicted and its hash is remembered in the *ghost*.
+//! - **main** (the rest): a CLOCK over a FIFO. At the head, an entry with frequency > 0 has its
+//!   frequency lowered and goes back to the tail; a cold one is evicted.
+//! - **ghost**: fingerprints of keys recently evicted from *small*. A new key found in the ghost
+//!   skips *small* and enters *main* directly: it was wanted again soon after eviction.
+//!
+//! Why S3-FIFO rather than W-TinyLFU: a read hit only sets the entry's own two frequency bits
+//! (and only when they change), while TinyLFU increments a shared count-min sketch on every
+//! read, a write to a shared cache line on the hot path (moka buffers those writes; we need not).
+//! Hit ratios on the traces in `shared/traces` are in the closing notes and PERF.md.
+//!
+//! # Concurrency
+//!
+//! The map is the source of truth; the queues only hold `(key, birth)` items. A key's *birth*
+//! identifies one residency of the key in the map and is carried over when its value is
+//! replaced in place. Removals that do not go through the policy (delete, lazy expiry, an
+//! aborted promotion) leave their item behind as an *orphan*: when popped, an item whose key is
+//! absent or whose birth differs from the node's is dropped. Orphans are counted, and once they
+//! exceed half the shard's capacity a reaping pass rotates the queues to drop them, so the
+//! queues stay within a constant factor of the live entries.
+//!
+//! Shards split the policy (not the map) by key hash, so inserting threads rarely touch the same
+//! queue tail or counters. Each shard's bound is its share of the capacity, so the total never
+//! exceeds the configured capacity once writers are quiescent; while writers run it can be
+//! exceeded by at most one entry per concurrent writer.
+//!
+//! The queues are crossbeam's `SegQueue` (a lock-free, block-allocated Michael–Scott-style
+//! queue: one allocation per 31 pushes). Writing our own would gain nothing here.
+
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use crossbeam_queue::SegQueue;
+use crossbeam_utils::CachePadded;
+
+/// Low bits of a birth that name the shard.
+pub(crate) const SHARD_BITS: u32 = 8;
+const MAX_SHARDS: usize = 1 << SHARD_BITS;
+/// Shards are only split off when each gets at least this many entries, so small caches keep
+/// one exact S3-FIFO.
+const MIN_SHARD_CAPACITY: usize = 512;
+
+pub(crate) struct Item<K> {
+    pub(crate) key: K,
+    pub(crate) birth: u64,
+}
+
+/// Which queue an item was popped from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Queue {
+    Small,
+    Main,
+}
+
+pub(crate) struct Shard<K> {
+    small: SegQueue<Item<K>>,
+    main: SegQueue<Item<K>>,
+    ghost: Box<[AtomicU64]>,
+    ghost_mask: u64,
+    state: CachePadded<ShardState>,
+    pub(crate) max_len: usize,
+    pub(crate) max_weight: u64,
+    small_target: usize,
+}
+
+struct ShardState {
+    len: AtomicUsize,
+    weight: AtomicU64,
+    orphans: AtomicUsize,
+    next_birth: AtomicU64,
+}
+
+pub(crate) struct Policy<K> {
+    shards: Box<[Shard<K>]>,
+    mask: u64,
+}
+
+impl<K> Policy<K> {
+    /// `capacity` entries and `max_weight` units in total, split over shards.
+    pub(crate) fn new(capacity: usize, max_weight: u64) -> Self {
+        let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let wanted = (parallelism * 4).next_power_of_two();
+        let mut count = 1;
+        while count < wanted && count < MAX_SHARDS && capacity / (count * 2) >= MIN_SHARD_CAPACITY {
+            count *= 2;
+        }
+        let shards = (0..count)
+            .map(|i| {
+                // Spread the remainder so the shard bounds sum exactly to the capacity.
+                let max_len = capacity / count + usize::from(i < capacity % count);
+                let max_weight = if max_weight == u64::MAX {
+                    u64::MAX
+                } else {
+                    max_weight / count as u64 + u64::from((i as u64) < max_weight % count as u64)
+                };
+                Shard::new(max_len, max_weight)
+            })
+            .collect();
+        Policy {
+            shards,
+            mask: count as u64 - 1,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn shard_for_hash(&self, hash: u64) -> &Shard<K> {
+        &self.shards[(hash & self.mask) as usize]
+    }
+
+    #[inline]
+    pub(crate) fn shard_of_birth(&self, birth: u64) -> &Shard<K> {
+        &self.shards[(birth & (MAX_SHARDS as u64 - 1) & self.mask) as usize]
+    }
+
+    pub(crate) fn shards(&self) -> &[Shard<K>] {
+        &self.shards
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.len()).sum()
+    }
+
+    pub(crate) fn weight(&self) -> u64 {
+        self.shards.iter().map(|s| s.state.weight.load(Ordering::Relaxed)).sum()
+    }
+}
+
+impl<K> Shard<K> {
+    fn new(max_len: usize, max_weight: u64) -> Self {
+        let ghost_len = max_len.max(1).next_power_of_two();
+        Shard {
+            small: SegQueue::new(),
+            main: SegQueue::new(),
+            ghost: (0..ghost_len).map(|_| AtomicU64::new(0)).collect(),
+            ghost_mask: ghost_len as u64 - 1,
+            state: CachePadded::new(ShardState {
+                len: AtomicUsize::new(0),
+                weight: AtomicU64::new(0),
+                orphans: AtomicUsize::new(0),
+                next_birth: AtomicU64::new(1),
+            }),
+            max_len,
+            max_weight,
+            small_target: (max_len / 10).max(1),
+        }
+    }
+
+    /// A fresh birth for a key entering this shard. `index` is the shard's own index.
+    pub(crate) fn next_birth(&self, index: usize) -> u64 {
+        // Relaxed: births only need to be unique, which the RMW guarantees.
+        let seq = self.state.next_birth.fetch_add(1, Ordering::Relaxed);
+        (seq << SHARD_BITS) | index as u64
+    }
+
+    /// Accounts a new resident and queues it: into main if the ghost remembers its hash.
+    pub(crate) fn admit(&self, key: K, birth: u64, hash: u64, weight: u64) {
+        // Relaxed counters: they bound memory, they do not publish entries (the map does).
+        self.state.len.fetch_add(1, Ordering::Relaxed);
+        self.state.weight.fetch_add(weight, Ordering::Relaxed);
+        let item = Item { key, birth };
+        if self.take_ghost(hash) {
+            self.main.push(item);
+        } else {
+            self.small.push(item);
+        }
+    }
+
+    /// Accounts a resident removed by the policy (its item was consumed).
+    pub(crate) fn forget(&self, weight: u64) {
+        self.state.len.fetch_sub(1, Ordering::Relaxed);
+        self.state.weight.fetch_sub(weight, Ordering::Relaxed);
+    }
+
+    /// Accounts a resident removed outside the policy: its item is now an orphan.
+    pub(crate) fn forget_orphaned(&self, weight: u64) {
+        self.forget(weight);
+        self.state.orphans.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Accounts an orphan item that was popped and dropped.
+    pub(crate) fn drop_orphan(&self) {
+        // Saturating: an item can be popped as an orphan before its removal was counted.
+        let _ = self
+            .state
+            .orphans
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    pub(crate) fn adjust_weight(&self, old: u64, new: u64) {
+        if new >= old {
+            self.state.weight.fetch_add(new - old, Ordering::Relaxed);
+        } else {
+            self.state.weight.fetch_sub(old - new, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.state.len.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_over_capacity(&self) -> bool {
+        self.len() > self.max_len || self.state.weight.load(Ordering::Relaxed) > self.max_weight
+    }
+
+    pub(crate) fn has_too_many_orphans(&self) -> bool {
+        self.state.orphans.load(Ordering::Relaxed) > self.max_len / 2 + 16
+    }
+
+    /// The next eviction candidate: from small while it holds more than its share, else main.
+    pub(crate) fn pop(&self) -> Option<(Item<K>, Queue)> {
+        let from_small = self.small.len() > self.small_target || self.main.is_empty();
+        let (first, second) = if from_small {
+            ((&self.small, Queue::Small), (&self.main, Queue::Main))
+        } else {
+            ((&self.main, Queue::Main), (&self.small, Queue::Small))
+        };
+        first
+            .0
+            .pop()
+            .map(|item| (item, first.1))
+            .or_else(|| second.0.pop().map(|item| (item, second.1)))
+    }
+
+    pub(crate) fn push(&self, item: Item<K>, queue: Queue) {
+        match queue {
+            Queue::Small => self.small.push(item),
+            Queue::Main => self.main.push(item),
+        }
+    }
+
+    pub(crate) fn remember(&self, hash: u64) {
+        // Relaxed: the ghost is a lossy hint; a missed or torn observation only changes which
+        // queue a key enters.
+        self.ghost[(hash & self.ghost_mask) as usize].store(hash | 1, Ordering::Relaxed);
+    }
+
+    fn take_ghost(&self, hash: u64) -> bool {
+        let slot = &self.ghost[(hash & self.ghost_mask) as usize];
+        slot.load(Ordering::Relaxed) == hash | 1
+            && slot
+                .compare_exchange(hash | 1, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Drops every queued item and resets the counters (used by `clear`).
+    pub(crate) fn reset(&self) {
+        while self.small.pop().is_some() {}
+        while self.main.pop().is_some() {}
+        self.state.len.store(0, Ordering::Relaxed);
+        self.state.weight.store(0, Ordering::Relaxed);
+        self.state.orphans.store(0, Ordering::Relaxed);
+    }
+}

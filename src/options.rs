@@ -1,0 +1,77 @@
+//! Per-cache modes and per-call options.
+
+use std::time::Duration;
+
+/// Which layers a `set` writes by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Every writable layer, deepest first, L1 last (the default).
+    #[default]
+    WriteThrough,
+    /// L1 only. The other writable layers are *invalidated* (the key is deleted there), so they
+    /// cannot serve an older value once L1 evicts the new one.
+    L1Only,
+}
+
+/// Where a value found in a lower layer is copied on a read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Promotion {
+    /// Never copy values up.
+    Off,
+    /// Into every writable layer above the one that served the value (the default).
+    #[default]
+    AllAbove,
+    /// Into L1 only.
+    L1Only,
+}
+
+/// Options of one `set`: TTL override, write mode override, layers to skip.
+///
+/// A layer that a `set` does not write (skipped, or below L1 in L1-only mode) is invalidated
+/// instead, so the contract holds whatever the options.
+///
+/// ```
+/// use std::time::Duration;
+/// use strata::SetOptions;
+///
+/// let options = SetOptions::new().ttl(Duration::from_secs(5)).skip("redis");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetOptions {
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) mode: Option<WriteMode>,
+    pub(crate) skip: Vec<String>,
+}
+
+impl SetOptions {
+    /// The defaults: each layer's own TTL, the cache's write mode, no layer skipped.
+    pub fn new() -> Self {
+        SetOptions::default()
+    }
+
+    /// Use this TTL in every layer written, instead of each layer's default.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Write to L1 only (see [`WriteMode::L1Only`]).
+    pub fn l1_only(mut self) -> Self {
+        self.mode = Some(WriteMode::L1Only);
+        self
+    }
+
+    /// Override the cache's write mode for this call.
+    pub fn mode(mut self, mode: WriteMode) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// Do not write the named layer (it is invalidated instead). An unknown name makes the
+    /// `set` fail with [`Error::UnknownLayer`](crate::Error::UnknownLayer) before anything is
+    /// written.
+    pub fn skip(mut self, layer: impl Into<String>) -> Self {
+        self.skip.push(layer.into());
+        self
+    }
+}

@@ -1,0 +1,35 @@
+//! The one place strata imports atomics and cells from.
+//!
+//! Every atomic that the promotion protocol, the policy and the counters rely on comes from
+//! here, so a `--cfg loom` build swaps them all for loom's instrumented versions at once (the
+//! pattern of tokio's `loom` module and sharded-slab's `sync.rs`). Code elsewhere in the crate
+//! must not name `std::sync::atomic` directly.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+pub(crate) use std::sync::Arc;
+
+/// A hint to the processor inside a bounded retry loop.
+#[inline]
+pub(crate) fn spin_hint() {
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
+/// The hasher for stripes, shards and ghost fingerprints. Random per cache normally; fixed
+/// under loom, whose exploration must be deterministic.
+#[cfg(not(loom))]
+pub(crate) fn random_state() -> ahash::RandomState {
+    ahash::RandomState::new()
+}
+
+#[cfg(loom)]
+pub(crate) fn random_state() -> ahash::RandomState {
+    ahash::RandomState::with_seeds(0x5eed, 0x57a7a, 0xcafe, 0xf00d)
+}
