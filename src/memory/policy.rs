@@ -257,3 +257,11 @@ impl<K> Shard<K> {
         self.state.orphans.store(0, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+impl<K> Shard<K> {
+    /// Items in both queues (orphans included).
+    pub(crate) fn queued(&self) -> usize {
+        self.small.len() + self.main.len()
+    }
+}

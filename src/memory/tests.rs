@@ -1,0 +1,231 @@
+//! Unit tests of the in-memory tier: versions, the pending/publish/undo steps of promotion,
+//! S3-FIFO decisions and orphan bookkeeping.
+
+use super::*;
+use crate::protocol::WriteStripes;
+use std::time::Duration;
+
+fn tier(capacity: usize) -> (MemoryLayer<u64, u64>, crate::clock::ManualClock) {
+    let (clock, hand) = Clock::manual();
+    (MemoryLayer::new("t", MemoryConfig::new(capacity), clock).unwrap(), hand)
+}
+
+fn entry(value: u64, version: u64) -> Entry<u64> {
+    Entry {
+        value,
+        version,
+        expires_at: Timestamp::NEVER,
+    }
+}
+
+fn value(tier: &MemoryLayer<u64, u64>, key: u64) -> Option<u64> {
+    tier.get(&key, Timestamp(0)).unwrap().map(|e| e.value)
+}
+
+#[test]
+fn an_older_version_never_replaces_a_newer_one() {
+    let (t, _) = tier(10);
+    t.set(&1, entry(20, 2)).unwrap();
+    t.set(&1, entry(10, 1)).unwrap();
+    assert_eq!(value(&t, 1), Some(20));
+    t.set(&1, entry(30, 3)).unwrap();
+    assert_eq!(value(&t, 1), Some(30));
+}
+
+#[test]
+fn delete_keeps_a_newer_version() {
+    let (t, _) = tier(10);
+    t.set(&1, entry(50, 5)).unwrap();
+    t.delete(&1, 4).unwrap();
+    assert_eq!(value(&t, 1), Some(50), "a delete older than the value must not remove it");
+    t.delete(&1, 6).unwrap();
+    assert_eq!(value(&t, 1), None);
+    assert_eq!(t.len(), 0);
+}
+
+#[test]
+fn promotion_with_a_current_ticket_publishes() {
+    let (t, _) = tier(10);
+    let stripes = WriteStripes::new();
+    let ticket = stripes.ticket(99).unwrap();
+    assert!(t.promote(&1, entry(10, 1), &ticket).unwrap());
+    assert_eq!(value(&t, 1), Some(10));
+}
+
+#[test]
+fn promotion_with_a_stale_ticket_is_undone() {
+    let (t, _) = tier(10);
+    let stripes = WriteStripes::new();
+    let ticket = stripes.ticket(99).unwrap();
+    drop(stripes.begin(99)); // a write of the stripe started (and finished) since
+    assert!(!t.promote(&1, entry(10, 1), &ticket).unwrap());
+    assert_eq!(value(&t, 1), None);
+    assert_eq!(t.len(), 0, "the undone node is removed and accounted");
+}
+
+#[test]
+fn promotion_never_overwrites_a_present_value() {
+    let (t, _) = tier(10);
+    let stripes = WriteStripes::new();
+    t.set(&1, entry(20, 2)).unwrap();
+    let ticket = stripes.ticket(99).unwrap();
+    assert!(!t.promote(&1, entry(10, 1), &ticket).unwrap());
+    assert_eq!(value(&t, 1), Some(20));
+}
+
+#[test]
+fn promotion_replaces_an_expired_node_but_not_with_an_older_version() {
+    let (t, hand) = tier(10);
+    let stripes = WriteStripes::new();
+    let short = |value, version| Entry {
+        value,
+        version,
+        expires_at: Timestamp(1_000),
+    };
+    t.set(&1, short(20, 2)).unwrap();
+    t.set(&2, short(20, 2)).unwrap();
+    hand.advance(Duration::from_secs(2));
+    let ticket = stripes.ticket(99).unwrap();
+    assert!(t.promote(&1, entry(30, 2), &ticket).unwrap());
+    assert_eq!(value(&t, 1), Some(30));
+    assert!(!t.promote(&2, entry(10, 1), &ticket).unwrap());
+    assert_eq!(value(&t, 2), None);
+}
+
+#[test]
+fn pending_nodes_are_invisible() {
+    let (t, _) = tier(10);
+    let guard = t.map.guard();
+    t.map.insert(1, Node::new(10, 1, Timestamp::NEVER, 1, 1, PENDING), &guard);
+    assert_eq!(value(&t, 1), None);
+    assert!(!t.contains(&1, Timestamp(0)).unwrap());
+    let mut seen = 0;
+    t.for_each(Timestamp(0), &mut |_, _| seen += 1).unwrap();
+    assert_eq!(seen, 0);
+}
+
+#[test]
+fn expired_entries_are_never_returned_and_are_counted() {
+    let (t, hand) = tier(10);
+    t.set(
+        &1,
+        Entry {
+            value: 10,
+            version: 1,
+            expires_at: Timestamp(500),
+        },
+    )
+    .unwrap();
+    assert_eq!(value(&t, 1), Some(10));
+    hand.advance(Duration::from_millis(500));
+    assert_eq!(value(&t, 1), None);
+    assert_eq!(t.counters().expirations, 1);
+    assert_eq!(t.len(), 0);
+}
+
+#[test]
+fn a_read_sets_the_frequency_bits_only_until_saturated() {
+    let (t, _) = tier(10);
+    t.set(&1, entry(10, 1)).unwrap();
+    assert_eq!(t.freq(&1), Some(0));
+    for expected in [1, 2, 3, 3, 3] {
+        value(&t, 1);
+        assert_eq!(t.freq(&1), Some(expected));
+    }
+    // An update keeps the frequency (in-place replacement carries the policy state).
+    t.set(&1, entry(11, 2)).unwrap();
+    assert_eq!(t.freq(&1), Some(3));
+}
+
+#[test]
+fn a_key_read_while_in_the_small_queue_survives_a_scan() {
+    let (t, _) = tier(100);
+    t.set(&0, entry(0, 1)).unwrap();
+    value(&t, 0);
+    for key in 1..1_000 {
+        t.set(&key, entry(key, 1)).unwrap();
+    }
+    assert_eq!(value(&t, 0), Some(0), "a hot key moves to main instead of being evicted");
+    assert!(t.len() <= 100);
+    assert_eq!(t.counters().evictions, 1_000 - 100);
+}
+
+#[test]
+fn a_ghost_hit_enters_the_main_queue() {
+    let (t, _) = tier(100);
+    // Fill, then push key 0 out of small (never read: it goes to the ghost).
+    for key in 0..101 {
+        t.set(&key, entry(key, 1)).unwrap();
+    }
+    assert_eq!(value(&t, 0), None);
+    // Re-inserted soon after: the ghost remembers it, so it enters main and survives a scan
+    // of one-hit keys that only churn the small queue.
+    t.set(&0, entry(0, 2)).unwrap();
+    for key in 1_000..1_050 {
+        t.set(&key, entry(key, 1)).unwrap();
+    }
+    assert_eq!(value(&t, 0), Some(0));
+}
+
+#[test]
+fn deletes_leave_orphans_that_are_reaped() {
+    let (t, _) = tier(100);
+    for round in 0..50u64 {
+        for key in 0..100 {
+            t.set(&key, entry(key, round * 2 + 1)).unwrap();
+        }
+        for key in 0..100 {
+            t.delete(&key, round * 2 + 2).unwrap();
+        }
+    }
+    assert_eq!(t.len(), 0);
+    let queued: usize = t.policy.shards().iter().map(|s| s.queued()).sum();
+    assert!(queued <= 200, "orphans are reaped, {queued} items queued");
+}
+
+#[test]
+fn the_weight_bound_holds() {
+    let (clock, _) = Clock::manual();
+    let config = MemoryConfig {
+        capacity: 1_000,
+        max_weight: 100,
+        weigher: Some(Arc::new(|_: &u64, v: &u64| *v)),
+    };
+    let t = MemoryLayer::new("w", config, clock).unwrap();
+    for key in 0..200 {
+        t.set(&key, entry(key % 10 + 1, 1)).unwrap();
+        assert!(t.weight() <= 100, "weight {} over the bound", t.weight());
+    }
+    assert!(t.weight() > 80, "the bound is used, not undershot: {}", t.weight());
+}
+
+#[test]
+fn the_capacity_bound_holds_under_concurrent_inserts() {
+    let (t, _) = tier(2_000);
+    let t = Arc::new(t);
+    let threads: Vec<_> = (0..4u64)
+        .map(|n| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000 {
+                    let key = n * 1_000_000 + i;
+                    t.set(&key, entry(key, 1)).unwrap();
+                    if i % 3 == 1 {
+                        t.delete(&(key - 1), 5).unwrap();
+                    }
+                    value(&t, key / 2);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    // Quiescent: the last inserter of each shard saw it within bounds.
+    assert!(t.len() <= 2_000, "len {}", t.len());
+    let live = {
+        let guard = t.map.guard();
+        t.map.iter(&guard).count()
+    };
+    assert_eq!(live, t.len(), "the length counter matches the map");
+}
