@@ -655,17 +655,23 @@ where
         }
     }
 
-    fn apply_promotions(&self, target: usize, batch: Vec<(&K, Entry<V>, Ticket<'_>)>) {
+    /// Applies a batch of promotions into one layer; returns how many landed.
+    fn apply_promotions(&self, target: usize, batch: Vec<(&K, Entry<V>, Ticket<'_>)>) -> usize {
         if batch.is_empty() {
-            return;
+            return 0;
         }
+        let mut landed = 0;
         for result in self.tiers[target].layer().promote_many(batch) {
             match result {
-                Ok(true) => self.counters.incr(promotions(target)),
+                Ok(true) => {
+                    self.counters.incr(promotions(target));
+                    landed += 1;
+                }
                 Ok(false) => {}
                 Err(_) => self.counters.incr(errors(target)),
             }
         }
+        landed
     }
 
     /// Pops up to `max` queued promotions and applies them, one batch per target layer,
@@ -678,17 +684,16 @@ where
                 None => break,
             }
         }
-        let before: u64 = (0..self.tiers.len()).map(|t| self.counters.sum(promotions(t))).sum();
+        let mut landed = 0;
         for target in (0..self.tiers.len()).rev() {
             let batch: Vec<(&K, Entry<V>, Ticket<'_>)> = taken
                 .iter()
                 .filter(|item| item.target == target)
                 .map(|item| (&item.key, item.entry.clone(), self.stripes.attach(item.ticket)))
                 .collect();
-            self.apply_promotions(target, batch);
+            landed += self.apply_promotions(target, batch);
         }
-        let after: u64 = (0..self.tiers.len()).map(|t| self.counters.sum(promotions(t))).sum();
-        (after - before) as usize
+        landed
     }
 
     fn plan(&self, options: &SetOptions) -> Result<Plan, Error> {

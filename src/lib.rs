@@ -63,3 +63,8 @@ pub use options::{Promotion, SetOptions, WriteMode};
 pub use protocol::{Ticket, Version};
 pub use report::{LayerFailure, LayerSet, Lookup, WriteReport};
 pub use stats::{LayerStats, Stats};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

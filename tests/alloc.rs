@@ -1,0 +1,105 @@
+//! Allocation counts on the hot paths, measured with a counting global allocator.
+//!
+//! Targets: no allocation on a get hit or on `exists`; none on `delete` (amortized: the memory
+//! reclamation of removed nodes may batch); at most one per `set` of an existing key into one
+//! layer (papaya allocates the new node; the old one is retired).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use strata::{Cache, LayerSpec, Promotion};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // `try_with`: the thread-local may already be gone while a thread shuts down.
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: forwarded unchanged to the system allocator, whose contract the caller meets.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `System` with this layout (see `alloc`).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_per_op(ops: u64, mut op: impl FnMut(u64)) -> f64 {
+    let before = ALLOCATIONS.with(Cell::get);
+    for i in 0..ops {
+        op(i);
+    }
+    let after = ALLOCATIONS.with(Cell::get);
+    (after - before) as f64 / ops as f64
+}
+
+fn two_layers() -> Cache<u64, u64> {
+    Cache::builder()
+        .layer(LayerSpec::memory("l1", 20_000))
+        .layer(LayerSpec::memory("l2", 20_000))
+        .promotion(Promotion::AllAbove)
+        .build()
+        .unwrap()
+}
+
+const KEYS: u64 = 10_000;
+const OPS: u64 = 100_000;
+
+#[test]
+fn a_get_hit_allocates_nothing() {
+    let cache = two_layers();
+    for key in 0..KEYS {
+        cache.set(key, key).unwrap();
+    }
+    let _ = cache.get(&0);
+    let per_op = allocations_per_op(OPS, |i| {
+        assert_eq!(cache.get(&(i % KEYS)).unwrap(), Some(i % KEYS));
+    });
+    assert_eq!(per_op, 0.0);
+    let per_op = allocations_per_op(OPS, |i| {
+        assert!(cache.exists(&(i % KEYS)).unwrap());
+    });
+    assert_eq!(per_op, 0.0);
+}
+
+#[test]
+fn a_miss_allocates_nothing() {
+    let cache = two_layers();
+    let per_op = allocations_per_op(OPS, |i| {
+        assert_eq!(cache.get(&i).unwrap(), None);
+    });
+    assert_eq!(per_op, 0.0);
+}
+
+#[test]
+fn delete_allocates_nothing_amortized() {
+    let cache = two_layers();
+    for key in 0..OPS {
+        cache.set(key % 20_000, key).unwrap();
+    }
+    let per_op = allocations_per_op(OPS, |i| {
+        cache.delete(&(i % 20_000)).unwrap();
+    });
+    // Memory reclamation batches retired nodes; a rare batch allocation is allowed.
+    assert!(per_op < 0.05, "{per_op} allocations per delete");
+}
+
+#[test]
+fn set_of_an_existing_key_allocates_at_most_once_per_layer() {
+    let cache: Cache<u64, u64> = Cache::builder().layer(LayerSpec::memory("l1", 20_000)).build().unwrap();
+    for key in 0..KEYS {
+        cache.set(key, key).unwrap();
+    }
+    let per_op = allocations_per_op(OPS, |i| {
+        cache.set(i % KEYS, i).unwrap();
+    });
+    // One node per set, plus seize's amortized batch of retired nodes (one per batch).
+    assert!(per_op <= 1.1, "{per_op} allocations per set");
+}
