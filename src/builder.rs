@@ -84,7 +84,11 @@ impl<K, V> LayerSpec<K, V> {
     }
 
     /// Bounds an in-memory tier by total weight as measured by `weigher`.
-    pub fn max_weight(mut self, max_weight: u64, weigher: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
+    pub fn max_weight(
+        mut self,
+        max_weight: u64,
+        weigher: impl Fn(&K, &V) -> u64 + Send + Sync + 'static,
+    ) -> Self {
         if let Kind::Memory(config) = &mut self.kind {
             config.max_weight = max_weight;
             config.weigher = Some(Arc::new(weigher));
@@ -203,7 +207,8 @@ where
             if !seen.insert(spec.name.as_str()) {
                 return Err(BuildError::DuplicateName(spec.name.clone()));
             }
-            if spec.ttl == Some(Duration::ZERO) || spec.ttl.is_some_and(|ttl| ttl.as_millis() == 0) {
+            if spec.ttl == Some(Duration::ZERO) || spec.ttl.is_some_and(|ttl| ttl.as_millis() == 0)
+            {
                 return Err(BuildError::ZeroTtl(spec.name.clone()));
             }
         }
@@ -217,7 +222,9 @@ where
         let mut read_only = LayerSet::empty();
         for (index, spec) in self.layers.into_iter().enumerate() {
             let tier = match spec.kind {
-                Kind::Memory(config) => Tier::Memory(MemoryLayer::new(&spec.name, config, clock.clone())?),
+                Kind::Memory(config) => {
+                    Tier::Memory(MemoryLayer::new(&spec.name, config, clock.clone())?)
+                }
                 Kind::Custom(layer) => Tier::Custom(layer),
                 Kind::WeightOnCustom => return Err(BuildError::WeightOnCustomLayer(spec.name)),
             };

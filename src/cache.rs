@@ -367,7 +367,10 @@ where
         inner.check_open()?;
         let token = inner.stripes.begin(inner.hash(key));
         let mut report = WriteReport::default();
-        for index in (0..inner.tiers.len()).rev().filter(|&i| inner.writable.contains(i)) {
+        for index in (0..inner.tiers.len())
+            .rev()
+            .filter(|&i| inner.writable.contains(i))
+        {
             let result = inner.tiers[index].layer().delete(key, token.version());
             inner.record_write(index, key, &token, result, &mut report, false);
         }
@@ -382,16 +385,24 @@ where
     }
 
     /// [`set_many`](Cache::set_many) with per-call options applied to every entry.
-    pub fn set_many_with(&self, items: Vec<(K, V)>, options: &SetOptions) -> Vec<Result<WriteReport, Error>> {
+    pub fn set_many_with(
+        &self,
+        items: Vec<(K, V)>,
+        options: &SetOptions,
+    ) -> Vec<Result<WriteReport, Error>> {
         let inner = &*self.inner;
         let plan = match inner.check_open().and_then(|()| inner.plan(options)) {
             Ok(plan) => plan,
             Err(error) => return items.iter().map(|_| Err(error.clone())).collect(),
         };
-        let tokens: Vec<WriteToken<'_>> = items.iter().map(|(key, _)| inner.stripes.begin(inner.hash(key))).collect();
+        let tokens: Vec<WriteToken<'_>> = items
+            .iter()
+            .map(|(key, _)| inner.stripes.begin(inner.hash(key)))
+            .collect();
         let now = inner.clock.now();
         let mut reports: Vec<WriteReport> = items.iter().map(|_| WriteReport::default()).collect();
-        let (keys, mut values): (Vec<K>, Vec<Option<V>>) = items.into_iter().map(|(k, v)| (k, Some(v))).unzip();
+        let (keys, mut values): (Vec<K>, Vec<Option<V>>) =
+            items.into_iter().map(|(k, v)| (k, Some(v))).unzip();
         let last_target = plan.targets.iter().next();
         for index in (0..inner.tiers.len()).rev() {
             let layer = inner.tiers[index].layer();
@@ -411,7 +422,11 @@ where
                     inner.record_write(index, &keys[k], &tokens[k], result, &mut reports[k], true);
                 }
             } else if plan.invalidate.contains(index) {
-                let versions: Vec<(&K, u64)> = keys.iter().zip(&tokens).map(|(k, t)| (k, t.version())).collect();
+                let versions: Vec<(&K, u64)> = keys
+                    .iter()
+                    .zip(&tokens)
+                    .map(|(k, t)| (k, t.version()))
+                    .collect();
                 let results = layer.delete_many(&versions);
                 for (k, result) in results.into_iter().enumerate() {
                     inner.record_write(index, &keys[k], &tokens[k], result, &mut reports[k], false);
@@ -428,10 +443,20 @@ where
         if inner.check_open().is_err() {
             return keys.iter().map(|_| Err(Error::Closed)).collect();
         }
-        let tokens: Vec<WriteToken<'_>> = keys.iter().map(|key| inner.stripes.begin(inner.hash(key))).collect();
-        let versions: Vec<(&K, u64)> = keys.iter().zip(&tokens).map(|(k, t)| (k, t.version())).collect();
+        let tokens: Vec<WriteToken<'_>> = keys
+            .iter()
+            .map(|key| inner.stripes.begin(inner.hash(key)))
+            .collect();
+        let versions: Vec<(&K, u64)> = keys
+            .iter()
+            .zip(&tokens)
+            .map(|(k, t)| (k, t.version()))
+            .collect();
         let mut reports: Vec<WriteReport> = keys.iter().map(|_| WriteReport::default()).collect();
-        for index in (0..inner.tiers.len()).rev().filter(|&i| inner.writable.contains(i)) {
+        for index in (0..inner.tiers.len())
+            .rev()
+            .filter(|&i| inner.writable.contains(i))
+        {
             let results = inner.tiers[index].layer().delete_many(&versions);
             for (k, result) in results.into_iter().enumerate() {
                 inner.record_write(index, &keys[k], &tokens[k], result, &mut reports[k], false);
@@ -632,7 +657,14 @@ where
         }
     }
 
-    fn promote(&self, key: &K, entry: &Entry<V>, source: usize, ticket: Ticket<'_>, now: Timestamp) {
+    fn promote(
+        &self,
+        key: &K,
+        entry: &Entry<V>,
+        source: usize,
+        ticket: Ticket<'_>,
+        now: Timestamp,
+    ) {
         for target in (0..source).rev().filter(|&t| self.promotes_into(t, source)) {
             let promoted = self.promoted_entry(entry, target, now);
             if let Some(batch) = self.deferred_batch {
@@ -689,7 +721,13 @@ where
             let batch: Vec<(&K, Entry<V>, Ticket<'_>)> = taken
                 .iter()
                 .filter(|item| item.target == target)
-                .map(|item| (&item.key, item.entry.clone(), self.stripes.attach(item.ticket)))
+                .map(|item| {
+                    (
+                        &item.key,
+                        item.entry.clone(),
+                        self.stripes.attach(item.ticket),
+                    )
+                })
                 .collect();
             landed += self.apply_promotions(target, batch);
         }
@@ -722,7 +760,14 @@ where
         })
     }
 
-    fn entry(&self, value: V, token: &WriteToken<'_>, now: Timestamp, ttl: Option<Duration>, index: usize) -> Entry<V> {
+    fn entry(
+        &self,
+        value: V,
+        token: &WriteToken<'_>,
+        now: Timestamp,
+        ttl: Option<Duration>,
+        index: usize,
+    ) -> Entry<V> {
         Entry {
             value,
             version: token.version(),
@@ -745,7 +790,11 @@ where
             Ok(()) if was_set => report.written.insert(index),
             Ok(()) => report.invalidated.insert(index),
             Err(error) => {
-                let invalidated = was_set && self.tiers[index].layer().delete(key, token.version()).is_ok();
+                let invalidated = was_set
+                    && self.tiers[index]
+                        .layer()
+                        .delete(key, token.version())
+                        .is_ok();
                 let failure = self.failure(index, error, invalidated);
                 report.failures.push(failure);
             }

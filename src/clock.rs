@@ -158,9 +158,15 @@ mod tests {
     #[test]
     fn timestamps_saturate_and_never_means_never() {
         assert_eq!(Timestamp(5).after(None), Timestamp::NEVER);
-        assert_eq!(Timestamp(5).after(Some(Duration::from_millis(10))), Timestamp(15));
+        assert_eq!(
+            Timestamp(5).after(Some(Duration::from_millis(10))),
+            Timestamp(15)
+        );
         assert!(Timestamp(u64::MAX - 3).after(Some(Duration::MAX)) < Timestamp::NEVER);
-        assert_eq!(Timestamp(15).remaining(Timestamp(5)), Some(Duration::from_millis(10)));
+        assert_eq!(
+            Timestamp(15).remaining(Timestamp(5)),
+            Some(Duration::from_millis(10))
+        );
         assert_eq!(Timestamp::NEVER.remaining(Timestamp(5)), None);
     }
 

@@ -47,7 +47,10 @@ pub enum Error {
 }
 
 fn first_failure(failures: &[LayerFailure]) -> String {
-    failures.first().map(ToString::to_string).unwrap_or_default()
+    failures
+        .first()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 /// Why a [`CacheBuilder`](crate::CacheBuilder) refused a configuration.

@@ -80,16 +80,24 @@ pub trait Layer<K, V>: Send + Sync {
 
     /// Stores several entries; one result per entry, in order.
     fn set_many(&self, entries: Vec<(&K, Entry<V>)>) -> Vec<Result<(), LayerError>> {
-        entries.into_iter().map(|(key, entry)| self.set(key, entry)).collect()
+        entries
+            .into_iter()
+            .map(|(key, entry)| self.set(key, entry))
+            .collect()
     }
 
     /// Deletes several keys, each with its own version; one result per key, in order.
     fn delete_many(&self, keys: &[(&K, Version)]) -> Vec<Result<(), LayerError>> {
-        keys.iter().map(|(key, version)| self.delete(key, *version)).collect()
+        keys.iter()
+            .map(|(key, version)| self.delete(key, *version))
+            .collect()
     }
 
     /// Promotes several entries; one result per entry, in order.
-    fn promote_many(&self, entries: Vec<(&K, Entry<V>, Ticket<'_>)>) -> Vec<Result<bool, LayerError>> {
+    fn promote_many(
+        &self,
+        entries: Vec<(&K, Entry<V>, Ticket<'_>)>,
+    ) -> Vec<Result<bool, LayerError>> {
         entries
             .into_iter()
             .map(|(key, entry, ticket)| self.promote(key, entry, &ticket))

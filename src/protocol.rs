@@ -106,7 +106,9 @@ pub(crate) struct WriteStripes {
 impl WriteStripes {
     pub(crate) fn new() -> Self {
         WriteStripes {
-            words: (0..STRIPES).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
+            words: (0..STRIPES)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
         }
     }
 
@@ -230,6 +232,9 @@ mod tests {
         drop(second);
         let later = stripes.ticket(7).expect("writes finished");
         assert!(later.is_current());
-        assert!(!ticket.is_current(), "an old ticket never becomes valid again");
+        assert!(
+            !ticket.is_current(),
+            "an old ticket never becomes valid again"
+        );
     }
 }

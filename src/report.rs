@@ -102,7 +102,11 @@ impl WriteReport {
 
 impl fmt::Display for WriteReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "written {:?}, invalidated {:?}", self.written, self.invalidated)?;
+        write!(
+            f,
+            "written {:?}, invalidated {:?}",
+            self.written, self.invalidated
+        )?;
         for failure in &self.failures {
             write!(f, "; {failure}")?;
         }

@@ -101,7 +101,10 @@ fn delete_allocates_only_reclamation_batches() {
 
 #[test]
 fn set_of_an_existing_key_allocates_at_most_once_per_layer() {
-    let cache: Cache<u64, u64> = Cache::builder().layer(LayerSpec::memory("l1", 20_000)).build().unwrap();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .layer(LayerSpec::memory("l1", 20_000))
+        .build()
+        .unwrap();
     for key in 0..KEYS {
         cache.set(key, key).unwrap();
     }

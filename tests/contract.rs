@@ -75,7 +75,9 @@ fn run(layers: usize, deferred: Option<usize>, ops_per_thread: u64) {
             let mut seq = vec![0u64; KEYS as usize];
             let mut rng = w + 1;
             for i in 0..ops_per_thread {
-                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let key = ((rng >> 33) % (KEYS / WRITERS)) * WRITERS + w;
                 seq[key as usize] += 1;
                 let s = seq[key as usize];
@@ -129,7 +131,9 @@ fn run(layers: usize, deferred: Option<usize>, ops_per_thread: u64) {
                 let mut rng = r + 100;
                 let mut reads = 0u64;
                 while !shared.stop.load(SeqCst) || reads < 1_000 {
-                    rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    rng = rng
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     let key = (rng >> 33) % KEYS;
                     if reads % 8 == 0 {
                         let keys = [key, (key + 1) % KEYS, (key + 2) % KEYS];
@@ -142,7 +146,9 @@ fn run(layers: usize, deferred: Option<usize>, ops_per_thread: u64) {
                                 )
                             })
                             .collect();
-                        for ((k, (floor, dead)), value) in keys.iter().zip(floors).zip(cache.get_many(&keys)) {
+                        for ((k, (floor, dead)), value) in
+                            keys.iter().zip(floors).zip(cache.get_many(&keys))
+                        {
                             check(&shared, *k, floor, dead, value.unwrap(), "get_many");
                         }
                     } else {
@@ -173,14 +179,20 @@ fn run(layers: usize, deferred: Option<usize>, ops_per_thread: u64) {
     let promoted: u64 = stats.layers.iter().map(|l| l.promotions_in).sum();
     let evicted: u64 = stats.layers.iter().map(|l| l.evictions).sum();
     let expired: u64 = stats.layers.iter().map(|l| l.expirations).sum();
-    assert!(reads > 0 && promoted > 0 && evicted > 0 && expired > 0, "{stats:#?}");
+    assert!(
+        reads > 0 && promoted > 0 && evicted > 0 && expired > 0,
+        "{stats:#?}"
+    );
     for (layer, capacity) in stats.layers.iter().zip(capacities) {
         assert!(layer.len.unwrap() <= capacity as u64, "{layer:?}");
     }
 }
 
 fn ops() -> u64 {
-    std::env::var("STRATA_STRESS_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(60_000)
+    std::env::var("STRATA_STRESS_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60_000)
 }
 
 #[test]

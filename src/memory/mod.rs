@@ -179,7 +179,9 @@ where
     }
 
     fn weigh(&self, key: &K, value: &V) -> u64 {
-        self.weigher.as_ref().map_or(1, |weigher| weigher(key, value))
+        self.weigher
+            .as_ref()
+            .map_or(1, |weigher| weigher(key, value))
     }
 
     fn shard_index(&self, hash: u64) -> usize {
@@ -203,8 +205,11 @@ where
     }
 
     fn remove_expired(&self, key: &K, node: &Node<V>, guard: &impl Guard) {
-        if let Ok(Some((_, removed))) = self.map.remove_if(key, |_, n| std::ptr::eq(n, node), guard) {
-            self.policy.shard_of_birth(removed.birth).forget_orphaned(removed.weight);
+        if let Ok(Some((_, removed))) = self.map.remove_if(key, |_, n| std::ptr::eq(n, node), guard)
+        {
+            self.policy
+                .shard_of_birth(removed.birth)
+                .forget_orphaned(removed.weight);
             self.counters.incr(EXPIRATIONS);
         }
     }
@@ -276,13 +281,24 @@ where
     }
 
     fn delete_in(&self, key: &K, version: Version, guard: &impl Guard) {
-        if let Ok(Some((_, removed))) = self.map.remove_if(key, |_, node| node.version < version, guard) {
-            self.policy.shard_of_birth(removed.birth).forget_orphaned(removed.weight);
+        if let Ok(Some((_, removed))) =
+            self.map
+                .remove_if(key, |_, node| node.version < version, guard)
+        {
+            self.policy
+                .shard_of_birth(removed.birth)
+                .forget_orphaned(removed.weight);
         }
     }
 
     /// Steps 1–3 of the promotion protocol (see [`crate::protocol`]).
-    fn promote_in(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>, guard: &impl Guard) -> bool {
+    fn promote_in(
+        &self,
+        key: &K,
+        entry: Entry<V>,
+        ticket: &Ticket<'_>,
+        guard: &impl Guard,
+    ) -> bool {
         let now = self.clock.now();
         if entry.expires_at <= now {
             return false;
@@ -305,7 +321,9 @@ where
                     PENDING,
                 )),
                 Some((_, node))
-                    if !node.is_pending() && node.is_expired(now) && node.version <= entry.version =>
+                    if !node.is_pending()
+                        && node.is_expired(now)
+                        && node.version <= entry.version =>
                 {
                     Operation::Insert(Node::new(
                         entry.value.clone(),
@@ -333,8 +351,12 @@ where
         } else {
             // 3b. Undo: remove exactly the node we inserted (a newer write may already have
             // replaced it, in which case there is nothing to undo).
-            if let Ok(Some((_, removed))) = self.map.remove_if(key, |_, n| std::ptr::eq(n, node), guard) {
-                self.policy.shard_of_birth(removed.birth).forget_orphaned(removed.weight);
+            if let Ok(Some((_, removed))) =
+                self.map.remove_if(key, |_, n| std::ptr::eq(n, node), guard)
+            {
+                self.policy
+                    .shard_of_birth(removed.birth)
+                    .forget_orphaned(removed.weight);
             }
             false
         }
@@ -386,7 +408,10 @@ where
             }
         }
         let birth = item.birth;
-        match self.map.remove_if(&item.key, |_, n| n.birth == birth, guard) {
+        match self
+            .map
+            .remove_if(&item.key, |_, n| n.birth == birth, guard)
+        {
             Ok(Some((_, removed))) => {
                 shard.forget(removed.weight);
                 if expired {
@@ -411,7 +436,9 @@ where
             if !shard.has_too_many_orphans() {
                 break;
             }
-            let Some((item, queue)) = shard.pop() else { break };
+            let Some((item, queue)) = shard.pop() else {
+                break;
+            };
             match self.map.get(&item.key, guard) {
                 Some(node) if node.birth == item.birth => shard.push(item, queue),
                 _ => shard.drop_orphan(),
@@ -455,9 +482,10 @@ where
 
     fn contains(&self, key: &K, _now: Timestamp) -> Result<bool, LayerError> {
         let guard = self.map.guard();
-        Ok(self.map.get(key, &guard).is_some_and(|node| {
-            !node.is_pending() && !node.is_expired_with(|| self.clock.now())
-        }))
+        Ok(self
+            .map
+            .get(key, &guard)
+            .is_some_and(|node| !node.is_pending() && !node.is_expired_with(|| self.clock.now())))
     }
 
     fn set(&self, key: &K, entry: Entry<V>) -> Result<(), LayerError> {
@@ -505,7 +533,10 @@ where
             .collect()
     }
 
-    fn promote_many(&self, entries: Vec<(&K, Entry<V>, Ticket<'_>)>) -> Vec<Result<bool, LayerError>> {
+    fn promote_many(
+        &self,
+        entries: Vec<(&K, Entry<V>, Ticket<'_>)>,
+    ) -> Vec<Result<bool, LayerError>> {
         let guard = self.map.guard();
         entries
             .into_iter()

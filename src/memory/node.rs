@@ -33,7 +33,14 @@ pub(crate) struct Node<V> {
 }
 
 impl<V> Node<V> {
-    pub(crate) fn new(value: V, version: u64, expires_at: Timestamp, birth: u64, weight: u64, meta: u8) -> Self {
+    pub(crate) fn new(
+        value: V,
+        version: u64,
+        expires_at: Timestamp,
+        birth: u64,
+        weight: u64,
+        meta: u8,
+    ) -> Self {
         Node {
             value,
             version,
@@ -76,9 +83,12 @@ impl<V> Node<V> {
     #[inline]
     pub(crate) fn touch(&self, meta: u8) {
         if meta & FREQ_MASK != FREQ_MASK {
-            let _ = self
-                .meta
-                .compare_exchange_weak(meta, meta + 1, Ordering::Relaxed, Ordering::Relaxed);
+            let _ = self.meta.compare_exchange_weak(
+                meta,
+                meta + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -90,10 +100,12 @@ impl<V> Node<V> {
             if freq == 0 {
                 return 0;
             }
-            match self
-                .meta
-                .compare_exchange_weak(meta, meta - 1, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.meta.compare_exchange_weak(
+                meta,
+                meta - 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return freq,
                 Err(seen) => meta = seen,
             }

@@ -127,7 +127,10 @@ impl<K> Policy<K> {
     }
 
     pub(crate) fn weight(&self) -> u64 {
-        self.shards.iter().map(|s| s.state.weight.load(Ordering::Relaxed)).sum()
+        self.shards
+            .iter()
+            .map(|s| s.state.weight.load(Ordering::Relaxed))
+            .sum()
     }
 }
 

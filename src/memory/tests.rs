@@ -7,7 +7,10 @@ use std::time::Duration;
 
 fn tier(capacity: usize) -> (MemoryLayer<u64, u64>, crate::clock::ManualClock) {
     let (clock, hand) = Clock::manual();
-    (MemoryLayer::new("t", MemoryConfig::new(capacity), clock).unwrap(), hand)
+    (
+        MemoryLayer::new("t", MemoryConfig::new(capacity), clock).unwrap(),
+        hand,
+    )
 }
 
 fn entry(value: u64, version: u64) -> Entry<u64> {
@@ -37,7 +40,11 @@ fn delete_keeps_a_newer_version() {
     let (t, _) = tier(10);
     t.set(&1, entry(50, 5)).unwrap();
     t.delete(&1, 4).unwrap();
-    assert_eq!(value(&t, 1), Some(50), "a delete older than the value must not remove it");
+    assert_eq!(
+        value(&t, 1),
+        Some(50),
+        "a delete older than the value must not remove it"
+    );
     t.delete(&1, 6).unwrap();
     assert_eq!(value(&t, 1), None);
     assert_eq!(t.len(), 0);
@@ -96,7 +103,8 @@ fn promotion_replaces_an_expired_node_but_not_with_an_older_version() {
 fn pending_nodes_are_invisible() {
     let (t, _) = tier(10);
     let guard = t.map.guard();
-    t.map.insert(1, Node::new(10, 1, Timestamp::NEVER, 1, 1, PENDING), &guard);
+    t.map
+        .insert(1, Node::new(10, 1, Timestamp::NEVER, 1, 1, PENDING), &guard);
     assert_eq!(value(&t, 1), None);
     assert!(!t.contains(&1, Timestamp(0)).unwrap());
     let mut seen = 0;
@@ -145,7 +153,11 @@ fn a_key_read_while_in_the_small_queue_survives_a_scan() {
     for key in 1..1_000 {
         t.set(&key, entry(key, 1)).unwrap();
     }
-    assert_eq!(value(&t, 0), Some(0), "a hot key moves to main instead of being evicted");
+    assert_eq!(
+        value(&t, 0),
+        Some(0),
+        "a hot key moves to main instead of being evicted"
+    );
     assert!(t.len() <= 100);
     assert_eq!(t.counters().evictions, 1_000 - 100);
 }
@@ -196,7 +208,11 @@ fn the_weight_bound_holds() {
         t.set(&key, entry(key % 10 + 1, 1)).unwrap();
         assert!(t.weight() <= 100, "weight {} over the bound", t.weight());
     }
-    assert!(t.weight() > 80, "the bound is used, not undershot: {}", t.weight());
+    assert!(
+        t.weight() > 80,
+        "the bound is used, not undershot: {}",
+        t.weight()
+    );
 }
 
 #[test]

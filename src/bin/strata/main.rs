@@ -30,7 +30,9 @@ fn parse_options() -> Result<Options, String> {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--duration-ms" => {
-                let ms: u64 = value()?.parse().map_err(|e| format!("--duration-ms: {e}"))?;
+                let ms: u64 = value()?
+                    .parse()
+                    .map_err(|e| format!("--duration-ms: {e}"))?;
                 options.duration = Duration::from_millis(ms.max(1));
             }
             "--threads" => {
@@ -67,14 +69,21 @@ fn main() {
         "| {:<44} | {:>14} | {:>13} | {:>7} | {:>14} |",
         "scenario", "seed ns/op", "strata ns/op", "ratio", "strata Mops/s"
     );
-    println!("|{:-<46}|{:->16}|{:->15}|{:->9}|{:->16}|", "", "", "", "", "");
+    println!(
+        "|{:-<46}|{:->16}|{:->15}|{:->9}|{:->16}|",
+        "", "", "", "", ""
+    );
     for scenario in scenarios::all() {
         if let Some(only) = &options.only {
             if !scenario.name.contains(only.as_str()) {
                 continue;
             }
         }
-        let threads = if scenario.parallel { options.threads } else { 1 };
+        let threads = if scenario.parallel {
+            options.threads
+        } else {
+            1
+        };
         let result = (scenario.run)(threads, options.duration);
         let ns_per_op = result.elapsed.as_nanos() as f64 / result.ops.max(1) as f64;
         let name = if scenario.parallel {

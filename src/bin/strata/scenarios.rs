@@ -76,7 +76,10 @@ where
         .collect();
     barrier.wait();
     let start = Instant::now();
-    let ops = handles.into_iter().map(|h| h.join().expect("bench thread")).sum();
+    let ops = handles
+        .into_iter()
+        .map(|h| h.join().expect("bench thread"))
+        .sum();
     Outcome {
         ops,
         elapsed: start.elapsed(),
@@ -86,7 +89,10 @@ where
 /// A cheap per-thread key sequence (multiplicative hash of the counter), uniform over `n`.
 #[inline]
 fn key(t: usize, i: u64, n: u64) -> u64 {
-    (i.wrapping_add(t as u64 * 0x9E37_79B9).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) % n
+    (i.wrapping_add(t as u64 * 0x9E37_79B9)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        >> 20)
+        % n
 }
 
 pub fn all() -> Vec<Scenario> {
@@ -203,7 +209,8 @@ pub fn all() -> Vec<Scenario> {
             run: |threads, duration| {
                 let cache = cache(2, Promotion::AllAbove, WriteMode::WriteThrough);
                 drive(threads, duration, move |t, i| {
-                    let items: Vec<(u64, u64)> = (0..10).map(|j| (key(t, i * 10 + j, KEYS), i)).collect();
+                    let items: Vec<(u64, u64)> =
+                        (0..10).map(|j| (key(t, i * 10 + j, KEYS), i)).collect();
                     black_box(cache.set_many(items));
                 })
             },
