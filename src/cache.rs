@@ -293,8 +293,16 @@ where
             pending = missing;
         }
         inner.counters.add(REQUEST_MISSES, pending.len() as u64);
-        // Promotions: one batch per target layer, deepest target first.
-        if inner.promotion != Promotion::Off && !hits_found.is_empty() {
+        // Promotions: queued when deferred, else one batch per target layer, deepest first.
+        if inner.deferred_batch.is_some() {
+            for (k, source, entry) in &hits_found {
+                if let Some(ticket) = tickets.get(*k).copied().flatten() {
+                    for target in (0..*source).rev().filter(|&t| inner.promotes_into(t, *source)) {
+                        inner.defer(&keys[*k], inner.promoted_entry(entry, target, now), target, &ticket);
+                    }
+                }
+            }
+        } else if inner.promotion != Promotion::Off && !hits_found.is_empty() {
             for target in (0..inner.tiers.len() - 1).rev() {
                 let batch: Vec<(&K, Entry<V>, Ticket<'_>)> = hits_found
                     .iter()
@@ -667,22 +675,29 @@ where
     ) {
         for target in (0..source).rev().filter(|&t| self.promotes_into(t, source)) {
             let promoted = self.promoted_entry(entry, target, now);
-            if let Some(batch) = self.deferred_batch {
-                self.deferred.push(Deferred {
-                    key: key.clone(),
-                    entry: promoted,
-                    target,
-                    ticket: self.stripes.detach(&ticket),
-                });
-                if self.deferred.len() >= batch {
-                    self.drain_deferred(batch);
-                }
+            if self.deferred_batch.is_some() {
+                self.defer(key, promoted, target, &ticket);
             } else {
                 match self.tiers[target].layer().promote(key, promoted, &ticket) {
                     Ok(true) => self.counters.incr(promotions(target)),
                     Ok(false) => {}
                     Err(_) => self.counters.incr(errors(target)),
                 }
+            }
+        }
+    }
+
+    /// Queues a promotion with its ticket; applies a batch once the queue holds one.
+    fn defer(&self, key: &K, entry: Entry<V>, target: usize, ticket: &Ticket<'_>) {
+        self.deferred.push(Deferred {
+            key: key.clone(),
+            entry,
+            target,
+            ticket: self.stripes.detach(ticket),
+        });
+        if let Some(batch) = self.deferred_batch {
+            if self.deferred.len() >= batch {
+                self.drain_deferred(batch);
             }
         }
     }
@@ -735,6 +750,9 @@ where
     }
 
     fn plan(&self, options: &SetOptions) -> Result<Plan, Error> {
+        if options.ttl.is_some_and(|ttl| ttl.as_millis() == 0) {
+            return Err(Error::ZeroTtl);
+        }
         let mut skip = LayerSet::empty();
         for name in &options.skip {
             skip.insert(self.index_of(name)?);

@@ -29,6 +29,9 @@ pub enum Error {
     /// An option or argument named a layer the cache does not have.
     #[error("no layer named {0:?}")]
     UnknownLayer(String),
+    /// A per-call TTL below the clock's resolution (1 ms): the entry would expire as written.
+    #[error("a TTL must be at least 1 ms")]
+    ZeroTtl,
     /// A read found no value and at least one layer that might have held it failed.
     #[error("no layer could serve the key and {} layer(s) failed: {}", .0.len(), first_failure(.0))]
     Unavailable(Vec<LayerFailure>),

@@ -49,7 +49,8 @@ impl SetOptions {
         SetOptions::default()
     }
 
-    /// Use this TTL in every layer written, instead of each layer's default.
+    /// Use this TTL in every layer written, instead of each layer's default. A TTL under 1 ms
+    /// makes the `set` fail with [`Error::ZeroTtl`](crate::Error::ZeroTtl).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self

@@ -219,6 +219,14 @@ where
         let index = self.shard_index(hash);
         let shard = self.policy.shard_for_hash(hash);
         let weight = self.weigh(key, &entry.value);
+        if weight > shard.max_weight {
+            // Heavier than the whole bound: storing it would flush the shard and then the entry
+            // itself. It is treated as stored and evicted at once: any older value is removed
+            // (so the contract holds), nothing else is touched.
+            self.delete_in(key, entry.version, guard);
+            self.counters.incr(EVICTIONS);
+            return;
+        }
         let now = self.clock.now();
         let mut fresh_birth = None;
         let result = self.map.compute(
@@ -307,6 +315,9 @@ where
         let index = self.shard_index(hash);
         let shard = self.policy.shard_for_hash(hash);
         let weight = self.weigh(key, &entry.value);
+        if weight > shard.max_weight {
+            return false;
+        }
         let mut fresh_birth = None;
         // 1. Insert pending, only where the key is absent or expired (and not newer).
         let result = self.map.compute(

@@ -30,7 +30,9 @@
 //! Shards split the policy (not the map) by key hash, so inserting threads rarely touch the same
 //! queue tail or counters. Each shard's bound is its share of the capacity, so the total never
 //! exceeds the configured capacity once writers are quiescent; while writers run it can be
-//! exceeded by at most one entry per concurrent writer.
+//! exceeded by at most one entry per concurrent writer. Weighted tiers keep a single shard: a
+//! weight bound split over shards could be smaller than one legitimate entry. An entry heavier
+//! than the whole bound is never admitted (the tier treats it as evicted at once).
 //!
 //! The queues are crossbeam's `SegQueue` (a lock-free, block-allocated Michael–Scott-style
 //! queue: one allocation per 31 pushes). Writing our own would gain nothing here.
@@ -87,7 +89,10 @@ impl<K> Policy<K> {
         let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
         let wanted = (parallelism * 4).next_power_of_two();
         let mut count = 1;
-        while count < wanted && count < MAX_SHARDS && capacity / (count * 2) >= MIN_SHARD_CAPACITY {
+        // A weight bound is not split: a shard's share could be smaller than one legitimate
+        // entry. Weighted tiers keep one policy shard.
+        let weighted = max_weight != u64::MAX;
+        while !weighted && count < wanted && count < MAX_SHARDS && capacity / (count * 2) >= MIN_SHARD_CAPACITY {
             count *= 2;
         }
         let shards = (0..count)
