@@ -70,7 +70,7 @@ fn run(layers: usize, deferred: Option<usize>, ops_per_thread: u64) {
     let mut threads = Vec::new();
     // Writers: writer w owns keys k with k % WRITERS == w.
     for w in 0..WRITERS {
-        let (cache, shared) = (cache.clone(), shared.clone());
+        let (cache, shared, hand) = (cache.clone(), shared.clone(), hand.clone());
         threads.push(thread::spawn(move || {
             let mut seq = vec![0u64; KEYS as usize];
             let mut rng = w + 1;
@@ -90,6 +90,11 @@ fn run(layers: usize, deferred: Option<usize>, ops_per_thread: u64) {
                     cache.set(key, encode(key, s)).unwrap();
                 }
                 shared.committed[key as usize].fetch_max(s, SeqCst);
+                // Time also moves with the writes, so entries expire however threads are
+                // scheduled.
+                if i % 32 == 0 {
+                    hand.advance(Duration::from_millis(1));
+                }
             }
         }));
     }
