@@ -14,8 +14,11 @@
 
 use crate::sync::{Arc, AtomicU64, Ordering};
 use std::fmt;
+#[cfg(not(loom))]
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+#[cfg(not(loom))]
+use std::time::Instant;
+use std::time::Duration;
 
 /// Milliseconds since a clock's origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,6 +53,7 @@ pub struct Clock {
 
 #[derive(Clone)]
 enum Source {
+    #[cfg_attr(loom, allow(dead_code))]
     System(&'static AtomicU64),
     Manual(Arc<AtomicU64>),
 }

@@ -10,7 +10,10 @@
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 
+#[cfg(not(loom))]
 const STRIPES: usize = 32;
+#[cfg(loom)]
+const STRIPES: usize = 1;
 const PER_BLOCK: usize = 16;
 
 /// A set of `n` counters, striped by thread.

@@ -15,6 +15,33 @@ pub(crate) use loom::sync::atomic::{
 
 pub(crate) use std::sync::Arc;
 
+/// The unbounded lock-free FIFO of the policy and of deferred promotions: crossbeam's
+/// `SegQueue`, or under loom a mutex-protected `VecDeque` loom can instrument.
+#[cfg(not(loom))]
+pub(crate) use crossbeam_queue::SegQueue;
+
+#[cfg(loom)]
+pub(crate) struct SegQueue<T>(loom::sync::Mutex<std::collections::VecDeque<T>>);
+
+#[cfg(loom)]
+impl<T> SegQueue<T> {
+    pub(crate) fn new() -> Self {
+        SegQueue(loom::sync::Mutex::new(std::collections::VecDeque::new()))
+    }
+    pub(crate) fn push(&self, value: T) {
+        self.0.lock().unwrap().push_back(value);
+    }
+    pub(crate) fn pop(&self) -> Option<T> {
+        self.0.lock().unwrap().pop_front()
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A hint to the processor inside a bounded retry loop.
 #[inline]
 pub(crate) fn spin_hint() {

@@ -35,6 +35,7 @@
 
 pub(crate) mod node;
 pub(crate) mod policy;
+pub(crate) mod table;
 
 use crate::clock::{Clock, Timestamp};
 use crate::error::{BuildError, LayerError};
@@ -43,8 +44,8 @@ use crate::protocol::{Ticket, Version};
 use crate::stats::Counters;
 use crate::sync::{fence, random_state, spin_hint, Arc, Ordering};
 use node::{Node, FREQ_MASK, PENDING};
-use papaya::{Compute, Guard, HashMap, Operation};
 use policy::{Policy, Queue, Shard};
+use table::{Compute, Operation, Table, TableGuard};
 use std::fmt;
 use std::hash::Hash;
 
@@ -101,7 +102,7 @@ impl<K, V> fmt::Debug for MemoryConfig<K, V> {
 
 /// strata's in-process tier: lock-free reads, S3-FIFO eviction, TTLs on a coarse clock.
 pub struct MemoryLayer<K, V> {
-    map: HashMap<K, Node<V>, ahash::RandomState>,
+    map: Table<K, Node<V>>,
     policy: Policy<K>,
     hasher: ahash::RandomState,
     clock: Clock,
@@ -134,13 +135,8 @@ where
         if config.max_weight != u64::MAX && config.weigher.is_none() {
             return Err(BuildError::WeightWithoutWeigher(name.to_owned()));
         }
-        let map = HashMap::builder()
-            .hasher(random_state())
-            // Presized: growing while evicting would copy the table under load.
-            .capacity(config.capacity)
-            .build();
         Ok(MemoryLayer {
-            map,
+            map: Table::new(config.capacity, random_state()),
             policy: Policy::new(config.capacity, config.max_weight),
             hasher: random_state(),
             clock,
@@ -190,7 +186,7 @@ where
 
     /// The read path. Returns the live node for `key`, recording the access.
     #[inline]
-    fn read<'g>(&self, key: &K, guard: &'g impl Guard) -> Option<&'g Node<V>> {
+    fn read<'g>(&self, key: &K, guard: &'g TableGuard<'_>) -> Option<&'g Node<V>> {
         let node = self.map.get(key, guard)?;
         let meta = node.meta();
         if meta & PENDING != 0 {
@@ -204,7 +200,7 @@ where
         Some(node)
     }
 
-    fn remove_expired(&self, key: &K, node: &Node<V>, guard: &impl Guard) {
+    fn remove_expired(&self, key: &K, node: &Node<V>, guard: &TableGuard<'_>) {
         if let Ok(Some((_, removed))) = self.map.remove_if(key, |_, n| std::ptr::eq(n, node), guard)
         {
             self.policy
@@ -214,7 +210,7 @@ where
         }
     }
 
-    fn set_in(&self, key: &K, entry: Entry<V>, guard: &impl Guard) {
+    fn set_in(&self, key: &K, entry: Entry<V>, guard: &TableGuard<'_>) {
         let hash = self.hash(key);
         let index = self.shard_index(hash);
         let shard = self.policy.shard_for_hash(hash);
@@ -263,7 +259,7 @@ where
         shard: &Shard<K>,
         hash: u64,
         now: Timestamp,
-        guard: &impl Guard,
+        guard: &TableGuard<'_>,
     ) -> Option<&'g Node<V>> {
         match result {
             Compute::Inserted(key, node) => {
@@ -288,7 +284,7 @@ where
         }
     }
 
-    fn delete_in(&self, key: &K, version: Version, guard: &impl Guard) {
+    fn delete_in(&self, key: &K, version: Version, guard: &TableGuard<'_>) {
         if let Ok(Some((_, removed))) =
             self.map
                 .remove_if(key, |_, node| node.version < version, guard)
@@ -305,7 +301,7 @@ where
         key: &K,
         entry: Entry<V>,
         ticket: &Ticket<'_>,
-        guard: &impl Guard,
+        guard: &TableGuard<'_>,
     ) -> bool {
         let now = self.clock.now();
         if entry.expires_at <= now {
@@ -355,7 +351,7 @@ where
         // 2. Validate. The fence makes the slot RMW above an acquire of whatever write it read
         // from, so a write whose slot operation preceded our insert is visible to the load.
         fence(Ordering::SeqCst);
-        if ticket.is_current() {
+        if ticket.is_current() || broken_validation() {
             // 3a. Publish.
             node.publish();
             true
@@ -374,7 +370,7 @@ where
     }
 
     /// Evicts until the shard is within its bounds, then reaps orphans if there are too many.
-    fn enforce(&self, shard: &Shard<K>, guard: &impl Guard) {
+    fn enforce(&self, shard: &Shard<K>, guard: &TableGuard<'_>) {
         let mut retries = 0;
         while shard.is_over_capacity() {
             if !self.evict_step(shard, guard) {
@@ -392,7 +388,7 @@ where
 
     /// One S3-FIFO step on the item at the head of a queue. Returns false if both queues were
     /// empty.
-    fn evict_step(&self, shard: &Shard<K>, guard: &impl Guard) -> bool {
+    fn evict_step(&self, shard: &Shard<K>, guard: &TableGuard<'_>) -> bool {
         let Some((item, queue)) = shard.pop() else {
             return false;
         };
@@ -441,7 +437,7 @@ where
     }
 
     /// Rotates the queues once around, dropping orphan items.
-    fn reap(&self, shard: &Shard<K>, guard: &impl Guard) {
+    fn reap(&self, shard: &Shard<K>, guard: &TableGuard<'_>) {
         let steps = shard.len() * 2 + 64;
         for _ in 0..steps {
             if !shard.has_too_many_orphans() {
@@ -557,11 +553,11 @@ where
 
     fn for_each(&self, now: Timestamp, f: &mut dyn FnMut(&K, &V)) -> Result<(), LayerError> {
         let guard = self.map.guard();
-        for (key, node) in self.map.iter(&guard) {
+        self.map.for_each(&guard, |key, node| {
             if !node.is_pending() && !node.is_expired(now) {
                 f(key, &node.value);
             }
-        }
+        });
         Ok(())
     }
 
@@ -576,6 +572,21 @@ where
     fn close(&self) {
         self.clear();
     }
+}
+
+/// Loom builds only: a switch that skips ticket validation, so the loom models can show they
+/// catch an unvalidated promotion (`loom-tests/tests/broken.rs`). It does not exist in normal
+/// builds. A std atomic on purpose: it is test configuration, not part of the modelled state.
+#[cfg(loom)]
+#[doc(hidden)]
+pub static BREAK_PROMOTION_VALIDATION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[inline(always)]
+fn broken_validation() -> bool {
+    #[cfg(loom)]
+    return BREAK_PROMOTION_VALIDATION.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(loom))]
+    false
 }
 
 #[cfg(all(test, not(loom)))]

@@ -37,8 +37,7 @@
 //! The queues are crossbeam's `SegQueue` (a lock-free, block-allocated Michael–Scott-style
 //! queue: one allocation per 31 pushes). Writing our own would gain nothing here.
 
-use crate::sync::{AtomicU64, AtomicUsize, Ordering};
-use crossbeam_queue::SegQueue;
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, SegQueue};
 use crossbeam_utils::CachePadded;
 
 /// Low bits of a birth that name the shard.

@@ -103,8 +103,10 @@ fn promotion_replaces_an_expired_node_but_not_with_an_older_version() {
 fn pending_nodes_are_invisible() {
     let (t, _) = tier(10);
     let guard = t.map.guard();
+    let pending = Node::new(10, 1, Timestamp::NEVER, 1, 1, PENDING);
+    let mut pending = Some(pending);
     t.map
-        .insert(1, Node::new(10, 1, Timestamp::NEVER, 1, 1, PENDING), &guard);
+        .compute(1, |_| Operation::<_, ()>::Insert(pending.take().unwrap()), &guard);
     assert_eq!(value(&t, 1), None);
     assert!(!t.contains(&1, Timestamp(0)).unwrap());
     let mut seen = 0;
@@ -241,7 +243,9 @@ fn the_capacity_bound_holds_under_concurrent_inserts() {
     assert!(t.len() <= 2_000, "len {}", t.len());
     let live = {
         let guard = t.map.guard();
-        t.map.iter(&guard).count()
+        let mut count = 0;
+        t.map.for_each(&guard, |_, _| count += 1);
+        count
     };
     assert_eq!(live, t.len(), "the length counter matches the map");
 }

@@ -1,0 +1,37 @@
+//! Shared helpers of the loom models. The models themselves are in `tests/`, compiled only with
+//! `RUSTFLAGS="--cfg loom"` (strata then swaps every atomic, its map and its queues for loom's
+//! instrumented versions).
+//!
+//! Run (about what CI runs):
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p loom-tests`
+
+#[cfg(loom)]
+pub mod model {
+    use std::time::Duration;
+    use strata::{Cache, Clock, LayerSpec, ManualClock, SetOptions};
+
+    /// A cache of in-memory tiers with the given capacities (L1 first), on a manual clock.
+    pub fn cache(capacities: &[usize], deferred: Option<usize>) -> (Cache<u64, u64>, ManualClock) {
+        let (clock, hand) = Clock::manual();
+        let mut builder = Cache::builder().clock(clock);
+        for (index, capacity) in capacities.iter().enumerate() {
+            builder = builder.layer(LayerSpec::memory(format!("l{}", index + 1), *capacity).ttl(Duration::from_secs(60)));
+        }
+        if let Some(batch) = deferred {
+            builder = builder.deferred_promotion(batch);
+        }
+        (builder.build().expect("valid configuration"), hand)
+    }
+
+    /// Puts `key = value` in every layer but L1 (L1 is invalidated, so a read must promote).
+    pub fn below_l1(cache: &Cache<u64, u64>, key: u64, value: u64) {
+        cache
+            .set_with(key, value, &SetOptions::new().skip("l1"))
+            .expect("setup write");
+    }
+
+    /// The value of `key` in one layer.
+    pub fn in_layer(cache: &Cache<u64, u64>, layer: &str, key: u64) -> Option<u64> {
+        cache.get_from_layer(layer, &key).expect("layer read")
+    }
+}

@@ -1,0 +1,213 @@
+//! loom models of the per-key contract (see `strata::protocol`). Each model runs a few
+//! operations on threads loom interleaves in every way (up to the preemption bound) and asserts
+//! the contract on what the threads saw and on the final state of every layer.
+#![cfg(loom)]
+
+use loom::thread;
+use loom_tests::model::{below_l1, cache, in_layer};
+use std::time::Duration;
+use strata::{Error, SetOptions};
+
+const K: u64 = 1;
+
+/// A read that promotes an old L2 value races a write-through `set`: once the set has returned,
+/// nobody may see the old value, in particular not from L1.
+#[test]
+fn promotion_racing_set() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4], None);
+        below_l1(&cache, K, 1);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&K).unwrap())
+        };
+        cache.set(K, 2).unwrap();
+        // After the set returned: only the new value.
+        assert_eq!(cache.get(&K).unwrap(), Some(2));
+        let seen = reader.join().unwrap();
+        assert!(matches!(seen, Some(1) | Some(2)), "{seen:?}");
+        assert_eq!(cache.get(&K).unwrap(), Some(2));
+        assert!(matches!(in_layer(&cache, "l1", K), None | Some(2)));
+        assert_eq!(in_layer(&cache, "l2", K), Some(2));
+    });
+}
+
+/// A promotion races a `delete`: once the delete has returned, the value is gone everywhere.
+#[test]
+fn promotion_racing_delete() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4], None);
+        below_l1(&cache, K, 1);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&K).unwrap())
+        };
+        cache.delete(&K).unwrap();
+        assert_eq!(cache.get(&K).unwrap(), None);
+        let seen = reader.join().unwrap();
+        assert!(matches!(seen, None | Some(1)), "{seen:?}");
+        assert_eq!(cache.get(&K).unwrap(), None);
+        assert_eq!(in_layer(&cache, "l1", K), None);
+    });
+}
+
+/// The ABA case: the writer's trace in L1 is evicted before the stale promotion lands. L1 holds
+/// one entry; after `set(K, 2)` the writer inserts another key, which evicts K from L1. A stale
+/// promotion of the old value must still not become visible.
+#[test]
+fn promotion_racing_eviction_of_the_writers_value() {
+    loom::model(|| {
+        let (cache, _) = cache(&[1, 4], None);
+        below_l1(&cache, K, 1);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&K).unwrap())
+        };
+        cache.set(K, 2).unwrap();
+        cache.set(K + 1, 9).unwrap(); // evicts K from L1 (capacity 1)
+        assert_eq!(cache.get(&K).unwrap(), Some(2));
+        let seen = reader.join().unwrap();
+        assert!(matches!(seen, Some(1) | Some(2)), "{seen:?}");
+        assert!(matches!(in_layer(&cache, "l1", K), None | Some(2)));
+        assert_eq!(cache.get(&K).unwrap(), Some(2));
+    });
+}
+
+/// The same ABA case through expiry: the writer's L1 copy expires (short per-call TTL) before
+/// the stale promotion lands.
+#[test]
+fn promotion_racing_expiry_of_the_writers_value() {
+    loom::model(|| {
+        let (cache, hand) = cache(&[4, 4], None);
+        below_l1(&cache, K, 1);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&K).unwrap())
+        };
+        cache
+            .set_with(K, 2, &SetOptions::new().ttl(Duration::from_millis(10)))
+            .unwrap();
+        hand.advance(Duration::from_millis(10)); // the new value expires in every layer
+        assert_eq!(cache.get(&K).unwrap(), None);
+        let seen = reader.join().unwrap();
+        assert!(matches!(seen, None | Some(1) | Some(2)), "{seen:?}");
+        // The old value must not come back from anywhere.
+        assert_eq!(cache.get(&K).unwrap(), None);
+        assert_eq!(in_layer(&cache, "l1", K), None);
+    });
+}
+
+/// Two writes of one key race across two layers: once both returned, every layer agrees with
+/// the same (last) writer.
+#[test]
+fn two_sets_across_layers_agree() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4], None);
+        let other = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.set(K, 1).unwrap();
+            })
+        };
+        cache.set(K, 2).unwrap();
+        other.join().unwrap();
+        let l1 = in_layer(&cache, "l1", K);
+        let l2 = in_layer(&cache, "l2", K);
+        assert!(l1.is_some(), "both writes landed in L1");
+        assert_eq!(l1, l2, "layers disagree on the last writer");
+        assert_eq!(cache.get(&K).unwrap(), l1);
+    });
+}
+
+/// A promotion queued (deferred) before a `delete` is applied after it: it must not land.
+#[test]
+fn deferred_promotion_applied_after_delete() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4], Some(64));
+        below_l1(&cache, K, 1);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&K).unwrap())
+        };
+        let deleter = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.delete(&K).unwrap())
+        };
+        let seen = reader.join().unwrap();
+        deleter.join().unwrap();
+        assert!(matches!(seen, None | Some(1)), "{seen:?}");
+        cache.run_pending_promotions();
+        assert_eq!(in_layer(&cache, "l1", K), None);
+        assert_eq!(cache.get(&K).unwrap(), None);
+    });
+}
+
+/// `close` races a write and a read: each either completes or reports `Closed`; afterwards
+/// every operation reports `Closed`; nothing panics.
+#[test]
+fn close_racing_operations() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4], None);
+        below_l1(&cache, K, 1);
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.set(K, 2).map(|_| ()))
+        };
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&K))
+        };
+        cache.close();
+        match writer.join().unwrap() {
+            Ok(()) | Err(Error::Closed) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        match reader.join().unwrap() {
+            Ok(None) | Ok(Some(1)) | Ok(Some(2)) | Err(Error::Closed) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(cache.get(&K), Err(Error::Closed)));
+        assert!(matches!(cache.set(K, 3), Err(Error::Closed)));
+        cache.close();
+    });
+}
+
+/// With three layers, an L3 hit is promoted into L2 and L1 while a `delete` runs: once the
+/// delete has returned, neither upper layer may hold the old value.
+#[test]
+fn promotion_into_two_layers_racing_delete() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4, 4], None);
+        cache
+            .set_with(K, 1, &SetOptions::new().skip("l1").skip("l2"))
+            .unwrap();
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&K).unwrap())
+        };
+        cache.delete(&K).unwrap();
+        assert_eq!(cache.get(&K).unwrap(), None);
+        let seen = reader.join().unwrap();
+        assert!(matches!(seen, None | Some(1)), "{seen:?}");
+        assert_eq!(in_layer(&cache, "l1", K), None);
+        assert_eq!(in_layer(&cache, "l2", K), None);
+    });
+}
+
+/// A batch read promotes while a `delete` runs: the batch path takes its tickets the same way.
+#[test]
+fn batch_promotion_racing_delete() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4], None);
+        below_l1(&cache, K, 1);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get_many(&[K]).pop().unwrap().unwrap())
+        };
+        cache.delete(&K).unwrap();
+        let seen = reader.join().unwrap();
+        assert!(matches!(seen, None | Some(1)), "{seen:?}");
+        assert_eq!(in_layer(&cache, "l1", K), None);
+        assert_eq!(cache.get(&K).unwrap(), None);
+    });
+}
