@@ -30,6 +30,9 @@ use std::fmt;
 use std::hash::Hash;
 use std::time::Duration;
 
+/// Largest number of writes a batch call keeps in flight at once (see `set_many_with`).
+const BATCH_CHUNK: usize = 4096;
+
 /// Counter indices: one request-level counter, then four per layer.
 const REQUEST_MISSES: usize = 0;
 const PER_LAYER: usize = 4;
@@ -268,7 +271,7 @@ where
                 }
             }
             let asked: Vec<&K> = pending.iter().map(|&k| &keys[k]).collect();
-            let results = tier.layer().get_many(&asked, now);
+            let results = fit(tier.layer().get_many(&asked, now), asked.len());
             let mut missing = Vec::new();
             for (&k, result) in pending.iter().zip(results) {
                 match result {
@@ -296,8 +299,16 @@ where
         if inner.deferred_batch.is_some() {
             for (k, source, entry) in &hits_found {
                 if let Some(ticket) = tickets.get(*k).copied().flatten() {
-                    for target in (0..*source).rev().filter(|&t| inner.promotes_into(t, *source)) {
-                        inner.defer(&keys[*k], inner.promoted_entry(entry, target, now), target, &ticket);
+                    for target in (0..*source)
+                        .rev()
+                        .filter(|&t| inner.promotes_into(t, *source))
+                    {
+                        inner.defer(
+                            &keys[*k],
+                            inner.promoted_entry(entry, target, now, &ticket),
+                            target,
+                            &ticket,
+                        );
                     }
                 }
             }
@@ -308,7 +319,11 @@ where
                     .filter(|(_, source, _)| inner.promotes_into(target, *source))
                     .filter_map(|(k, _, entry)| {
                         let ticket = tickets.get(*k).copied().flatten()?;
-                        Some((&keys[*k], inner.promoted_entry(entry, target, now), ticket))
+                        Some((
+                            &keys[*k],
+                            inner.promoted_entry(entry, target, now, &ticket),
+                            ticket,
+                        ))
                     })
                     .collect();
                 inner.apply_promotions(target, batch);
@@ -356,11 +371,11 @@ where
                 };
                 if let Some(value) = value {
                     let entry = inner.entry(value, &token, now, plan.ttl, index);
-                    let result = inner.tiers[index].layer().set(&key, entry);
+                    let result = inner.tiers[index].layer().set(&key, entry, &token.ticket());
                     inner.record_write(index, &key, &token, result, &mut report, true);
                 }
             } else if plan.invalidate.contains(index) {
-                let result = inner.tiers[index].layer().delete(&key, token.version());
+                let result = inner.tiers[index].layer().delete(&key, &token.ticket());
                 inner.record_write(index, &key, &token, result, &mut report, false);
             }
         }
@@ -378,7 +393,7 @@ where
             .rev()
             .filter(|&i| inner.writable.contains(i))
         {
-            let result = inner.tiers[index].layer().delete(key, token.version());
+            let result = inner.tiers[index].layer().delete(key, &token.ticket());
             inner.record_write(index, key, &token, result, &mut report, false);
         }
         drop(token);
@@ -393,6 +408,23 @@ where
 
     /// [`set_many`](Cache::set_many) with per-call options applied to every entry.
     pub fn set_many_with(
+        &self,
+        mut items: Vec<(K, V)>,
+        options: &SetOptions,
+    ) -> Vec<Result<WriteReport, Error>> {
+        // Each write of a batch holds a write token until the batch is done; chunks keep the
+        // tokens of one stripe far below the in-flight field's capacity (see `protocol`).
+        let mut results = Vec::with_capacity(items.len());
+        while items.len() > BATCH_CHUNK {
+            let rest = items.split_off(BATCH_CHUNK);
+            results.extend(self.set_chunk(items, options));
+            items = rest;
+        }
+        results.extend(self.set_chunk(items, options));
+        results
+    }
+
+    fn set_chunk(
         &self,
         items: Vec<(K, V)>,
         options: &SetOptions,
@@ -415,26 +447,30 @@ where
             let layer = inner.tiers[index].layer();
             if plan.targets.contains(index) {
                 let last = Some(index) == last_target;
-                let entries: Vec<(&K, Entry<V>)> = keys
+                let entries: Vec<(&K, Entry<V>, Ticket<'_>)> = keys
                     .iter()
                     .zip(values.iter_mut())
                     .zip(&tokens)
                     .filter_map(|((key, value), token)| {
                         let value = if last { value.take() } else { value.clone() }?;
-                        Some((key, inner.entry(value, token, now, plan.ttl, index)))
+                        Some((
+                            key,
+                            inner.entry(value, token, now, plan.ttl, index),
+                            token.ticket(),
+                        ))
                     })
                     .collect();
-                let results = layer.set_many(entries);
+                let results = fit(layer.set_many(entries), keys.len());
                 for (k, result) in results.into_iter().enumerate() {
                     inner.record_write(index, &keys[k], &tokens[k], result, &mut reports[k], true);
                 }
             } else if plan.invalidate.contains(index) {
-                let versions: Vec<(&K, u64)> = keys
+                let deletes: Vec<(&K, Ticket<'_>)> = keys
                     .iter()
                     .zip(&tokens)
-                    .map(|(k, t)| (k, t.version()))
+                    .map(|(k, t)| (k, t.ticket()))
                     .collect();
-                let results = layer.delete_many(&versions);
+                let results = fit(layer.delete_many(&deletes), keys.len());
                 for (k, result) in results.into_iter().enumerate() {
                     inner.record_write(index, &keys[k], &tokens[k], result, &mut reports[k], false);
                 }
@@ -446,6 +482,12 @@ where
 
     /// Deletes several keys with one pass per layer. One result per key, in order.
     pub fn delete_many(&self, keys: &[K]) -> Vec<Result<WriteReport, Error>> {
+        keys.chunks(BATCH_CHUNK.max(1))
+            .flat_map(|chunk| self.delete_chunk(chunk))
+            .collect()
+    }
+
+    fn delete_chunk(&self, keys: &[K]) -> Vec<Result<WriteReport, Error>> {
         let inner = &*self.inner;
         if inner.check_open().is_err() {
             return keys.iter().map(|_| Err(Error::Closed)).collect();
@@ -454,17 +496,17 @@ where
             .iter()
             .map(|key| inner.stripes.begin(inner.hash(key)))
             .collect();
-        let versions: Vec<(&K, u64)> = keys
+        let deletes: Vec<(&K, Ticket<'_>)> = keys
             .iter()
             .zip(&tokens)
-            .map(|(k, t)| (k, t.version()))
+            .map(|(k, t)| (k, t.ticket()))
             .collect();
         let mut reports: Vec<WriteReport> = keys.iter().map(|_| WriteReport::default()).collect();
         for index in (0..inner.tiers.len())
             .rev()
             .filter(|&i| inner.writable.contains(i))
         {
-            let results = inner.tiers[index].layer().delete_many(&versions);
+            let results = fit(inner.tiers[index].layer().delete_many(&deletes), keys.len());
             for (k, result) in results.into_iter().enumerate() {
                 inner.record_write(index, &keys[k], &tokens[k], result, &mut reports[k], false);
             }
@@ -656,10 +698,18 @@ where
 
     /// The entry as promoted into `target`: expiry is the earlier of the source entry's and the
     /// target layer's TTL from now.
-    fn promoted_entry(&self, entry: &Entry<V>, target: usize, now: Timestamp) -> Entry<V> {
+    fn promoted_entry(
+        &self,
+        entry: &Entry<V>,
+        target: usize,
+        now: Timestamp,
+        ticket: &Ticket<'_>,
+    ) -> Entry<V> {
         Entry {
             value: entry.value.clone(),
-            version: entry.version,
+            // Clamped: a layer reporting versions of its own must not make later writes of this
+            // cache look older (see `Ticket::version`).
+            version: entry.version.min(ticket.version()),
             expires_at: entry.expires_at.min(now.after(self.ttls[target])),
         }
     }
@@ -673,7 +723,7 @@ where
         now: Timestamp,
     ) {
         for target in (0..source).rev().filter(|&t| self.promotes_into(t, source)) {
-            let promoted = self.promoted_entry(entry, target, now);
+            let promoted = self.promoted_entry(entry, target, now, &ticket);
             if self.deferred_batch.is_some() {
                 self.defer(key, promoted, target, &ticket);
             } else {
@@ -707,7 +757,8 @@ where
             return 0;
         }
         let mut landed = 0;
-        for result in self.tiers[target].layer().promote_many(batch) {
+        let expected = batch.len();
+        for result in fit(self.tiers[target].layer().promote_many(batch), expected) {
             match result {
                 Ok(true) => {
                     self.counters.incr(promotions(target));
@@ -810,13 +861,28 @@ where
                 let invalidated = was_set
                     && self.tiers[index]
                         .layer()
-                        .delete(key, token.version())
+                        .delete(key, &token.ticket())
                         .is_ok();
                 let failure = self.failure(index, error, invalidated);
                 report.failures.push(failure);
             }
         }
     }
+}
+
+/// A custom layer's batch answer, made to have exactly one result per key: missing results
+/// become errors, extra ones are dropped (a layer must not be able to panic the engine).
+fn fit<T>(mut results: Vec<Result<T, LayerError>>, expected: usize) -> Vec<Result<T, LayerError>> {
+    if results.len() != expected {
+        let got = results.len();
+        results.truncate(expected);
+        results.resize_with(expected, || {
+            Err(LayerError::Unavailable(format!(
+                "the layer returned {got} results for a batch of {expected}"
+            )))
+        });
+    }
+    results
 }
 
 impl<V> Lookup<V> {

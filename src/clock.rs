@@ -16,9 +16,9 @@ use crate::sync::{Arc, AtomicU64, Ordering};
 use std::fmt;
 #[cfg(not(loom))]
 use std::sync::OnceLock;
+use std::time::Duration;
 #[cfg(not(loom))]
 use std::time::Instant;
-use std::time::Duration;
 
 /// Milliseconds since a clock's origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -83,6 +83,14 @@ pub enum BuildError {
     /// A memory layer with capacity 0 can hold nothing.
     #[error("layer {0:?} has capacity 0")]
     ZeroCapacity(String),
+    /// A memory layer's capacity is beyond what a tier can address.
+    #[error("layer {layer:?} has a capacity above the maximum of {max}")]
+    CapacityTooLarge {
+        /// The layer's name.
+        layer: String,
+        /// The largest accepted capacity.
+        max: usize,
+    },
     /// A memory layer's maximum weight is 0.
     #[error("layer {0:?} has a maximum weight of 0")]
     ZeroWeight(String),

@@ -8,10 +8,16 @@
 //!
 //! - `get` never returns an entry whose `expires_at` is at or before `now`.
 //! - `set` keeps the entry with the **higher version** when the key already holds one (an older
-//!   version arriving late is dropped). This is what makes every layer agree on the last writer
-//!   when two writes of a key race. A layer that cannot compare versions (a plain remote
-//!   `SET`) still works, but then racing writes of one key may leave layers disagreeing.
-//! - `delete(key, version)` removes the key unless it holds a version newer than `version`.
+//!   version arriving late is dropped), and inserts a key it does not hold the way a promotion
+//!   does (insert invisibly, check the write's [`Ticket`], then publish or remove). This is what
+//!   makes every layer agree on the last writer when two writes of a key race, even when the
+//!   newer value was evicted from a layer before the older one arrived. A layer that cannot do
+//!   this (a plain remote `SET`) still works, but then racing writes of one key may leave it
+//!   holding an older value.
+//! - `delete(key, ticket)` removes the key unless it holds a version newer than the delete's
+//!   own (`ticket.version()`), and, if the layer may later accept an older write into the empty
+//!   slot, remembers that version for the key's stripe (the memory tier keeps per-stripe
+//!   *floors*; see [`MemoryLayer`](crate::MemoryLayer)).
 //! - `promote` inserts an entry only if the key is absent, and makes it visible to readers only
 //!   after [`Ticket::is_current`] has been checked *after* the insert (see
 //!   [`protocol`](crate::protocol) for why). The default implementation declines every
@@ -59,11 +65,15 @@ pub trait Layer<K, V>: Send + Sync {
         self.get(key, now).map(|entry| entry.is_some())
     }
 
-    /// Stores an entry, keeping the higher version if the key already holds one.
-    fn set(&self, key: &K, entry: Entry<V>) -> Result<(), LayerError>;
+    /// Stores an entry, keeping the higher version if the key already holds one. If the key is
+    /// absent, the entry must become visible only if `ticket` is still current after it was
+    /// inserted (see the [module docs](self)); use [`Ticket::unconditional`] to call a layer
+    /// directly, outside a cache.
+    fn set(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> Result<(), LayerError>;
 
-    /// Removes a key unless it holds a version newer than `version`. Idempotent.
-    fn delete(&self, key: &K, version: Version) -> Result<(), LayerError>;
+    /// Removes a key unless it holds a version newer than the delete's (`ticket.version()`).
+    /// Idempotent.
+    fn delete(&self, key: &K, ticket: &Ticket<'_>) -> Result<(), LayerError>;
 
     /// Inserts a promoted entry if the key is absent, validating `ticket` as described in
     /// [`protocol`](crate::protocol). Returns whether the entry was promoted. The default
@@ -78,18 +88,18 @@ pub trait Layer<K, V>: Send + Sync {
         keys.iter().map(|key| self.get(key, now)).collect()
     }
 
-    /// Stores several entries; one result per entry, in order.
-    fn set_many(&self, entries: Vec<(&K, Entry<V>)>) -> Vec<Result<(), LayerError>> {
+    /// Stores several entries, each with its write's ticket; one result per entry, in order.
+    fn set_many(&self, entries: Vec<(&K, Entry<V>, Ticket<'_>)>) -> Vec<Result<(), LayerError>> {
         entries
             .into_iter()
-            .map(|(key, entry)| self.set(key, entry))
+            .map(|(key, entry, ticket)| self.set(key, entry, &ticket))
             .collect()
     }
 
-    /// Deletes several keys, each with its own version; one result per key, in order.
-    fn delete_many(&self, keys: &[(&K, Version)]) -> Vec<Result<(), LayerError>> {
+    /// Deletes several keys, each with its write's ticket; one result per key, in order.
+    fn delete_many(&self, keys: &[(&K, Ticket<'_>)]) -> Vec<Result<(), LayerError>> {
         keys.iter()
-            .map(|(key, version)| self.delete(key, *version))
+            .map(|(key, ticket)| self.delete(key, ticket))
             .collect()
     }
 
@@ -116,7 +126,8 @@ pub trait Layer<K, V>: Send + Sync {
         LayerCounters::default()
     }
 
-    /// Called once by [`Cache::close`](crate::Cache::close): release resources. After it, the
-    /// cache never calls the layer again.
+    /// Called once by [`Cache::close`](crate::Cache::close): release resources. Operations that
+    /// were already running when `close` was called may still complete and call the layer;
+    /// operations started after `close` returned never do.
     fn close(&self) {}
 }

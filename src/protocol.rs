@@ -29,64 +29,92 @@
 //! ```
 //!
 //! - A write (`set`, `delete`, an invalidation) calls [`WriteStripes::begin`] before touching
-//!   any layer: one `fetch_add(EPOCH_ONE + 1)`. The new epoch is the write's **version**; it is
-//!   stored with the value in every layer and is monotonic per key. When the write has touched
-//!   every layer, dropping the [`WriteToken`] does `fetch_sub(1)`.
+//!   any layer: one `fetch_add(EPOCH_ONE + 1)` followed by `fence(SeqCst)`. The new epoch is the
+//!   write's **version**; it is stored with the value in every layer and is monotonic per key.
+//!   When the write has touched every layer, dropping the [`WriteToken`] does `fetch_sub(1)`.
 //! - A promotion first takes a [`Ticket`]: it loads the word *before* reading the lower layer and
 //!   gives up if any write is in flight. The ticket is valid while the word still equals what
 //!   was loaded: no write has started since, and none was running.
+//! - A write gives each layer a *write ticket*: valid while the epoch is still the write's own
+//!   version, i.e. no later write of the stripe has begun.
 //!
-//! # The promotion itself (three steps, in the target tier)
+//! # Inserting a key a layer does not hold (promotions, and writes)
 //!
-//! 1. **Insert pending.** Insert the value into the upper layer only if the key is absent there
-//!    (or holds an expired node), with the `PENDING` bit set. Readers treat a pending node as
-//!    absent and fall through to the lower layer, which is always allowed.
-//! 2. **Validate.** After the insert, check that the ticket is still valid.
-//! 3. **Publish or undo.** If valid, clear `PENDING`; otherwise remove exactly the node we
+//! 1. **Insert pending.** Insert the value only if the key is absent there (or holds an expired
+//!    node of an older version), with the `PENDING` bit set. Readers treat a pending node as
+//!    absent and fall through to the next layer, which is always allowed.
+//! 2. **Validate.** `fence(SeqCst)`, then check that the ticket is still current.
+//! 3. **Publish or undo.** If current, clear `PENDING`; otherwise remove exactly the node we
 //!    inserted.
+//!
+//! Replacing a node that is present needs none of this: the version comparison decides.
 //!
 //! # Why this is enough
 //!
-//! Let `W` be a write of the same key that *completed* before some reader `R` started, and `P` a
-//! promotion whose value is older than `W`'s. We show `R` cannot read `P`'s value.
+//! Let `W` be a write of the key that *completed* before some reader `R` started, and `P` an
+//! insert (a promotion, or a slower write) of a value older than `W`'s. We show `R` cannot read
+//! `P`'s value.
 //!
-//! - If `P`'s ticket was taken after `W` began, `P` either saw `W` in flight (no ticket) or saw
-//!   `W` already finished; then `W`'s lower-layer write happened before `P`'s read (the ticket
-//!   load reads `W`'s `fetch_sub`, which is SeqCst, so it synchronizes with it), and `P` read
-//!   `W`'s value or a newer one, not an older one.
-//! - Otherwise `P`'s ticket predates `W`'s `begin`. Look at the modification order of the upper
-//!   layer's slot for the key, where both `P`'s insert and `W`'s upper-layer write (or removal)
-//!   are read-modify-writes:
-//!   - `W`'s slot operation comes first. Then `P`'s insert found `W`'s node (and aborted) or found
-//!     the slot emptied by an eviction or expiry that came after `W`. Either way `P`'s insert
-//!     reads from a release sequence that `W`'s slot write began, so `W`'s `begin` happens
-//!     before `P`'s validation load (`fence(SeqCst)` after the insert makes the slot read an
-//!     acquire even where papaya's ordering would not), and `P` sees the epoch moved: undo. A
-//!     reader can meet the pending node in between, but never a published one. This is the
-//!     ABA case: the invalidation marker may disappear, but the epoch cannot go back.
-//!   - `P`'s insert comes first. Then `W`'s slot operation replaces or removes `P`'s node (its
-//!     version is older than `W`'s, and a delete removes anything older), so after `W` the node
-//!     is unreachable from the map. `R` starts after `W` completed, so its load of the slot
-//!     is coherence-ordered after `W`'s operation and cannot return `P`'s node, published or not.
+//! - If `P`'s ticket was taken after `W` began: a promotion ticket either saw `W` in flight (no
+//!   ticket) or saw `W` finished; the ticket load reads from `W`'s SeqCst `fetch_sub`, so `W`'s
+//!   lower-layer write happened before `P`'s read, and `P` read `W`'s value or a newer one. A
+//!   write ticket is never taken after a newer write began (versions are taken in order).
+//! - Otherwise `P`'s ticket predates `W`'s `begin`. Consider `W`'s operation on the layer `P`
+//!   inserts into (a replace, a removal, or a load that found the key absent) and `P`'s insert:
+//!   - `W`'s operation reads or replaces `P`'s node: a replace or removal makes it unreachable
+//!     (its version is older than `W`'s; a delete removes anything older), so `R`, whose load is
+//!     ordered after `W`'s operation, cannot return it. A plain load cannot have seen it
+//!     published before `W` completed without `P`'s validation running first, which is the next
+//!     case.
+//!   - `W`'s operation does not see `P`'s node. Then both `P` (insert; fence; load stripe) and
+//!     `W` (RMW stripe; fence; operate on the slot) run the store-buffering pattern with SeqCst
+//!     fences on both sides: they cannot both miss each other, so `P`'s validation load sees
+//!     `W`'s `begin` and `P` undoes its insert. A reader may meet the pending node meanwhile,
+//!     never a published one. This covers the ABA case: `W`'s trace in the layer (its value, or
+//!     the absence a delete left) may be evicted or expire before `P` lands, but the epoch cannot
+//!     go back.
 //! - Deletes are writes too, so contract 2 follows in the same way.
 //!
-//! A ticket is plain data (stripe index and the value seen), so a promotion can be **deferred**:
-//! queued with its ticket and applied later by another thread. The argument above never uses
-//! the time between the lower-layer read and the insert, so it holds unchanged; a deferred
-//! promotion that waited past a write is simply undone. Because epochs never decrease, a ticket
-//! cannot become valid again (no ABA on the stripe word: 44 bits of epoch per stripe).
+//! A ticket is plain data (stripe index, the value seen and a mask), so a promotion can be
+//! **deferred**: queued with its ticket and applied later by another thread. The argument never
+//! uses the time between the lower-layer read and the insert, so it holds unchanged; a deferred
+//! promotion that waited past a write is simply undone.
+//!
+//! Promoted entries keep the source entry's version, clamped to the ticket's epoch
+//! ([`Ticket::version`]): a layer that reports versions of its own cannot make later writes of this
+//! cache look older.
 //!
 //! # Writes across layers
 //!
 //! Writes touch layers **deepest first, L1 last** (see `cache.rs`), and every layer keeps the
-//! highest version it has seen for a key. So a value is visible in a faster layer only once
-//! every slower writable layer holds it or something newer, and two concurrent writes of a key
-//! leave every layer agreeing with the higher version once both return.
+//! highest version it holds for a key. So a value is visible in a faster layer only once every
+//! slower writable layer holds it or something newer, and two concurrent writes of a key leave
+//! every layer agreeing with the higher version once both return — also when one layer dropped
+//! the newer value meanwhile, because the older write's insert into the emptied slot fails its
+//! write ticket.
 //!
-//! Other keys on the same stripe only cost spurious ticket failures: a skipped promotion, never
-//! a wrong value.
+//! # What the argument assumes
+//!
+//! - Of the map (papaya; the loom stand-in trivially): an insert, replace or removal of one key
+//!   is a single atomic step on that key's slot; a read that returns a node synchronizes with the
+//!   write that stored it; a removal leaves a tombstone that later reads of the key observe (a
+//!   slot is never reused for another key before a rehash copies it); `compute` calls its
+//!   closure again on a failed CAS (our closures are idempotent).
+//! - Of layers: a custom [`Layer`](crate::Layer) that cannot insert-then-validate may accept
+//!   writes without a ticket; racing writes of one key may then leave it holding an older value.
+//! - Of writes: the contract covers writes that returned `Ok`. A write that returned
+//!   `Error::Incomplete` with a layer that could be neither written nor invalidated may leave
+//!   that layer serving an older value once the faster layers drop the new one; the error says
+//!   which layer.
+//! - Of versions: they are per cache instance, from 0 at construction. A layer shared by several
+//!   caches (or surviving a restart) must not compare versions across instances. The epoch has
+//!   44 bits per stripe: at ten million writes per second on one single stripe it wraps after
+//!   about 20 days; with writes spread over the stripes, after decades.
+//!
+//! Other keys on the same stripe only cost spurious ticket failures: a skipped promotion or a
+//! write that is not cached in a layer (as if evicted at once), never a wrong value.
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 /// Number of write stripes per cache (a power of two; a handful under loom, whose models
@@ -125,12 +153,21 @@ impl WriteStripes {
 
     /// Starts a write of the key with this hash; the token carries its version.
     pub(crate) fn begin(&self, hash: u64) -> WriteToken<'_> {
-        let word = &self.words[Self::index(hash)];
-        // SeqCst: the increment must be ordered before the write's layer operations for every
-        // promotion that validates later (see the module docs).
+        let index = Self::index(hash);
+        let word = &self.words[index];
         let before = word.fetch_add(EPOCH_ONE + 1, Ordering::SeqCst);
+        // The increment must be ordered before *every* layer operation of the write, including
+        // plain loads (a delete that finds the key absent only loads). A SeqCst RMW orders later
+        // SeqCst operations, not later acquire loads, so a fence completes the store-buffering
+        // pattern with the promoter's fence (see the module docs).
+        fence(Ordering::SeqCst);
+        debug_assert!(
+            before & IN_FLIGHT_MASK < IN_FLIGHT_MASK,
+            "in-flight field overflow"
+        );
         WriteToken {
             word,
+            index,
             version: (before >> IN_FLIGHT_BITS) + 1,
         }
     }
@@ -143,7 +180,13 @@ impl WriteStripes {
         // SeqCst: synchronizes with the `fetch_sub` of every write that finished, so the lower
         // layer read that follows sees those writes.
         let seen = word.load(Ordering::SeqCst);
-        (seen & IN_FLIGHT_MASK == 0).then_some(Ticket { word, index, seen })
+        (seen & IN_FLIGHT_MASK == 0).then_some(Ticket {
+            word: Some(word),
+            index,
+            seen,
+            mask: u64::MAX,
+            version: seen >> IN_FLIGHT_BITS,
+        })
     }
 
     /// A ticket as plain data, for a promotion that is queued and applied later.
@@ -151,6 +194,8 @@ impl WriteStripes {
         RawTicket {
             index: ticket.index,
             seen: ticket.seen,
+            mask: ticket.mask,
+            version: ticket.version,
         }
     }
 
@@ -158,9 +203,11 @@ impl WriteStripes {
     pub(crate) fn attach(&self, raw: RawTicket) -> Ticket<'_> {
         let index = raw.index & (STRIPES - 1);
         Ticket {
-            word: &self.words[index],
+            word: Some(&self.words[index]),
             index,
             seen: raw.seen,
+            mask: raw.mask,
+            version: raw.version,
         }
     }
 }
@@ -171,18 +218,34 @@ impl WriteStripes {
 pub(crate) struct RawTicket {
     index: usize,
     seen: u64,
+    mask: u64,
+    version: Version,
 }
 
 /// An in-flight write. Dropping it marks the write finished (also on unwinding, so a panicking
 /// custom layer cannot disable promotion on its stripe forever).
 pub(crate) struct WriteToken<'a> {
     word: &'a AtomicU64,
+    index: usize,
     version: Version,
 }
 
 impl WriteToken<'_> {
     pub(crate) fn version(&self) -> Version {
         self.version
+    }
+
+    /// The ticket a layer validates a write's insert of an *absent* key with: current while no
+    /// later write of the stripe has begun (the epoch is still this write's version; writes that
+    /// began earlier may still be in flight).
+    pub(crate) fn ticket(&self) -> Ticket<'_> {
+        Ticket {
+            word: Some(self.word),
+            index: self.index,
+            seen: self.version << IN_FLIGHT_BITS,
+            mask: !IN_FLIGHT_MASK,
+            version: self.version,
+        }
     }
 }
 
@@ -193,22 +256,80 @@ impl Drop for WriteToken<'_> {
     }
 }
 
-/// Permission to promote one key, valid while no write of the key's stripe has started since it
-/// was taken. Layers that accept promotions must check [`Ticket::is_current`] after inserting the
-/// promoted value in a state readers ignore, and only then make it visible (see the module docs).
+/// Permission to make an inserted value visible, valid while no conflicting write of the key's
+/// stripe has begun since it was taken:
+///
+/// - a **promotion** ticket: no write of the stripe began, and none was in flight, since the
+///   lower layer was read;
+/// - a **write** ticket (passed to [`Layer::set`](crate::Layer::set)): no *later* write of the
+///   stripe began since this write did.
+///
+/// A layer that inserts a key it did not hold must do so in a state readers ignore, then check
+/// [`Ticket::is_current`], and only then make the value visible, or else remove exactly what it
+/// inserted (see the module docs).
 #[derive(Clone, Copy)]
 pub struct Ticket<'a> {
-    word: &'a AtomicU64,
+    /// `None`: a ticket that is always current (direct use of a layer, outside any cache).
+    word: Option<&'a AtomicU64>,
     index: usize,
     seen: u64,
+    /// Which bits of the stripe word must still equal `seen`.
+    mask: u64,
+    /// See [`Ticket::version`].
+    version: Version,
 }
 
 impl Ticket<'_> {
-    /// Whether no write of this key's stripe has started since the ticket was taken.
+    /// A ticket that is always current: for using a layer directly, outside a cache, where no
+    /// concurrent write has to be ordered against.
+    pub const fn unconditional() -> Ticket<'static> {
+        Ticket {
+            word: None,
+            index: 0,
+            seen: 0,
+            mask: 0,
+            version: Version::MAX,
+        }
+    }
+
+    /// A write ticket of the given version on no stripe, for unit tests of layers.
+    #[cfg(test)]
+    pub(crate) const fn detached_write(version: Version) -> Ticket<'static> {
+        Ticket {
+            word: None,
+            index: 0,
+            seen: 0,
+            mask: 0,
+            version,
+        }
+    }
+
+    /// Whether no conflicting write of this key's stripe has begun since the ticket was taken.
     #[inline]
     pub fn is_current(&self) -> bool {
-        // SeqCst: see the module docs; callers issue `fence(SeqCst)` after their insert.
-        self.word.load(Ordering::SeqCst) == self.seen
+        match self.word {
+            // SeqCst: see the module docs; callers issue `fence(SeqCst)` after their insert.
+            Some(word) => word.load(Ordering::SeqCst) & self.mask == self.seen,
+            None => true,
+        }
+    }
+
+    /// For a write ticket, the write's version. For a promotion ticket, the highest version the
+    /// promoted value may carry: the stripe's epoch when the ticket was taken (a promotion clamps
+    /// the source entry's version to it, so a layer that reports versions of its own, such as a
+    /// database's timestamps, cannot make later writes of this cache look older).
+    /// [`Version::MAX`] for an unconditional ticket.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+}
+
+impl Ticket<'_> {
+    /// The write stripe of the key (`None` for an unconditional ticket). Versions are only
+    /// comparable within one stripe: a layer that keeps per-stripe state (the memory tier's
+    /// floors) indexes it with this.
+    pub fn stripe(&self) -> Option<usize> {
+        self.word.map(|_| self.index)
     }
 }
 

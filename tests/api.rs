@@ -14,7 +14,7 @@ use std::time::Duration;
 use strata::{
     BuildError, Cache, Clock, Entry, Error, GetResults, Layer, LayerCounters, LayerError,
     LayerSpec, ManualClock, MemoryConfig, MemoryLayer, Promotion, SetOptions, Ticket, Timestamp,
-    Version, WriteMode, WriteReport,
+    WriteMode, WriteReport,
 };
 
 // ===========================================================================================
@@ -76,6 +76,7 @@ where
                 version: 0,
                 expires_at: Timestamp::NEVER,
             },
+            &Ticket::unconditional(),
         )
         .unwrap();
     }
@@ -100,18 +101,18 @@ where
         Layer::contains(&self.inner, key, now)
     }
 
-    fn set(&self, key: &K, entry: Entry<V>) -> Result<(), LayerError> {
+    fn set(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> Result<(), LayerError> {
         if Self::on(&self.fail_set) {
             return Err(injected());
         }
-        Layer::set(&self.inner, key, entry)
+        Layer::set(&self.inner, key, entry, ticket)
     }
 
-    fn delete(&self, key: &K, version: Version) -> Result<(), LayerError> {
+    fn delete(&self, key: &K, ticket: &Ticket<'_>) -> Result<(), LayerError> {
         if Self::on(&self.fail_delete) {
             return Err(injected());
         }
-        Layer::delete(&self.inner, key, version)
+        Layer::delete(&self.inner, key, ticket)
     }
 
     fn promote(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> Result<bool, LayerError> {
@@ -128,14 +129,14 @@ where
         Layer::get_many(&self.inner, keys, now)
     }
 
-    fn set_many(&self, entries: Vec<(&K, Entry<V>)>) -> Vec<Result<(), LayerError>> {
+    fn set_many(&self, entries: Vec<(&K, Entry<V>, Ticket<'_>)>) -> Vec<Result<(), LayerError>> {
         if Self::on(&self.fail_set) {
             return entries.iter().map(|_| Err(injected())).collect();
         }
         Layer::set_many(&self.inner, entries)
     }
 
-    fn delete_many(&self, keys: &[(&K, Version)]) -> Vec<Result<(), LayerError>> {
+    fn delete_many(&self, keys: &[(&K, Ticket<'_>)]) -> Vec<Result<(), LayerError>> {
         if Self::on(&self.fail_delete) {
             return keys.iter().map(|_| Err(injected())).collect();
         }
@@ -186,7 +187,7 @@ impl Layer<u64, String> for NoIterLayer {
             .cloned())
     }
 
-    fn set(&self, key: &u64, entry: Entry<String>) -> Result<(), LayerError> {
+    fn set(&self, key: &u64, entry: Entry<String>, _: &Ticket<'_>) -> Result<(), LayerError> {
         let mut map = self.map.lock().unwrap();
         if map.get(key).is_none_or(|old| old.version < entry.version) {
             map.insert(*key, entry);
@@ -194,7 +195,8 @@ impl Layer<u64, String> for NoIterLayer {
         Ok(())
     }
 
-    fn delete(&self, key: &u64, version: Version) -> Result<(), LayerError> {
+    fn delete(&self, key: &u64, ticket: &Ticket<'_>) -> Result<(), LayerError> {
+        let version = ticket.version();
         let mut map = self.map.lock().unwrap();
         if map.get(key).is_some_and(|old| old.version < version) {
             map.remove(key);
@@ -2088,4 +2090,104 @@ fn a_per_call_ttl_under_a_millisecond_is_refused() {
     let result = cache.set_with(1, 1, &SetOptions::new().ttl(Duration::from_micros(10)));
     assert!(matches!(result, Err(Error::ZeroTtl)), "{result:?}");
     assert_eq!(cache.get(&1).unwrap(), None, "nothing was written");
+}
+
+#[test]
+fn build_refuses_a_capacity_beyond_the_tier_maximum() {
+    let result = Cache::<u64, u64>::builder()
+        .layer(LayerSpec::memory("l1", usize::MAX))
+        .build();
+    assert!(
+        matches!(result, Err(BuildError::CapacityTooLarge { ref layer, .. }) if layer == "l1"),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn a_huge_capacity_builds_without_allocating_it_up_front() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .layer(LayerSpec::memory("l1", 1 << 34))
+        .build()
+        .unwrap();
+    cache.set(1, 1).unwrap();
+    assert_eq!(cache.get(&1).unwrap(), Some(1));
+}
+
+/// A custom layer whose batch answers have the wrong length.
+struct ShortBatches;
+
+impl Layer<u64, u64> for ShortBatches {
+    fn get(&self, _: &u64, _: Timestamp) -> Result<Option<Entry<u64>>, LayerError> {
+        Ok(None)
+    }
+    fn set(&self, _: &u64, _: Entry<u64>, _: &Ticket<'_>) -> Result<(), LayerError> {
+        Ok(())
+    }
+    fn delete(&self, _: &u64, _: &Ticket<'_>) -> Result<(), LayerError> {
+        Ok(())
+    }
+    fn get_many(&self, _: &[&u64], _: Timestamp) -> GetResults<u64> {
+        Vec::new()
+    }
+    fn set_many(
+        &self,
+        entries: Vec<(&u64, Entry<u64>, Ticket<'_>)>,
+    ) -> Vec<Result<(), LayerError>> {
+        entries
+            .iter()
+            .chain(entries.iter())
+            .map(|_| Ok(()))
+            .collect()
+    }
+}
+
+#[test]
+fn a_custom_layer_with_wrong_batch_lengths_is_reported_not_a_panic() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .layer(LayerSpec::memory("l1", 10))
+        .layer(LayerSpec::custom("odd", ShortBatches))
+        .build()
+        .unwrap();
+    let results = cache.get_many(&[1, 2]);
+    assert_eq!(results.len(), 2);
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(Error::Unavailable(_)))),
+        "{results:?}"
+    );
+    let results = cache.set_many(vec![(1, 1), (2, 2)]);
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+}
+
+/// A read-only source of truth reporting versions of its own (timestamps) must not make later
+/// writes of the cache look older once its value was promoted.
+#[test]
+fn foreign_versions_from_a_source_layer_do_not_block_later_writes() {
+    let source = Arc::new(NoIterLayer::default());
+    source
+        .set(
+            &7,
+            Entry {
+                value: "db".to_string(),
+                version: 1_700_000_000_000,
+                expires_at: Timestamp::NEVER,
+            },
+            &Ticket::unconditional(),
+        )
+        .unwrap();
+    let cache: Cache<u64, String> = Cache::builder()
+        .layer(LayerSpec::memory("l1", 10))
+        .layer(LayerSpec::shared("db", source.clone()).read_only())
+        .build()
+        .unwrap();
+    assert_eq!(cache.get(&7).unwrap().as_deref(), Some("db"));
+    assert_eq!(
+        cache.get_from_layer("l1", &7).unwrap().as_deref(),
+        Some("db"),
+        "promoted"
+    );
+    cache.set(7, "new".to_string()).unwrap();
+    assert_eq!(cache.get(&7).unwrap().as_deref(), Some("new"));
 }

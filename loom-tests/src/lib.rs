@@ -15,7 +15,10 @@ pub mod model {
         let (clock, hand) = Clock::manual();
         let mut builder = Cache::builder().clock(clock);
         for (index, capacity) in capacities.iter().enumerate() {
-            builder = builder.layer(LayerSpec::memory(format!("l{}", index + 1), *capacity).ttl(Duration::from_secs(60)));
+            builder = builder.layer(
+                LayerSpec::memory(format!("l{}", index + 1), *capacity)
+                    .ttl(Duration::from_secs(60)),
+            );
         }
         if let Some(batch) = deferred {
             builder = builder.deferred_promotion(batch);

@@ -211,3 +211,36 @@ fn batch_promotion_racing_delete() {
         assert_eq!(cache.get(&K).unwrap(), None);
     });
 }
+
+/// Two writes race while one of them invalidates a lower layer (L1-only write): the slower,
+/// older write must not land in the emptied lower slot, or the value would go back in time once
+/// L1 drops the newer one. Reads after both writes returned must agree on one final value.
+#[test]
+fn late_older_write_after_invalidation_does_not_land() {
+    loom::model(|| {
+        use strata::{Cache, Clock, LayerSpec};
+        let (clock, hand) = Clock::manual();
+        let cache: Cache<u64, u64> = Cache::builder()
+            .clock(clock)
+            .layer(LayerSpec::memory("l1", 4).ttl(Duration::from_secs(1)))
+            .layer(LayerSpec::memory("l2", 4).ttl(Duration::from_secs(60)))
+            .build()
+            .unwrap();
+        let other = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.set(K, 1).unwrap();
+            })
+        };
+        cache.set_with(K, 2, &SetOptions::new().l1_only()).unwrap();
+        other.join().unwrap();
+        let first = cache.get(&K).unwrap();
+        hand.advance(Duration::from_secs(2)); // L1's copy expires, L2's does not
+        let second = cache.get(&K).unwrap();
+        assert!(first.is_some(), "both writes returned: a value is cached");
+        assert!(
+            second.is_none() || second == first,
+            "went back in time: {first:?} then {second:?}"
+        );
+    });
+}

@@ -40,20 +40,24 @@ pub(crate) mod table;
 use crate::clock::{Clock, Timestamp};
 use crate::error::{BuildError, LayerError};
 use crate::layer::{Entry, GetResults, Layer, LayerCounters};
-use crate::protocol::{Ticket, Version};
+use crate::protocol::{Ticket, Version, STRIPES};
 use crate::stats::Counters;
-use crate::sync::{fence, random_state, spin_hint, Arc, Ordering};
-use node::{Node, FREQ_MASK, PENDING};
+use crate::sync::{fence, random_state, spin_hint, Arc, AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+use node::{Node, FREQ_MASK, NO_STRIPE, PENDING};
 use policy::{Policy, Queue, Shard};
-use table::{Compute, Operation, Table, TableGuard};
 use std::fmt;
 use std::hash::Hash;
+use table::{Compute, Operation, Table, TableGuard};
 
 /// Measures an entry for a weight-bounded tier (for example its size in bytes).
 pub type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
 
 const EVICTIONS: usize = 0;
 const EXPIRATIONS: usize = 1;
+
+/// The largest capacity a tier accepts (2^40 entries; more could not be addressed anyway).
+pub const MAX_CAPACITY: usize = 1 << 40;
 
 /// How many times an insert retries eviction when the queues are momentarily empty (their items
 /// are held by other evicting threads) before leaving the bound to those threads.
@@ -101,9 +105,17 @@ impl<K, V> fmt::Debug for MemoryConfig<K, V> {
 }
 
 /// strata's in-process tier: lock-free reads, S3-FIFO eviction, TTLs on a coarse clock.
+///
+/// Besides its map and policy, the tier keeps one **floor** per write stripe: the highest
+/// version it removed (evicted, expired, deleted, invalidated, undone) for any key of that
+/// stripe. A write that finds its key absent publishes its value only if its version is above
+/// the floor, so a slow, older write cannot land in a slot a newer write's value just left (see
+/// [`crate::protocol`]). Versions are only comparable within a stripe, hence one floor each.
 pub struct MemoryLayer<K, V> {
     map: Table<K, Node<V>>,
     policy: Policy<K>,
+    /// Indexed by write stripe; raised before every removal of a node of that stripe.
+    floors: Box<[CachePadded<AtomicU64>]>,
     hasher: ahash::RandomState,
     clock: Clock,
     weigher: Option<Weigher<K, V>>,
@@ -129,6 +141,12 @@ where
         if config.capacity == 0 {
             return Err(BuildError::ZeroCapacity(name.to_owned()));
         }
+        if config.capacity > MAX_CAPACITY {
+            return Err(BuildError::CapacityTooLarge {
+                layer: name.to_owned(),
+                max: MAX_CAPACITY,
+            });
+        }
         if config.max_weight == 0 {
             return Err(BuildError::ZeroWeight(name.to_owned()));
         }
@@ -138,6 +156,9 @@ where
         Ok(MemoryLayer {
             map: Table::new(config.capacity, random_state()),
             policy: Policy::new(config.capacity, config.max_weight),
+            floors: (0..STRIPES)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
             hasher: random_state(),
             clock,
             weigher: config.weigher,
@@ -160,12 +181,15 @@ where
         self.policy.weight()
     }
 
-    /// Removes every entry.
+    /// Removes every entry. Safe to run concurrently with other operations: entries are removed
+    /// one by one and accounted like deletes (their queue items become orphans, reaped later).
     pub fn clear(&self) {
         let guard = self.map.guard();
-        self.map.clear(&guard);
-        for shard in self.policy.shards() {
-            shard.reset();
+        let mut resident = Vec::new();
+        self.map
+            .for_each(&guard, |key, node| resident.push((key, node)));
+        for (key, node) in resident {
+            self.remove_exact(key, node, &guard);
         }
     }
 
@@ -184,6 +208,26 @@ where
         (hash as usize) & (self.policy.shards().len() - 1)
     }
 
+    // ----- floors ----------------------------------------------------------------------------
+
+    /// Raises the floor of `stripe` to `version`. SeqCst, then a fence: the raise must be
+    /// ordered before the removal (or the absence check) that follows, for every inserter that
+    /// validates against the floor afterwards (store-buffering with `validate_write`).
+    fn raise_floor(&self, stripe: Option<usize>, version: Version) {
+        if let Some(stripe) = stripe {
+            self.floors[stripe % STRIPES].fetch_max(version, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+        }
+    }
+
+    fn raise_floor_for(&self, node: &Node<V>) {
+        if node.stripe != NO_STRIPE {
+            self.raise_floor(Some(usize::from(node.stripe)), node.version);
+        }
+    }
+
+    // ----- reads -----------------------------------------------------------------------------
+
     /// The read path. Returns the live node for `key`, recording the access.
     #[inline]
     fn read<'g>(&self, key: &K, guard: &'g TableGuard<'_>) -> Option<&'g Node<V>> {
@@ -193,98 +237,48 @@ where
             return None;
         }
         if node.is_expired_with(|| self.clock.now()) {
-            self.remove_expired(key, node, guard);
+            if self.remove_exact(key, node, guard) {
+                self.counters.incr(EXPIRATIONS);
+            }
             return None;
         }
         node.touch(meta);
         Some(node)
     }
 
-    fn remove_expired(&self, key: &K, node: &Node<V>, guard: &TableGuard<'_>) {
-        if let Ok(Some((_, removed))) = self.map.remove_if(key, |_, n| std::ptr::eq(n, node), guard)
-        {
-            self.policy
-                .shard_of_birth(removed.birth)
-                .forget_orphaned(removed.weight);
-            self.counters.incr(EXPIRATIONS);
-        }
-    }
+    // ----- removals --------------------------------------------------------------------------
 
-    fn set_in(&self, key: &K, entry: Entry<V>, guard: &TableGuard<'_>) {
-        let hash = self.hash(key);
-        let index = self.shard_index(hash);
-        let shard = self.policy.shard_for_hash(hash);
-        let weight = self.weigh(key, &entry.value);
-        if weight > shard.max_weight {
-            // Heavier than the whole bound: storing it would flush the shard and then the entry
-            // itself. It is treated as stored and evicted at once: any older value is removed
-            // (so the contract holds), nothing else is touched.
-            self.delete_in(key, entry.version, guard);
-            self.counters.incr(EVICTIONS);
-            return;
-        }
-        let now = self.clock.now();
-        let mut fresh_birth = None;
-        let result = self.map.compute(
-            key.clone(),
-            |current| match current {
-                Some((_, node)) if node.version >= entry.version => Operation::Abort(()),
-                Some((_, node)) => Operation::Insert(Node::new(
-                    entry.value.clone(),
-                    entry.version,
-                    entry.expires_at,
-                    node.birth,
-                    weight,
-                    node.meta() & FREQ_MASK,
-                )),
-                None => Operation::Insert(Node::new(
-                    entry.value.clone(),
-                    entry.version,
-                    entry.expires_at,
-                    *fresh_birth.get_or_insert_with(|| shard.next_birth(index)),
-                    weight,
-                    0,
-                )),
+    /// Removes exactly `node` (if it is still the key's node), outside the policy: raises its
+    /// stripe's floor first and leaves its queue item as an orphan. Returns whether it did.
+    fn remove_exact(&self, key: &K, node: &Node<V>, guard: &TableGuard<'_>) -> bool {
+        let removed = self.map.remove_if(
+            key,
+            |_, current| {
+                let exact = std::ptr::eq(current, node);
+                if exact {
+                    // Idempotent if papaya calls us again; harmless if the CAS then fails.
+                    self.raise_floor_for(current);
+                }
+                exact
             },
             guard,
         );
-        self.after_insert(result, shard, hash, now, guard);
-    }
-
-    /// Policy bookkeeping after a `compute` that may have inserted or replaced a node.
-    /// Returns the node now in the map, if this call put it there.
-    fn after_insert<'g>(
-        &self,
-        result: Compute<'g, K, Node<V>, ()>,
-        shard: &Shard<K>,
-        hash: u64,
-        now: Timestamp,
-        guard: &TableGuard<'_>,
-    ) -> Option<&'g Node<V>> {
-        match result {
-            Compute::Inserted(key, node) => {
-                shard.admit(key.clone(), node.birth, hash, node.weight);
-                self.enforce(shard, guard);
-                Some(node)
+        match removed {
+            Ok(Some((_, removed))) => {
+                self.policy
+                    .shard_of_birth(removed.birth)
+                    .forget_orphaned(removed.weight);
+                true
             }
-            Compute::Updated {
-                old: (_, old),
-                new: (_, new),
-            } => {
-                if old.is_expired(now) {
-                    self.counters.incr(EXPIRATIONS);
-                }
-                shard.adjust_weight(old.weight, new.weight);
-                if new.weight > old.weight {
-                    self.enforce(shard, guard);
-                }
-                Some(new)
-            }
-            Compute::Removed(..) | Compute::Aborted(()) => None,
+            _ => false,
         }
     }
 
-    fn delete_in(&self, key: &K, version: Version, guard: &TableGuard<'_>) {
+    /// A delete or an invalidation: raise the floor to the delete's version, then remove the key
+    /// unless it holds something newer.
+    fn delete_in(&self, key: &K, ticket: &Ticket<'_>, guard: &TableGuard<'_>) {
+        let version = ticket.version();
+        self.raise_floor(ticket.stripe(), version);
         if let Ok(Some((_, removed))) =
             self.map
                 .remove_if(key, |_, node| node.version < version, guard)
@@ -295,7 +289,142 @@ where
         }
     }
 
-    /// Steps 1–3 of the promotion protocol (see [`crate::protocol`]).
+    // ----- writes and promotions -------------------------------------------------------------
+
+    /// A write's insert or replace (see [`crate::protocol`]): a live node of an older version is
+    /// replaced at once; an absent key (or an expired or pending node) gets a pending node that
+    /// is published only if its version is above the stripe's floor.
+    fn set_in(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>, guard: &TableGuard<'_>) {
+        let hash = self.hash(key);
+        let shard = self.policy.shard_for_hash(hash);
+        let weight = self.weigh(key, &entry.value);
+        if weight > shard.max_weight {
+            // Heavier than the whole bound: storing it would flush the shard and then the entry
+            // itself. It is treated as stored and evicted at once: any older value is removed
+            // (so the contract holds), nothing else is touched.
+            self.delete_in(key, ticket, guard);
+            self.counters.incr(EVICTIONS);
+            return;
+        }
+        let now = self.clock.now();
+        let mut fresh_birth = None;
+        let result = self.map.compute(
+            key.clone(),
+            |current| match current {
+                Some((_, node)) if node.version >= entry.version => Operation::Abort(()),
+                Some((_, node)) if !node.is_pending() && !node.is_expired(now) => {
+                    Operation::Insert(Node::new(
+                        entry.value.clone(),
+                        entry.version,
+                        entry.expires_at,
+                        node.birth,
+                        weight,
+                        ticket.stripe(),
+                        node.meta() & FREQ_MASK,
+                    ))
+                }
+                current => Operation::Insert(Node::new(
+                    entry.value.clone(),
+                    entry.version,
+                    entry.expires_at,
+                    self.birth_for(current.map(|(_, node)| node), shard, hash, &mut fresh_birth),
+                    weight,
+                    ticket.stripe(),
+                    PENDING,
+                )),
+            },
+            guard,
+        );
+        if let Some(node) = self.after_insert(result, shard, hash, now) {
+            if node.is_pending() && !self.validate_write(key, node, ticket, guard) {
+                return;
+            }
+            self.enforce(shard, guard);
+        }
+    }
+
+    /// Steps 2 and 3 for a write into a slot the key had left: publish if the write's version is
+    /// above the stripe's floor, else undo. The fence pairs with `raise_floor`'s: either we see
+    /// the raised floor, or the remover's operation on the slot sees (and removes) our node.
+    fn validate_write(
+        &self,
+        key: &K,
+        node: &Node<V>,
+        ticket: &Ticket<'_>,
+        guard: &TableGuard<'_>,
+    ) -> bool {
+        fence(Ordering::SeqCst);
+        let above_floor = match ticket.stripe() {
+            Some(stripe) => self.floors[stripe % STRIPES].load(Ordering::SeqCst) < node.version,
+            None => true,
+        };
+        self.publish_or_undo(key, node, above_floor, guard)
+    }
+
+    fn publish_or_undo(
+        &self,
+        key: &K,
+        node: &Node<V>,
+        valid: bool,
+        guard: &TableGuard<'_>,
+    ) -> bool {
+        if valid || broken_validation() {
+            node.publish();
+            true
+        } else {
+            // Remove exactly the node we inserted (a newer write may already have replaced it,
+            // in which case there is nothing to undo).
+            self.remove_exact(key, node, guard);
+            false
+        }
+    }
+
+    /// The birth of a node replacing `current` (carried over), or a fresh one for a new key,
+    /// drawn once per `compute` however often papaya calls the closure.
+    fn birth_for(
+        &self,
+        current: Option<&Node<V>>,
+        shard: &Shard<K>,
+        hash: u64,
+        fresh: &mut Option<u64>,
+    ) -> u64 {
+        match current {
+            Some(node) => node.birth,
+            None => *fresh.get_or_insert_with(|| shard.next_birth(self.shard_index(hash))),
+        }
+    }
+
+    /// Policy bookkeeping after a `compute` that may have inserted or replaced a node. Returns
+    /// the node now in the map, if this call put it there. Capacity is enforced by the caller,
+    /// once the node is validated.
+    fn after_insert<'g>(
+        &self,
+        result: Compute<'g, K, Node<V>, ()>,
+        shard: &Shard<K>,
+        hash: u64,
+        now: Timestamp,
+    ) -> Option<&'g Node<V>> {
+        match result {
+            Compute::Inserted(key, node) => {
+                shard.admit(key.clone(), node.birth, hash, node.weight);
+                Some(node)
+            }
+            Compute::Updated {
+                old: (_, old),
+                new: (_, new),
+            } => {
+                if old.is_expired(now) && !old.is_pending() {
+                    self.counters.incr(EXPIRATIONS);
+                }
+                shard.adjust_weight(old.weight, new.weight);
+                Some(new)
+            }
+            Compute::Removed(..) | Compute::Aborted(()) => None,
+        }
+    }
+
+    /// A promotion (see [`crate::protocol`]): insert pending where the key is absent (or holds
+    /// an expired node of an older version), validate the ticket, publish or undo.
     fn promote_in(
         &self,
         key: &K,
@@ -308,66 +437,49 @@ where
             return false;
         }
         let hash = self.hash(key);
-        let index = self.shard_index(hash);
         let shard = self.policy.shard_for_hash(hash);
         let weight = self.weigh(key, &entry.value);
         if weight > shard.max_weight {
             return false;
         }
         let mut fresh_birth = None;
-        // 1. Insert pending, only where the key is absent or expired (and not newer).
         let result = self.map.compute(
             key.clone(),
             |current| match current {
-                None => Operation::Insert(Node::new(
+                Some((_, node))
+                    if node.is_pending()
+                        || !node.is_expired(now)
+                        || node.version > entry.version =>
+                {
+                    Operation::Abort(())
+                }
+                current => Operation::Insert(Node::new(
                     entry.value.clone(),
                     entry.version,
                     entry.expires_at,
-                    *fresh_birth.get_or_insert_with(|| shard.next_birth(index)),
+                    self.birth_for(current.map(|(_, node)| node), shard, hash, &mut fresh_birth),
                     weight,
+                    ticket.stripe(),
                     PENDING,
                 )),
-                Some((_, node))
-                    if !node.is_pending()
-                        && node.is_expired(now)
-                        && node.version <= entry.version =>
-                {
-                    Operation::Insert(Node::new(
-                        entry.value.clone(),
-                        entry.version,
-                        entry.expires_at,
-                        node.birth,
-                        weight,
-                        PENDING,
-                    ))
-                }
-                Some(_) => Operation::Abort(()),
             },
             guard,
         );
-        let Some(node) = self.after_insert(result, shard, hash, now, guard) else {
+        let Some(node) = self.after_insert(result, shard, hash, now) else {
             return false;
         };
-        // 2. Validate. The fence makes the slot RMW above an acquire of whatever write it read
-        // from, so a write whose slot operation preceded our insert is visible to the load.
+        // The fence pairs with the one in `WriteStripes::begin`: either our validation load sees
+        // a conflicting write's `begin`, or that write's operation on this slot sees our node.
         fence(Ordering::SeqCst);
-        if ticket.is_current() || broken_validation() {
-            // 3a. Publish.
-            node.publish();
-            true
-        } else {
-            // 3b. Undo: remove exactly the node we inserted (a newer write may already have
-            // replaced it, in which case there is nothing to undo).
-            if let Ok(Some((_, removed))) =
-                self.map.remove_if(key, |_, n| std::ptr::eq(n, node), guard)
-            {
-                self.policy
-                    .shard_of_birth(removed.birth)
-                    .forget_orphaned(removed.weight);
-            }
-            false
+        let published = self.publish_or_undo(key, node, ticket.is_current(), guard);
+        if published {
+            // Only a promotion that landed makes room: an undone one must not evict anyone.
+            self.enforce(shard, guard);
         }
+        published
     }
+
+    // ----- the policy ------------------------------------------------------------------------
 
     /// Evicts until the shard is within its bounds, then reaps orphans if there are too many.
     fn enforce(&self, shard: &Shard<K>, guard: &TableGuard<'_>) {
@@ -415,10 +527,18 @@ where
             }
         }
         let birth = item.birth;
-        match self
-            .map
-            .remove_if(&item.key, |_, n| n.birth == birth, guard)
-        {
+        let removed = self.map.remove_if(
+            &item.key,
+            |_, current| {
+                let ours = current.birth == birth;
+                if ours {
+                    self.raise_floor_for(current);
+                }
+                ours
+            },
+            guard,
+        );
+        match removed {
             Ok(Some((_, removed))) => {
                 shard.forget(removed.weight);
                 if expired {
@@ -495,15 +615,15 @@ where
             .is_some_and(|node| !node.is_pending() && !node.is_expired_with(|| self.clock.now())))
     }
 
-    fn set(&self, key: &K, entry: Entry<V>) -> Result<(), LayerError> {
+    fn set(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> Result<(), LayerError> {
         let guard = self.map.guard();
-        self.set_in(key, entry, &guard);
+        self.set_in(key, entry, ticket, &guard);
         Ok(())
     }
 
-    fn delete(&self, key: &K, version: Version) -> Result<(), LayerError> {
+    fn delete(&self, key: &K, ticket: &Ticket<'_>) -> Result<(), LayerError> {
         let guard = self.map.guard();
-        self.delete_in(key, version, &guard);
+        self.delete_in(key, ticket, &guard);
         Ok(())
     }
 
@@ -519,22 +639,22 @@ where
             .collect()
     }
 
-    fn set_many(&self, entries: Vec<(&K, Entry<V>)>) -> Vec<Result<(), LayerError>> {
+    fn set_many(&self, entries: Vec<(&K, Entry<V>, Ticket<'_>)>) -> Vec<Result<(), LayerError>> {
         let guard = self.map.guard();
         entries
             .into_iter()
-            .map(|(key, entry)| {
-                self.set_in(key, entry, &guard);
+            .map(|(key, entry, ticket)| {
+                self.set_in(key, entry, &ticket, &guard);
                 Ok(())
             })
             .collect()
     }
 
-    fn delete_many(&self, keys: &[(&K, Version)]) -> Vec<Result<(), LayerError>> {
+    fn delete_many(&self, keys: &[(&K, Ticket<'_>)]) -> Vec<Result<(), LayerError>> {
         let guard = self.map.guard();
         keys.iter()
-            .map(|(key, version)| {
-                self.delete_in(key, *version, &guard);
+            .map(|(key, ticket)| {
+                self.delete_in(key, ticket, &guard);
                 Ok(())
             })
             .collect()
@@ -579,7 +699,8 @@ where
 /// builds. A std atomic on purpose: it is test configuration, not part of the modelled state.
 #[cfg(loom)]
 #[doc(hidden)]
-pub static BREAK_PROMOTION_VALIDATION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+pub static BREAK_PROMOTION_VALIDATION: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 #[inline(always)]
 fn broken_validation() -> bool {

@@ -29,8 +29,14 @@ pub(crate) struct Node<V> {
     /// the node's is stale.
     pub(crate) birth: u64,
     pub(crate) weight: u64,
+    /// The write stripe of the key ([`NO_STRIPE`] for a node written outside a cache), which
+    /// indexes the tier's floors when the node is removed.
+    pub(crate) stripe: u16,
     pub(crate) meta: AtomicU8,
 }
+
+/// The stripe of a node written with an unconditional ticket.
+pub(crate) const NO_STRIPE: u16 = u16::MAX;
 
 impl<V> Node<V> {
     pub(crate) fn new(
@@ -39,6 +45,7 @@ impl<V> Node<V> {
         expires_at: Timestamp,
         birth: u64,
         weight: u64,
+        stripe: Option<usize>,
         meta: u8,
     ) -> Self {
         Node {
@@ -47,6 +54,7 @@ impl<V> Node<V> {
             expires_at,
             birth,
             weight,
+            stripe: stripe.map_or(NO_STRIPE, |s| s as u16),
             meta: AtomicU8::new(meta),
         }
     }

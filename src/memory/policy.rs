@@ -46,6 +46,9 @@ const MAX_SHARDS: usize = 1 << SHARD_BITS;
 /// Shards are only split off when each gets at least this many entries, so small caches keep
 /// one exact S3-FIFO.
 const MIN_SHARD_CAPACITY: usize = 512;
+/// Ghost slots per shard at most (the ghost is allocated up front; a huge capacity, as used for
+/// a weight-only bound, must not allocate a huge ghost).
+const MAX_GHOST: usize = 1 << 20;
 
 pub(crate) struct Item<K> {
     pub(crate) key: K,
@@ -91,7 +94,11 @@ impl<K> Policy<K> {
         // A weight bound is not split: a shard's share could be smaller than one legitimate
         // entry. Weighted tiers keep one policy shard.
         let weighted = max_weight != u64::MAX;
-        while !weighted && count < wanted && count < MAX_SHARDS && capacity / (count * 2) >= MIN_SHARD_CAPACITY {
+        while !weighted
+            && count < wanted
+            && count < MAX_SHARDS
+            && capacity / (count * 2) >= MIN_SHARD_CAPACITY
+        {
             count *= 2;
         }
         let shards = (0..count)
@@ -131,10 +138,7 @@ impl<K> Policy<K> {
     }
 
     pub(crate) fn weight(&self) -> u64 {
-        self.shards
-            .iter()
-            .map(|s| s.state.weight.load(Ordering::Relaxed))
-            .sum()
+        self.shards.iter().map(|s| s.weight()).sum()
     }
 }
 
@@ -143,7 +147,7 @@ impl<K> Shard<K> {
         // Half the shard: a longer memory readmits keys of a loop longer than the cache into
         // main, where they only churn it (shared/traces loop at 404/512 entries: +1.3/+1.7
         // points against a full-size ghost; oltp, orm-busy, web07 move by at most 0.15).
-        let ghost_len = (max_len / 2).max(1).next_power_of_two();
+        let ghost_len = (max_len / 2).clamp(1, MAX_GHOST).next_power_of_two();
         Shard {
             small: SegQueue::new(),
             main: SegQueue::new(),
@@ -197,13 +201,10 @@ impl<K> Shard<K> {
         self.state.orphans.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Accounts an orphan item that was popped and dropped.
+    /// Accounts an orphan item that was popped and dropped. The count may dip below zero for a
+    /// moment (an item popped as an orphan before its remover counted it): it is read as signed.
     pub(crate) fn drop_orphan(&self) {
-        // Saturating: an item can be popped as an orphan before its removal was counted.
-        let _ = self
-            .state
-            .orphans
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.state.orphans.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub(crate) fn adjust_weight(&self, old: u64, new: u64) {
@@ -214,16 +215,24 @@ impl<K> Shard<K> {
         }
     }
 
+    // The counters wrap and are read as signed: a removal can be counted before the insert it
+    // undoes (a delete racing the insert's `admit`), leaving a counter briefly "negative". Read
+    // unsigned, that would look like a full shard and trigger a flush.
+
     pub(crate) fn len(&self) -> usize {
-        self.state.len.load(Ordering::Relaxed)
+        (self.state.len.load(Ordering::Relaxed) as isize).max(0) as usize
+    }
+
+    pub(crate) fn weight(&self) -> u64 {
+        (self.state.weight.load(Ordering::Relaxed) as i64).max(0) as u64
     }
 
     pub(crate) fn is_over_capacity(&self) -> bool {
-        self.len() > self.max_len || self.state.weight.load(Ordering::Relaxed) > self.max_weight
+        self.len() > self.max_len || self.weight() > self.max_weight
     }
 
     pub(crate) fn has_too_many_orphans(&self) -> bool {
-        self.state.orphans.load(Ordering::Relaxed) > self.max_len / 2 + 16
+        self.state.orphans.load(Ordering::Relaxed) as isize > (self.max_len / 2 + 16) as isize
     }
 
     /// The next eviction candidate: from small while it holds more than its share, else main.
@@ -267,15 +276,6 @@ impl<K> Shard<K> {
             && slot
                 .compare_exchange(hash | 1, 0, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
-    }
-
-    /// Drops every queued item and resets the counters (used by `clear`).
-    pub(crate) fn reset(&self) {
-        while self.small.pop().is_some() {}
-        while self.main.pop().is_some() {}
-        self.state.len.store(0, Ordering::Relaxed);
-        self.state.weight.store(0, Ordering::Relaxed);
-        self.state.orphans.store(0, Ordering::Relaxed);
     }
 }
 

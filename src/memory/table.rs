@@ -10,7 +10,7 @@
 //! tests, fuzzing); loom checks *our* protocol on top of a map with papaya's interface.
 //!
 //! The interface is papaya's: `get`, `compute` (a closure deciding insert / remove / abort from
-//! the current entry, applied atomically), `remove_if`, iteration and `clear`, each under a guard
+//! the current entry, applied atomically), `remove_if`, and iteration, each under a guard
 //! whose lifetime bounds the references returned.
 
 #[cfg(not(loom))]
@@ -25,6 +25,9 @@ mod papaya_table {
 
     pub(crate) use papaya::{Compute, Operation};
 
+    /// Entries a table is presized for at most.
+    const MAX_PRESIZE: usize = 1 << 22;
+
     /// A pinned section: references returned under it stay valid until it is dropped.
     pub(crate) type TableGuard<'a> = papaya::LocalGuard<'a>;
 
@@ -35,12 +38,13 @@ mod papaya_table {
     impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         pub(crate) fn new(capacity: usize, hasher: ahash::RandomState) -> Self {
             Table {
-                // Presized for the tier's capacity: a bounded cache at capacity then churns
-                // at a stable table size (papaya rehashes tombstones away in place when the
-                // table is under half full instead of growing it).
+                // Presized for the tier's capacity (up to a limit, so a huge capacity used as a
+                // weight-only bound does not allocate a huge table): a bounded cache at capacity
+                // then churns at a stable table size (papaya rehashes tombstones away in place
+                // when the table is under half full instead of growing it).
                 map: papaya::HashMap::builder()
                     .hasher(hasher)
-                    .capacity(capacity)
+                    .capacity(capacity.min(MAX_PRESIZE))
                     .build(),
             }
         }
@@ -56,7 +60,12 @@ mod papaya_table {
         }
 
         #[inline]
-        pub(crate) fn compute<'g, F, T>(&self, key: K, compute: F, guard: &'g TableGuard<'_>) -> Compute<'g, K, V, T>
+        pub(crate) fn compute<'g, F, T>(
+            &self,
+            key: K,
+            compute: F,
+            guard: &'g TableGuard<'_>,
+        ) -> Compute<'g, K, V, T>
         where
             F: FnMut(Option<(&'g K, &'g V)>) -> Operation<V, T>,
         {
@@ -76,14 +85,14 @@ mod papaya_table {
             self.map.remove_if(key, should_remove, guard)
         }
 
-        pub(crate) fn for_each<'g>(&self, guard: &'g TableGuard<'_>, mut f: impl FnMut(&'g K, &'g V)) {
+        pub(crate) fn for_each<'g>(
+            &self,
+            guard: &'g TableGuard<'_>,
+            mut f: impl FnMut(&'g K, &'g V),
+        ) {
             for (key, value) in self.map.iter(guard) {
                 f(key, value);
             }
-        }
-
-        pub(crate) fn clear(&self, guard: &TableGuard<'_>) {
-            self.map.clear(guard);
         }
     }
 }
@@ -109,7 +118,10 @@ mod loom_table {
     /// papaya's `Compute`, for the stand-in.
     pub(crate) enum Compute<'g, K, V, T> {
         Inserted(&'g K, &'g V),
-        Updated { old: (&'g K, &'g V), new: (&'g K, &'g V) },
+        Updated {
+            old: (&'g K, &'g V),
+            new: (&'g K, &'g V),
+        },
         Removed(&'g K, &'g V),
         Aborted(T),
     }
@@ -127,7 +139,9 @@ mod loom_table {
     impl TableGuard<'_> {
         fn retain<'g, K: 'static, V: 'static>(&'g self, entry: &Arc<(K, V)>) -> (&'g K, &'g V) {
             let pointer = Arc::as_ptr(entry);
-            self.retained.borrow_mut().push(entry.clone() as Arc<dyn Any>);
+            self.retained
+                .borrow_mut()
+                .push(entry.clone() as Arc<dyn Any>);
             // SAFETY: the guard now owns a strong reference to the entry, and only drops it when
             // the guard itself is dropped, which the `'g` borrow of the guard outlives. The entry
             // is never mutated after creation.
@@ -154,7 +168,12 @@ mod loom_table {
             map.get(key).map(|entry| guard.retain(entry).1)
         }
 
-        pub(crate) fn compute<'g, F, T>(&self, key: K, mut compute: F, guard: &'g TableGuard<'_>) -> Compute<'g, K, V, T>
+        pub(crate) fn compute<'g, F, T>(
+            &self,
+            key: K,
+            mut compute: F,
+            guard: &'g TableGuard<'_>,
+        ) -> Compute<'g, K, V, T>
         where
             F: FnMut(Option<(&'g K, &'g V)>) -> Operation<V, T>,
         {
@@ -203,16 +222,16 @@ mod loom_table {
             }
         }
 
-        pub(crate) fn for_each<'g>(&self, guard: &'g TableGuard<'_>, mut f: impl FnMut(&'g K, &'g V)) {
+        pub(crate) fn for_each<'g>(
+            &self,
+            guard: &'g TableGuard<'_>,
+            mut f: impl FnMut(&'g K, &'g V),
+        ) {
             let entries: Vec<_> = self.map.lock().unwrap().values().cloned().collect();
             for entry in &entries {
                 let (key, value) = guard.retain(entry);
                 f(key, value);
             }
-        }
-
-        pub(crate) fn clear(&self, _guard: &TableGuard<'_>) {
-            self.map.lock().unwrap().clear();
         }
     }
 }

@@ -21,6 +21,11 @@ fn entry(value: u64, version: u64) -> Entry<u64> {
     }
 }
 
+/// A write outside any cache: nothing to order against, so the ticket is unconditional.
+fn set(tier: &MemoryLayer<u64, u64>, key: &u64, entry: Entry<u64>) -> Result<(), LayerError> {
+    tier.set(key, entry, &Ticket::unconditional())
+}
+
 fn value(tier: &MemoryLayer<u64, u64>, key: u64) -> Option<u64> {
     tier.get(&key, Timestamp(0)).unwrap().map(|e| e.value)
 }
@@ -28,24 +33,24 @@ fn value(tier: &MemoryLayer<u64, u64>, key: u64) -> Option<u64> {
 #[test]
 fn an_older_version_never_replaces_a_newer_one() {
     let (t, _) = tier(10);
-    t.set(&1, entry(20, 2)).unwrap();
-    t.set(&1, entry(10, 1)).unwrap();
+    set(&t, &1, entry(20, 2)).unwrap();
+    set(&t, &1, entry(10, 1)).unwrap();
     assert_eq!(value(&t, 1), Some(20));
-    t.set(&1, entry(30, 3)).unwrap();
+    set(&t, &1, entry(30, 3)).unwrap();
     assert_eq!(value(&t, 1), Some(30));
 }
 
 #[test]
 fn delete_keeps_a_newer_version() {
     let (t, _) = tier(10);
-    t.set(&1, entry(50, 5)).unwrap();
-    t.delete(&1, 4).unwrap();
+    set(&t, &1, entry(50, 5)).unwrap();
+    t.delete(&1, &Ticket::detached_write(4)).unwrap();
     assert_eq!(
         value(&t, 1),
         Some(50),
         "a delete older than the value must not remove it"
     );
-    t.delete(&1, 6).unwrap();
+    t.delete(&1, &Ticket::detached_write(6)).unwrap();
     assert_eq!(value(&t, 1), None);
     assert_eq!(t.len(), 0);
 }
@@ -74,7 +79,7 @@ fn promotion_with_a_stale_ticket_is_undone() {
 fn promotion_never_overwrites_a_present_value() {
     let (t, _) = tier(10);
     let stripes = WriteStripes::new();
-    t.set(&1, entry(20, 2)).unwrap();
+    set(&t, &1, entry(20, 2)).unwrap();
     let ticket = stripes.ticket(99).unwrap();
     assert!(!t.promote(&1, entry(10, 1), &ticket).unwrap());
     assert_eq!(value(&t, 1), Some(20));
@@ -89,8 +94,8 @@ fn promotion_replaces_an_expired_node_but_not_with_an_older_version() {
         version,
         expires_at: Timestamp(1_000),
     };
-    t.set(&1, short(20, 2)).unwrap();
-    t.set(&2, short(20, 2)).unwrap();
+    set(&t, &1, short(20, 2)).unwrap();
+    set(&t, &2, short(20, 2)).unwrap();
     hand.advance(Duration::from_secs(2));
     let ticket = stripes.ticket(99).unwrap();
     assert!(t.promote(&1, entry(30, 2), &ticket).unwrap());
@@ -103,10 +108,13 @@ fn promotion_replaces_an_expired_node_but_not_with_an_older_version() {
 fn pending_nodes_are_invisible() {
     let (t, _) = tier(10);
     let guard = t.map.guard();
-    let pending = Node::new(10, 1, Timestamp::NEVER, 1, 1, PENDING);
+    let pending = Node::new(10, 1, Timestamp::NEVER, 1, 1, None, PENDING);
     let mut pending = Some(pending);
-    t.map
-        .compute(1, |_| Operation::<_, ()>::Insert(pending.take().unwrap()), &guard);
+    t.map.compute(
+        1,
+        |_| Operation::<_, ()>::Insert(pending.take().unwrap()),
+        &guard,
+    );
     assert_eq!(value(&t, 1), None);
     assert!(!t.contains(&1, Timestamp(0)).unwrap());
     let mut seen = 0;
@@ -117,7 +125,8 @@ fn pending_nodes_are_invisible() {
 #[test]
 fn expired_entries_are_never_returned_and_are_counted() {
     let (t, hand) = tier(10);
-    t.set(
+    set(
+        &t,
         &1,
         Entry {
             value: 10,
@@ -136,24 +145,24 @@ fn expired_entries_are_never_returned_and_are_counted() {
 #[test]
 fn a_read_sets_the_frequency_bits_only_until_saturated() {
     let (t, _) = tier(10);
-    t.set(&1, entry(10, 1)).unwrap();
+    set(&t, &1, entry(10, 1)).unwrap();
     assert_eq!(t.freq(&1), Some(0));
     for expected in [1, 2, 3, 3, 3] {
         value(&t, 1);
         assert_eq!(t.freq(&1), Some(expected));
     }
     // An update keeps the frequency (in-place replacement carries the policy state).
-    t.set(&1, entry(11, 2)).unwrap();
+    set(&t, &1, entry(11, 2)).unwrap();
     assert_eq!(t.freq(&1), Some(3));
 }
 
 #[test]
 fn a_key_read_while_in_the_small_queue_survives_a_scan() {
     let (t, _) = tier(100);
-    t.set(&0, entry(0, 1)).unwrap();
+    set(&t, &0, entry(0, 1)).unwrap();
     value(&t, 0);
     for key in 1..1_000 {
-        t.set(&key, entry(key, 1)).unwrap();
+        set(&t, &key, entry(key, 1)).unwrap();
     }
     assert_eq!(
         value(&t, 0),
@@ -170,15 +179,15 @@ fn a_ghost_hit_enters_the_main_queue() {
     // Fill: the first 90 keys fill main (warm-up), keys 90..100 wait in small. One more key
     // pushes key 90 out of small (never read: it goes to the ghost).
     for key in 0..101 {
-        t.set(&key, entry(key, 1)).unwrap();
+        set(&t, &key, entry(key, 1)).unwrap();
     }
     assert_eq!(value(&t, 90), None);
     assert_eq!(value(&t, 0), Some(0), "warm-up keys are in main");
     // Re-inserted soon after: the ghost remembers it, so it enters main and survives a scan
     // of one-hit keys that only churn the small queue.
-    t.set(&90, entry(90, 2)).unwrap();
+    set(&t, &90, entry(90, 2)).unwrap();
     for key in 1_000..1_050 {
-        t.set(&key, entry(key, 1)).unwrap();
+        set(&t, &key, entry(key, 1)).unwrap();
     }
     assert_eq!(value(&t, 90), Some(90));
 }
@@ -188,10 +197,11 @@ fn deletes_leave_orphans_that_are_reaped() {
     let (t, _) = tier(100);
     for round in 0..50u64 {
         for key in 0..100 {
-            t.set(&key, entry(key, round * 2 + 1)).unwrap();
+            set(&t, &key, entry(key, round * 2 + 1)).unwrap();
         }
         for key in 0..100 {
-            t.delete(&key, round * 2 + 2).unwrap();
+            t.delete(&key, &Ticket::detached_write(round * 2 + 2))
+                .unwrap();
         }
     }
     assert_eq!(t.len(), 0);
@@ -209,7 +219,7 @@ fn the_weight_bound_holds() {
     };
     let t = MemoryLayer::new("w", config, clock).unwrap();
     for key in 0..200 {
-        t.set(&key, entry(key % 10 + 1, 1)).unwrap();
+        set(&t, &key, entry(key % 10 + 1, 1)).unwrap();
         assert!(t.weight() <= 100, "weight {} over the bound", t.weight());
     }
     assert!(
@@ -229,9 +239,9 @@ fn the_capacity_bound_holds_under_concurrent_inserts() {
             std::thread::spawn(move || {
                 for i in 0..20_000 {
                     let key = n * 1_000_000 + i;
-                    t.set(&key, entry(key, 1)).unwrap();
+                    set(&t, &key, entry(key, 1)).unwrap();
                     if i % 3 == 1 {
-                        t.delete(&(key - 1), 5).unwrap();
+                        t.delete(&(key - 1), &Ticket::detached_write(5)).unwrap();
                     }
                     value(&t, key / 2);
                 }
@@ -250,4 +260,74 @@ fn the_capacity_bound_holds_under_concurrent_inserts() {
         count
     };
     assert_eq!(live, t.len(), "the length counter matches the map");
+}
+
+#[test]
+fn clear_racing_inserts_keeps_the_accounting_exact() {
+    let (t, _) = tier(64);
+    let t = Arc::new(t);
+    let writers: Vec<_> = (0..2u64)
+        .map(|n| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000 {
+                    let key = n * 1_000_000 + i % 500;
+                    set(&t, &key, entry(key, i + 1)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for _ in 0..200 {
+        t.clear();
+    }
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    for key in 0..100 {
+        set(&t, &(5_000_000 + key), entry(key, 1)).unwrap();
+    }
+    let live = {
+        let guard = t.map.guard();
+        let mut count = 0;
+        t.map.for_each(&guard, |_, _| count += 1);
+        count
+    };
+    assert_eq!(live, t.len(), "the length counter matches the map");
+    assert!(t.len() <= 64);
+}
+
+#[test]
+fn a_late_older_write_does_not_land_where_a_newer_value_was_removed() {
+    let (t, _) = tier(10);
+    let stripes = WriteStripes::new();
+    let older = stripes.begin(5);
+    let newer = stripes.begin(5);
+    // The newer write invalidates this layer (as an L1-only write does to lower layers) and
+    // returns; the older write arrives late into the empty slot.
+    t.delete(&1, &newer.ticket()).unwrap();
+    set_with_ticket(&t, 1, entry(10, older.version()), &older.ticket());
+    assert_eq!(value(&t, 1), None, "the older value must not land");
+    assert_eq!(t.len(), 0);
+    // Later writes of any key of the stripe are above the floor.
+    drop((older, newer));
+    let later = stripes.begin(5);
+    set_with_ticket(&t, 2, entry(30, later.version()), &later.ticket());
+    assert_eq!(value(&t, 2), Some(30));
+}
+
+fn set_with_ticket(t: &MemoryLayer<u64, u64>, key: u64, entry: Entry<u64>, ticket: &Ticket<'_>) {
+    t.set(&key, entry, ticket).unwrap();
+}
+
+#[test]
+fn an_undone_promotion_evicts_nobody() {
+    let (t, _) = tier(2);
+    set(&t, &1, entry(1, 1)).unwrap();
+    set(&t, &2, entry(2, 1)).unwrap();
+    let stripes = WriteStripes::new();
+    let ticket = stripes.ticket(9).unwrap();
+    drop(stripes.begin(9));
+    assert!(!t.promote(&3, entry(3, 1), &ticket).unwrap());
+    assert_eq!((value(&t, 1), value(&t, 2)), (Some(1), Some(2)));
+    assert_eq!(t.counters().evictions, 0);
 }
