@@ -208,7 +208,11 @@ impl<K> Shard<K> {
     }
 
     pub(crate) fn adjust_weight(&self, old: u64, new: u64) {
-        if new >= old {
+        // Equal weights (every update of an unweighted tier) touch no shared counter.
+        if new == old {
+            return;
+        }
+        if new > old {
             self.state.weight.fetch_add(new - old, Ordering::Relaxed);
         } else {
             self.state.weight.fetch_sub(old - new, Ordering::Relaxed);
