@@ -107,7 +107,10 @@ fn churn_strata(threads: usize) -> f64 {
 }
 
 fn main() {
-    let max_threads: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2);
+    let max_threads: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2);
     let presized = |threads: usize, mode| {
         HashMap::builder()
             .capacity(WINDOW as usize * threads)
@@ -119,7 +122,11 @@ fn main() {
     for threads in 1..=max_threads {
         let read = churn_papaya(threads, presized(threads, ResizeMode::Blocking), true);
         let default = churn_papaya(threads, HashMap::new(), false);
-        let incremental = churn_papaya(threads, presized(threads, ResizeMode::Incremental(64)), false);
+        let incremental = churn_papaya(
+            threads,
+            presized(threads, ResizeMode::Incremental(64)),
+            false,
+        );
         let blocking = churn_papaya(threads, presized(threads, ResizeMode::Blocking), false);
         let strata = churn_strata(threads);
         println!("| {threads} | {read:.1} | {default:.1} | {incremental:.1} | {blocking:.1} | {strata:.1} |");

@@ -48,15 +48,25 @@ fn main() {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/traces")));
-    let only: Option<Vec<String>> = std::env::var("HIT_RATIO_TRACES")
-        .ok()
-        .map(|s| s.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect());
+    let only: Option<Vec<String>> = std::env::var("HIT_RATIO_TRACES").ok().map(|s| {
+        s.split(',')
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect()
+    });
 
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read trace dir {}: {e}", dir.display()))
         .map(|entry| entry.expect("dir entry").path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".u64.gz")))
-        .filter(|p| only.as_ref().is_none_or(|only| only.iter().any(|t| *t == trace_name(p))))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".u64.gz"))
+        })
+        .filter(|p| {
+            only.as_ref()
+                .is_none_or(|only| only.iter().any(|t| *t == trace_name(p)))
+        })
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no *.u64.gz traces in {}", dir.display());
@@ -78,7 +88,11 @@ fn main() {
             .iter()
             .filter(|(t, _, _)| *t == name)
             .map(|&(_, size, _)| size)
-            .chain(FRACTIONS.iter().map(|f| ((unique as f64 * f).floor() as usize).max(1)))
+            .chain(
+                FRACTIONS
+                    .iter()
+                    .map(|f| ((unique as f64 * f).floor() as usize).max(1)),
+            )
             .collect();
         sizes.sort_unstable();
         sizes.dedup();
@@ -96,7 +110,9 @@ fn main() {
                 );
             }
             let strata = timed(&name, size, "strata", || replay_strata(&keys, size));
-            let quick = timed(&name, size, "quick_cache", || replay_quick_cache(&keys, size));
+            let quick = timed(&name, size, "quick_cache", || {
+                replay_quick_cache(&keys, size)
+            });
             let moka = timed(&name, size, "moka", || replay_moka(&keys, size));
             rows.push(Row {
                 trace: name.clone(),
@@ -153,7 +169,10 @@ struct Row {
 }
 
 fn trace_name(path: &Path) -> String {
-    let file = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let file = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     file.strip_suffix(".u64.gz").unwrap_or(file).to_owned()
 }
 
@@ -163,7 +182,12 @@ fn decode(path: &Path) -> Vec<u64> {
     GzDecoder::new(BufReader::new(file))
         .read_to_end(&mut bytes)
         .unwrap_or_else(|e| panic!("gunzip {}: {e}", path.display()));
-    assert!(bytes.len() % 8 == 0, "{}: length {} is not a multiple of 8", path.display(), bytes.len());
+    assert!(
+        bytes.len() % 8 == 0,
+        "{}: length {} is not a multiple of 8",
+        path.display(),
+        bytes.len()
+    );
     bytes
         .chunks_exact(8)
         .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap()))
@@ -173,7 +197,10 @@ fn decode(path: &Path) -> Vec<u64> {
 fn timed(trace: &str, size: usize, what: &str, run: impl FnOnce() -> f64) -> f64 {
     let start = Instant::now();
     let ratio = run();
-    eprintln!("  {trace} @ {size}: {what:<11} {ratio:6.2} %  ({:.2?})", start.elapsed());
+    eprintln!(
+        "  {trace} @ {size}: {what:<11} {ratio:6.2} %  ({:.2?})",
+        start.elapsed()
+    );
     ratio
 }
 
@@ -219,7 +246,9 @@ fn replay_quick_cache(keys: &[u64], size: usize) -> f64 {
 }
 
 fn replay_moka(keys: &[u64], size: usize) -> f64 {
-    let cache: moka::sync::Cache<u64, u64> = moka::sync::Cache::builder().max_capacity(size as u64).build();
+    let cache: moka::sync::Cache<u64, u64> = moka::sync::Cache::builder()
+        .max_capacity(size as u64)
+        .build();
     replay(
         keys,
         |k| cache.get(&k).is_some(),
@@ -306,7 +335,11 @@ impl Lru {
     /// Inserts an absent key at the front, evicting the least recently used when full.
     fn insert(&mut self, key: u64) {
         let i = if self.nodes.len() < self.capacity {
-            self.nodes.push(LruNode { key, prev: NIL, next: NIL });
+            self.nodes.push(LruNode {
+                key,
+                prev: NIL,
+                next: NIL,
+            });
             (self.nodes.len() - 1) as u32
         } else {
             let victim = self.tail;
@@ -322,5 +355,9 @@ impl Lru {
 
 fn replay_lru(keys: &[u64], size: usize) -> f64 {
     let lru = std::cell::RefCell::new(Lru::new(size));
-    replay(keys, |k| lru.borrow_mut().get(k), |k| lru.borrow_mut().insert(k))
+    replay(
+        keys,
+        |k| lru.borrow_mut().get(k),
+        |k| lru.borrow_mut().insert(k),
+    )
 }
