@@ -556,19 +556,22 @@ where
         true
     }
 
-    /// Rotates the queues once around, dropping orphan items.
+    /// Walks each queue once around, dropping orphan items and putting live ones back at the
+    /// tail of the queue they came from. Each queue is walked on its own: popping by the
+    /// eviction order would keep rotating the small queue and never reach main's orphans.
     fn reap(&self, shard: &Shard<K>, guard: &TableGuard<'_>) {
-        let steps = shard.len() * 2 + 64;
-        for _ in 0..steps {
-            if !shard.has_too_many_orphans() {
-                break;
-            }
-            let Some((item, queue)) = shard.pop() else {
-                break;
-            };
-            match self.map.get(&item.key, guard) {
-                Some(node) if node.birth == item.birth => shard.push(item, queue),
-                _ => shard.drop_orphan(),
+        for queue in [Queue::Small, Queue::Main] {
+            for _ in 0..shard.queue_len(queue) {
+                if !shard.has_too_many_orphans() {
+                    return;
+                }
+                let Some(item) = shard.pop_from(queue) else {
+                    break;
+                };
+                match self.map.get(&item.key, guard) {
+                    Some(node) if node.birth == item.birth => shard.push(item, queue),
+                    _ => shard.drop_orphan(),
+                }
             }
         }
     }

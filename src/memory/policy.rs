@@ -254,6 +254,22 @@ impl<K> Shard<K> {
             .or_else(|| second.0.pop().map(|item| (item, second.1)))
     }
 
+    /// The head of one given queue (reaping walks each queue on its own).
+    pub(crate) fn pop_from(&self, queue: Queue) -> Option<Item<K>> {
+        match queue {
+            Queue::Small => self.small.pop(),
+            Queue::Main => self.main.pop(),
+        }
+    }
+
+    /// Items queued in one queue (orphans included).
+    pub(crate) fn queue_len(&self, queue: Queue) -> usize {
+        match queue {
+            Queue::Small => self.small.len(),
+            Queue::Main => self.main.len(),
+        }
+    }
+
     pub(crate) fn push(&self, item: Item<K>, queue: Queue) {
         match queue {
             Queue::Small => self.small.push(item),
