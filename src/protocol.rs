@@ -35,16 +35,20 @@
 //! - A promotion first takes a [`Ticket`]: it loads the word *before* reading the lower layer and
 //!   gives up if any write is in flight. The ticket is valid while the word still equals what
 //!   was loaded: no write has started since, and none was running.
-//! - A write gives each layer a *write ticket*: valid while the epoch is still the write's own
-//!   version, i.e. no later write of the stripe has begun.
+//! - A write gives each layer a *write ticket*: its version and stripe. `is_current()` on it
+//!   means "no later write of the stripe has begun" — a strict rule a custom layer may use.
+//!   strata's memory tier uses a finer one: per-stripe **floors**, the highest version it
+//!   removed (evicted, expired, deleted, invalidated) for any key of the stripe. A write may
+//!   insert a key the tier does not hold only if its version is above the floor.
 //!
 //! # Inserting a key a layer does not hold (promotions, and writes)
 //!
 //! 1. **Insert pending.** Insert the value only if the key is absent there (or holds an expired
 //!    node of an older version), with the `PENDING` bit set. Readers treat a pending node as
 //!    absent and fall through to the next layer, which is always allowed.
-//! 2. **Validate.** `fence(SeqCst)`, then check that the ticket is still current.
-//! 3. **Publish or undo.** If current, clear `PENDING`; otherwise remove exactly the node we
+//! 2. **Validate.** `fence(SeqCst)`, then check the ticket: for a promotion, that it is still
+//!    current; for a write, that its version is above the stripe's floor.
+//! 3. **Publish or undo.** If valid, clear `PENDING`; otherwise remove exactly the node we
 //!    inserted.
 //!
 //! Replacing a node that is present needs none of this: the version comparison decides.
@@ -66,13 +70,16 @@
 //!     ordered after `W`'s operation, cannot return it. A plain load cannot have seen it
 //!     published before `W` completed without `P`'s validation running first, which is the next
 //!     case.
-//!   - `W`'s operation does not see `P`'s node. Then both `P` (insert; fence; load stripe) and
-//!     `W` (RMW stripe; fence; operate on the slot) run the store-buffering pattern with SeqCst
-//!     fences on both sides: they cannot both miss each other, so `P`'s validation load sees
-//!     `W`'s `begin` and `P` undoes its insert. A reader may meet the pending node meanwhile,
-//!     never a published one. This covers the ABA case: `W`'s trace in the layer (its value, or
-//!     the absence a delete left) may be evicted or expire before `P` lands, but the epoch cannot
-//!     go back.
+//!   - `W`'s operation does not see `P`'s node. For a promotion, `P` (insert; fence; load
+//!     stripe) and `W` (RMW stripe; fence; operate on the slot) run the store-buffering pattern
+//!     with SeqCst fences on both sides: they cannot both miss each other, so `P`'s validation
+//!     load sees `W`'s `begin` and `P` undoes its insert. For a slower write `P`, the pattern is
+//!     between `P` (insert; fence; load floor) and whoever emptied the slot after `W` (raise the
+//!     floor to at least `W`'s version; fence; remove — an eviction or expiry of `W`'s node, or
+//!     `W`'s own delete or invalidation): `P` sees the raised floor and undoes. A reader may meet
+//!     the pending node meanwhile, never a published one. This covers the ABA case: `W`'s trace
+//!     in the layer may be evicted or expire before `P` lands, but neither the epoch nor a floor
+//!     goes back.
 //! - Deletes are writes too, so contract 2 follows in the same way.
 //!
 //! A ticket is plain data (stripe index, the value seen and a mask), so a promotion can be
@@ -102,6 +109,13 @@
 //!   closure again on a failed CAS (our closures are idempotent).
 //! - Of layers: a custom [`Layer`](crate::Layer) that cannot insert-then-validate may accept
 //!   writes without a ticket; racing writes of one key may then leave it holding an older value.
+//! - Of overlapping writes: the contract is weaker than linearizability when two writes of one
+//!   key overlap in time. Writes go deepest layer first, so while both are in flight a reader
+//!   falling through to a lower layer can see the newer one, and a later reader the older one
+//!   in an upper layer, before the newer one overwrites it there. Once both have returned every
+//!   layer agrees on the newer one, and no reader sees a value older than one whose write had
+//!   returned before the read started — which is the contract. `tests/history.rs` checks full
+//!   linearizability for histories with one writer per key at a time, the contract otherwise.
 //! - Of writes: the contract covers writes that returned `Ok`. A write that returned
 //!   `Error::Incomplete` with a layer that could be neither written nor invalidated may leave
 //!   that layer serving an older value once the faster layers drop the new one; the error says
