@@ -45,7 +45,7 @@ mod builder;
 mod cache;
 mod clock;
 mod error;
-mod layer;
+pub mod layer;
 mod memory;
 mod options;
 pub mod protocol;

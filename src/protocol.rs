@@ -28,10 +28,10 @@
 //!   bits 19..0 : in flight  — writes on the stripe that have started and not finished
 //! ```
 //!
-//! - A write (`set`, `delete`, an invalidation) calls [`WriteStripes::begin`] before touching
+//! - A write (`set`, `delete`, an invalidation) calls `WriteStripes::begin` before touching
 //!   any layer: one `fetch_add(EPOCH_ONE + 1)` followed by `fence(SeqCst)`. The new epoch is the
 //!   write's **version**; it is stored with the value in every layer and is monotonic per key.
-//!   When the write has touched every layer, dropping the [`WriteToken`] does `fetch_sub(1)`.
+//!   When the write has touched every layer, dropping the `WriteToken` does `fetch_sub(1)`.
 //! - A promotion first takes a [`Ticket`]: it loads the word *before* reading the lower layer and
 //!   gives up if any write is in flight. The ticket is valid while the word still equals what
 //!   was loaded: no write has started since, and none was running.
