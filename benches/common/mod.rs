@@ -1,0 +1,286 @@
+//! What the criterion benches share: key streams (uniform and Zipf), a multi-threaded driver for
+//! `iter_custom`, and the environment knobs.
+//!
+//! The bench runner (`src/bin/strata/keys.rs`) has the same Zipf sampler; the benches keep their
+//! own copy so that they stay self-contained (a module shared by `#[path]` would tie the runner's
+//! sources to the benches').
+//!
+//! Environment:
+//! - `STRATA_BENCH_THREADS` — thread counts of the parallel benchmarks, e.g. `1,2,4,8`.
+//! - `STRATA_BENCH_KEYS` — `uniform` or `zipf`: keys of the seed bench's get/set/mixed rows.
+//! - `STRATA_BENCH_KEY_SPACE` — the scaling bench's key count (100 000 by default).
+//! - `STRATA_BENCH_WARMUP`, `STRATA_BENCH_SECS` (seconds, fractional allowed) and
+//!   `STRATA_BENCH_SAMPLES` — criterion's warm-up time, measurement time and sample size.
+//!   criterion's own `--warm-up-time`, `--measurement-time` and `--sample-size` flags win over
+//!   them.
+
+// Each bench binary uses part of this module.
+#![allow(dead_code)]
+
+use criterion::Criterion;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+/// Thread counts from `STRATA_BENCH_THREADS` (comma-separated), or `default`.
+pub fn threads_from_env(default: &[usize]) -> Vec<usize> {
+    match std::env::var("STRATA_BENCH_THREADS") {
+        Ok(list) => {
+            let threads: Vec<usize> = list
+                .split(',')
+                .map(|t| {
+                    t.trim()
+                        .parse()
+                        .expect("STRATA_BENCH_THREADS: comma-separated thread counts")
+                })
+                .collect();
+            assert!(
+                threads.iter().all(|&t| t > 0),
+                "STRATA_BENCH_THREADS: thread counts must be positive"
+            );
+            threads
+        }
+        Err(_) => default.to_vec(),
+    }
+}
+
+fn secs_from_env(name: &str) -> Option<Duration> {
+    let value = std::env::var(name).ok()?;
+    let secs: f64 = value
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}: seconds, e.g. 0.5"));
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// A criterion with the given defaults, overridden by the environment, then by the command line.
+pub fn criterion(warm_up: Duration, measurement: Duration, samples: usize) -> Criterion {
+    let samples = std::env::var("STRATA_BENCH_SAMPLES")
+        .ok()
+        .map(|n| {
+            n.trim()
+                .parse()
+                .expect("STRATA_BENCH_SAMPLES: a count ≥ 10")
+        })
+        .unwrap_or(samples);
+    Criterion::default()
+        .warm_up_time(secs_from_env("STRATA_BENCH_WARMUP").unwrap_or(warm_up))
+        .measurement_time(secs_from_env("STRATA_BENCH_SECS").unwrap_or(measurement))
+        .sample_size(samples)
+        .configure_from_args()
+}
+
+/// The key distribution of a workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dist {
+    Uniform,
+    /// Zipf with exponent 1.0: key k (0-based) drawn with probability ∝ 1 / (k + 1).
+    Zipf,
+}
+
+impl Dist {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dist::Uniform => "uniform",
+            Dist::Zipf => "zipf",
+        }
+    }
+
+    /// `STRATA_BENCH_KEYS`, uniform by default.
+    pub fn from_env() -> Dist {
+        match std::env::var("STRATA_BENCH_KEYS").as_deref() {
+            Err(_) | Ok("uniform") => Dist::Uniform,
+            Ok("zipf") => Dist::Zipf,
+            Ok(other) => panic!("STRATA_BENCH_KEYS: uniform or zipf, not {other:?}"),
+        }
+    }
+}
+
+/// Zipf samples per thread, drawn before the run; the timed loop cycles through them, so the
+/// sampler's binary search stays out of the measured time.
+const TABLE: usize = 1 << 16;
+
+/// The key source of a workload over keys `0..n`: `get(thread, i)` is the `i`-th key of thread
+/// `thread`. Every cache of a comparison draws from the same `Keys`, so they see the same keys
+/// in the same order.
+pub struct Keys {
+    n: u64,
+    /// One table of pre-drawn Zipf keys per thread; empty for uniform keys.
+    tables: Vec<Box<[u32]>>,
+}
+
+impl Keys {
+    /// Keys for up to `threads` threads.
+    pub fn new(dist: Dist, n: u64, threads: usize) -> Keys {
+        assert!(n > 0 && n <= u64::from(u32::MAX));
+        let tables = match dist {
+            Dist::Uniform => Vec::new(),
+            Dist::Zipf => {
+                let zipf = Zipf::new(n as usize, 1.0);
+                (0..threads)
+                    .map(|t| {
+                        let mut rng = XorShift64::new(0x5EED_0000 + t as u64);
+                        (0..TABLE)
+                            .map(|_| zipf.sample(rng.next_f64()) as u32)
+                            .collect()
+                    })
+                    .collect()
+            }
+        };
+        Keys { n, tables }
+    }
+
+    /// The size of the key space: keys are `0..count()`.
+    pub fn count(&self) -> u64 {
+        self.n
+    }
+
+    #[inline]
+    pub fn get(&self, t: usize, i: u64) -> u64 {
+        if self.tables.is_empty() {
+            uniform(t, i, self.n)
+        } else {
+            u64::from(self.tables[t][i as usize % TABLE])
+        }
+    }
+}
+
+/// A cheap per-thread key sequence, uniform over `0..n`: a multiplicative hash of the counter,
+/// reduced to the range by a multiply-shift (no division on the timed path).
+#[inline]
+pub fn uniform(t: usize, i: u64, n: u64) -> u64 {
+    let h = i
+        .wrapping_add((t as u64).wrapping_mul(0x9E37_79B9))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((u128::from(h) * u128::from(n)) >> 64) as u64
+}
+
+/// Zipf over ranks `0..n`: P(rank k) ∝ 1 / (k + 1)^s, by inversion of a precomputed CDF.
+pub struct Zipf {
+    /// `cdf[k]` = P(rank ≤ k); the last entry is exactly 1.
+    cdf: Vec<f64>,
+}
+
+impl Zipf {
+    pub fn new(n: usize, s: f64) -> Zipf {
+        assert!(n > 0, "Zipf over an empty key space");
+        let mut sum = 0.0;
+        let mut cdf: Vec<f64> = (1..=n)
+            .map(|k| {
+                sum += 1.0 / (k as f64).powf(s);
+                sum
+            })
+            .collect();
+        for c in &mut cdf {
+            *c /= sum;
+        }
+        cdf[n - 1] = 1.0;
+        Zipf { cdf }
+    }
+
+    /// The rank for a uniform `u` in `[0, 1)`: the first rank whose CDF exceeds `u`.
+    pub fn sample(&self, u: f64) -> usize {
+        self.cdf
+            .partition_point(|&c| c <= u)
+            .min(self.cdf.len() - 1)
+    }
+}
+
+/// Marsaglia's xorshift64 with a fixed seed: reproducible draws without the rand crate.
+pub struct XorShift64(u64);
+
+impl XorShift64 {
+    pub fn new(seed: u64) -> XorShift64 {
+        // Scramble the seed so that neighbouring seeds give unrelated streams; never zero.
+        XorShift64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// Uniform in `[0, 1)` from the top 53 bits.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+/// A thread's counters read before and after its share of a run (the seed bench counts
+/// allocations and bytes; the others pass [`no_counter`]).
+pub type Counter = fn() -> [u64; 2];
+
+pub fn no_counter() -> [u64; 2] {
+    [0, 0]
+}
+
+/// The outcome of one [`drive`] call.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Run {
+    /// Wall time of the run (see [`drive`]).
+    pub elapsed: Duration,
+    /// What the counter advanced by, summed over the threads.
+    pub counted: [u64; 2],
+}
+
+/// Runs `iters` operations in all, split evenly over `threads` threads: thread `t` calls
+/// `op(t, i)` for `i` in `base..base + its share`. The wall time runs from the first worker's
+/// start to the last worker's end, as the workers clock it, so thread spawning and the start
+/// barrier stay outside it. (When threads outnumber cores the spawning thread may not get a
+/// core back for a while, so its own clock would overcount.)
+///
+/// With one thread the operations run on the calling thread: no spawn, nothing between
+/// criterion and the loop.
+pub fn drive<F>(threads: usize, base: u64, iters: u64, op: &F, counter: Counter) -> Run
+where
+    F: Fn(usize, u64) + Sync,
+{
+    if threads == 1 {
+        let before = counter();
+        let start = Instant::now();
+        for i in base..base + iters {
+            op(0, i);
+        }
+        let elapsed = start.elapsed();
+        let after = counter();
+        return Run {
+            elapsed,
+            counted: [after[0] - before[0], after[1] - before[1]],
+        };
+    }
+    let barrier = Barrier::new(threads);
+    let per_thread: Vec<(Instant, Instant, [u64; 2])> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let share = iters / threads as u64 + u64::from((t as u64) < iters % threads as u64);
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    let before = counter();
+                    let start = Instant::now();
+                    for i in base..base + share {
+                        op(t, i);
+                    }
+                    let end = Instant::now();
+                    let after = counter();
+                    (start, end, [after[0] - before[0], after[1] - before[1]])
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread"))
+            .collect()
+    });
+    let first = per_thread.iter().map(|r| r.0).min().expect("a thread");
+    let last = per_thread.iter().map(|r| r.1).max().expect("a thread");
+    Run {
+        elapsed: last - first,
+        counted: per_thread
+            .iter()
+            .fold([0, 0], |sum, r| [sum[0] + r.2[0], sum[1] + r.2[1]]),
+    }
+}

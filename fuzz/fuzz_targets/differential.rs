@@ -1,0 +1,15 @@
+//! Differential fuzzing of the cache against the reference model of `fuzz/model.rs`: arbitrary
+//! configurations (1–3 memory layers, TTLs, read-only and weighted layers, promotion and write
+//! modes, deferred promotion) and arbitrary operation sequences on a manual clock.
+#![no_main]
+
+#[path = "../model.rs"]
+mod model;
+
+use libfuzzer_sys::fuzz_target;
+use model::{check_ops, Config, Op};
+
+fuzz_target!(|input: (Config, Vec<Op>)| {
+    let (config, ops) = input;
+    check_ops(&config, &ops);
+});
