@@ -20,7 +20,8 @@
 //!
 //! Candidates: `strata-1L` (a cache of one memory layer), `strata-2L` (the 2-layer engine, its
 //! reads hitting L1; read workload only), `papaya` (the raw map strata's tier is built on:
-//! `pin().get/insert/remove`), `quick_cache` (`sync::Cache`), `moka` (`sync::Cache`), `dashmap`
+//! `pin().get/insert/remove`), `papaya-56B` (papaya with entries as large as strata's, 56 bytes;
+//! read workload only), `quick_cache` (`sync::Cache`), `moka` (`sync::Cache`), `dashmap`
 //! (raw) and `mutex-lru` (`Mutex<lru::LruCache>`).
 //!
 //! Timing: `iter_custom`; one iteration is one operation, the iterations of a sample are split
@@ -41,6 +42,7 @@ mod common;
 
 use common::{drive, no_counter, Dist, Keys};
 use criterion::{BenchmarkId, Criterion, Throughput};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
@@ -51,6 +53,25 @@ use strata::{Cache, LayerSpec};
 const KEYS: u64 = 100_000;
 
 type Hasher = ahash::RandomState;
+
+/// Default criterion samples per benchmark.
+const SAMPLES: usize = 20;
+
+/// Every `iter_custom` call of every benchmark: `(group, candidate, threads)` → the calls'
+/// `(iterations, elapsed)`, in order. The last `sample_count` calls of a benchmark are
+/// criterion's measured samples (the earlier ones are its warm-up); the summary tables at the end
+/// are computed from those, so that the ratios between caches come from one run.
+type Calls = BTreeMap<(String, String, usize), Vec<(u64, Duration)>>;
+static CALLS: Mutex<Calls> = Mutex::new(BTreeMap::new());
+
+fn record(group: &str, name: &str, threads: usize, iters: u64, elapsed: Duration) {
+    CALLS
+        .lock()
+        .expect("calls")
+        .entry((group.to_owned(), name.to_owned(), threads))
+        .or_default()
+        .push((iters, elapsed));
+}
 
 /// What a workload needs from a cache or map.
 trait Store: Send + Sync {
@@ -97,6 +118,27 @@ impl Store for papaya::HashMap<u64, u64, Hasher> {
     #[inline]
     fn delete(&self, key: u64) {
         self.pin().remove(&key);
+    }
+}
+
+/// papaya storing a 48-byte value per key: its entries are as large as a strata tier's (key plus
+/// a 48-byte node: value, expiry, access bits, write stripe, version, policy identity, weight).
+/// Beside raw papaya it separates what the engine's code costs from what the larger entries
+/// cost in cache misses once the table outgrows the CPU caches.
+struct PapayaWide(papaya::HashMap<u64, [u64; 6], Hasher>);
+
+impl Store for PapayaWide {
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        self.0.pin().get(&key).map(|value| value[0])
+    }
+    #[inline]
+    fn set(&self, key: u64, value: u64) {
+        self.0.pin().insert(key, [value; 6]);
+    }
+    #[inline]
+    fn delete(&self, key: u64) {
+        self.0.pin().remove(&key);
     }
 }
 
@@ -194,6 +236,7 @@ impl Workload {
 /// One workload on one store at every thread count, as benchmarks `name/threads` of `group`.
 fn bench_store<S: Store>(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    group_name: &str,
     name: &str,
     store: S,
     workload: Workload,
@@ -245,6 +288,7 @@ fn bench_store<S: Store>(
                     ),
                 };
                 base += iters;
+                record(group_name, name, t, iters, run.elapsed);
                 run.elapsed
             })
         });
@@ -253,7 +297,7 @@ fn bench_store<S: Store>(
 
 fn main() {
     let mut criterion: Criterion =
-        common::criterion(Duration::from_secs(1), Duration::from_secs(2), 20);
+        common::criterion(Duration::from_secs(1), Duration::from_secs(2), SAMPLES);
     let threads = common::threads_from_env(&[1, 2, 4, 8]);
     let max_threads = threads.iter().copied().max().unwrap_or(1);
     let key_space: u64 = std::env::var("STRATA_BENCH_KEY_SPACE").map_or(KEYS, |n| {
@@ -289,6 +333,7 @@ fn main() {
                         no_counter,
                     );
                     base += iters;
+                    record("calibration", "cpu-only", t, iters, run.elapsed);
                     run.elapsed
                 })
             });
@@ -299,13 +344,14 @@ fn main() {
     for dist in [Dist::Uniform, Dist::Zipf] {
         let keys = Keys::new(dist, key_space, max_threads);
         for workload in [Workload::ReadHit, Workload::Mixed, Workload::Set] {
-            let mut group =
-                criterion.benchmark_group(format!("{}/{}", workload.name(), dist.name()));
+            let group_name = format!("{}/{}", workload.name(), dist.name());
+            let mut group = criterion.benchmark_group(group_name.as_str());
             group.throughput(Throughput::Elements(1));
             let threads = threads.as_slice();
             if workload == Workload::ReadHit {
                 bench_store(
                     &mut group,
+                    &group_name,
                     "strata-2L",
                     strata(2, capacity),
                     workload,
@@ -315,6 +361,7 @@ fn main() {
             }
             bench_store(
                 &mut group,
+                &group_name,
                 "strata-1L",
                 strata(1, capacity),
                 workload,
@@ -323,7 +370,30 @@ fn main() {
             );
             let papaya: papaya::HashMap<u64, u64, Hasher> =
                 papaya::HashMap::with_capacity_and_hasher(capacity, Hasher::new());
-            bench_store(&mut group, "papaya", papaya, workload, &keys, threads);
+            bench_store(
+                &mut group,
+                &group_name,
+                "papaya",
+                papaya,
+                workload,
+                &keys,
+                threads,
+            );
+            if workload == Workload::ReadHit {
+                let wide = PapayaWide(papaya::HashMap::with_capacity_and_hasher(
+                    capacity,
+                    Hasher::new(),
+                ));
+                bench_store(
+                    &mut group,
+                    &group_name,
+                    "papaya-56B",
+                    wide,
+                    workload,
+                    &keys,
+                    threads,
+                );
+            }
             let quick: QuickCache = QuickCache::with(
                 capacity,
                 capacity as u64,
@@ -331,21 +401,133 @@ fn main() {
                 Hasher::new(),
                 quick_cache::sync::DefaultLifecycle::default(),
             );
-            bench_store(&mut group, "quick_cache", quick, workload, &keys, threads);
+            bench_store(
+                &mut group,
+                &group_name,
+                "quick_cache",
+                quick,
+                workload,
+                &keys,
+                threads,
+            );
             let moka = moka::sync::Cache::builder()
                 .max_capacity(capacity as u64)
                 .initial_capacity(capacity)
                 .build_with_hasher(Hasher::new());
-            bench_store(&mut group, "moka", moka, workload, &keys, threads);
+            bench_store(
+                &mut group,
+                &group_name,
+                "moka",
+                moka,
+                workload,
+                &keys,
+                threads,
+            );
             let dash = dashmap::DashMap::with_capacity_and_hasher(capacity, Hasher::new());
-            bench_store(&mut group, "dashmap", dash, workload, &keys, threads);
+            bench_store(
+                &mut group,
+                &group_name,
+                "dashmap",
+                dash,
+                workload,
+                &keys,
+                threads,
+            );
             let lru = MutexLru(Mutex::new(lru::LruCache::with_hasher(
                 NonZeroUsize::new(capacity).expect("nonzero"),
                 Hasher::new(),
             )));
-            bench_store(&mut group, "mutex-lru", lru, workload, &keys, threads);
+            bench_store(
+                &mut group,
+                &group_name,
+                "mutex-lru",
+                lru,
+                workload,
+                &keys,
+                threads,
+            );
             group.finish();
         }
     }
     criterion.final_summary();
+    print_summary(&threads, common::sample_count(SAMPLES));
+}
+
+/// Median time per operation of a benchmark's measured samples, in nanoseconds.
+fn median_ns(calls: &[(u64, Duration)], samples: usize) -> f64 {
+    let measured = &calls[calls.len().saturating_sub(samples)..];
+    let mut per_op: Vec<f64> = measured
+        .iter()
+        .map(|&(iters, elapsed)| elapsed.as_nanos() as f64 / iters.max(1) as f64)
+        .collect();
+    per_op.sort_by(f64::total_cmp);
+    per_op[per_op.len() / 2]
+}
+
+/// One table per group: aggregate Mops/s (median sample) per candidate and thread count, the
+/// scaling over one thread, and the ratio to papaya raw and to quick_cache at each thread count.
+fn print_summary(threads: &[usize], samples: usize) {
+    let calls = CALLS.lock().expect("calls");
+    let mut groups: Vec<&str> = calls.keys().map(|(group, _, _)| group.as_str()).collect();
+    groups.dedup();
+    println!();
+    println!(
+        "Summary: aggregate M ops/s (median of {samples} samples); `xN/1` = throughput at N \
+         threads over 1 thread; `/ref N` = ratio to that reference (papaya raw, papaya with \
+         56-byte entries, quick_cache) at N threads. Threads beyond the machine's cores are \
+         oversubscribed."
+    );
+    for group in groups {
+        let mops = |name: &str, t: usize| {
+            calls
+                .get(&(group.to_owned(), name.to_owned(), t))
+                .filter(|calls| !calls.is_empty())
+                .map(|calls| 1e3 / median_ns(calls, samples))
+        };
+        let mut names: Vec<&str> = calls
+            .keys()
+            .filter(|(g, _, _)| g == group)
+            .map(|(_, name, _)| name.as_str())
+            .collect();
+        names.dedup();
+        let references: Vec<&str> = ["papaya", "papaya-56B", "quick_cache"]
+            .into_iter()
+            .filter(|reference| names.contains(reference))
+            .collect();
+        println!();
+        println!("{group}");
+        let mut header = format!("{:<12}", "");
+        for t in threads {
+            header += &format!(" {:>7}", format!("{t}T"));
+        }
+        for t in threads.iter().filter(|&&t| t > 1) {
+            header += &format!(" {:>6}", format!("x{t}/1"));
+        }
+        for reference in &references {
+            for t in threads {
+                header += &format!(" {:>14}", format!("/{reference} {t}"));
+            }
+        }
+        println!("{header}");
+        let cell = |value: Option<f64>, width: usize| match value {
+            Some(v) => format!(" {v:>width$.2}"),
+            None => format!(" {:>width$}", "-"),
+        };
+        for name in names {
+            let mut line = format!("{name:<12}");
+            for &t in threads {
+                line += &cell(mops(name, t), 7);
+            }
+            for &t in threads.iter().filter(|&&t| t > 1) {
+                line += &cell(mops(name, t).zip(mops(name, 1)).map(|(n, one)| n / one), 6);
+            }
+            for reference in &references {
+                for &t in threads {
+                    let ratio = mops(name, t).zip(mops(reference, t)).map(|(a, b)| a / b);
+                    line += &cell(ratio, 14);
+                }
+            }
+            println!("{line}");
+        }
+    }
 }

@@ -52,20 +52,35 @@ fn secs_from_env(name: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(secs))
 }
 
+/// The number of samples criterion takes per benchmark: `--sample-size` on the command line,
+/// else `STRATA_BENCH_SAMPLES`, else `default`.
+pub fn sample_count(default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    let from_args = args.iter().enumerate().find_map(|(at, arg)| {
+        if arg == "--sample-size" {
+            args.get(at + 1).map(String::as_str)
+        } else {
+            arg.strip_prefix("--sample-size=")
+        }
+    });
+    from_args
+        .map(|n| n.trim().parse().expect("--sample-size: a count ≥ 10"))
+        .or_else(|| {
+            std::env::var("STRATA_BENCH_SAMPLES").ok().map(|n| {
+                n.trim()
+                    .parse()
+                    .expect("STRATA_BENCH_SAMPLES: a count ≥ 10")
+            })
+        })
+        .unwrap_or(default)
+}
+
 /// A criterion with the given defaults, overridden by the environment, then by the command line.
 pub fn criterion(warm_up: Duration, measurement: Duration, samples: usize) -> Criterion {
-    let samples = std::env::var("STRATA_BENCH_SAMPLES")
-        .ok()
-        .map(|n| {
-            n.trim()
-                .parse()
-                .expect("STRATA_BENCH_SAMPLES: a count ≥ 10")
-        })
-        .unwrap_or(samples);
     Criterion::default()
         .warm_up_time(secs_from_env("STRATA_BENCH_WARMUP").unwrap_or(warm_up))
         .measurement_time(secs_from_env("STRATA_BENCH_SECS").unwrap_or(measurement))
-        .sample_size(samples)
+        .sample_size(sample_count(samples))
         .configure_from_args()
 }
 
