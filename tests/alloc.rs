@@ -1,8 +1,10 @@
 //! Allocation counts on the hot paths, measured with a counting global allocator.
 //!
-//! Targets: no allocation on a get hit, a miss or `exists`; on `delete`, none from strata (the
-//! memory reclamation of removed nodes batches them, see the test); at most one per `set` of an
-//! existing key into one layer (papaya allocates the new node; the old one is retired).
+//! Targets: no allocation on a get hit, a miss or `exists`; on `delete` of a cold key, none from
+//! strata (the memory reclamation of removed nodes batches them, see the test), and of a hot key
+//! (read since written) one per layer, the dead node that keeps its slot (see
+//! `src/memory/node.rs`); at most one per `set` of an existing key into one layer (papaya
+//! allocates the new node; the old one is retired).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -97,6 +99,24 @@ fn delete_allocates_only_reclamation_batches() {
     // allocations per retired node, two nodes (L1 and L2) per delete here.
     println!("{per_op} allocations per delete");
     assert!(per_op <= 0.2, "{per_op} allocations per delete");
+}
+
+#[test]
+fn delete_of_a_hot_key_allocates_one_dead_node_per_layer() {
+    let cache = two_layers();
+    for key in 0..KEYS {
+        cache.set(key, key).unwrap();
+        // L1 serves the read: the key is hot there, cold in L2.
+        assert_eq!(cache.get(&key).unwrap(), Some(key));
+    }
+    let per_op = allocations_per_op(KEYS, |key| {
+        cache.delete(&key).unwrap();
+    });
+    println!("{per_op} allocations per delete");
+    assert!(
+        (1.0..=1.2).contains(&per_op),
+        "{per_op} allocations per delete"
+    );
 }
 
 #[test]

@@ -244,3 +244,52 @@ fn late_older_write_after_invalidation_does_not_land() {
         );
     });
 }
+
+/// A `set` races a `delete` of a key that was read (hot), so the delete leaves dead nodes that
+/// the set may revive in place: after both returned, every layer agrees on the last writer, and
+/// a read after the delete never sees the value from before it.
+#[test]
+fn set_racing_delete_of_a_hot_key() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4], None);
+        cache.set(K, 1).unwrap();
+        // Read in both layers: the delete kills in place instead of removing.
+        assert_eq!(in_layer(&cache, "l1", K), Some(1));
+        assert_eq!(in_layer(&cache, "l2", K), Some(1));
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.set(K, 2).unwrap())
+        };
+        cache.delete(&K).unwrap();
+        let after_delete = cache.get(&K).unwrap();
+        assert!(matches!(after_delete, None | Some(2)), "{after_delete:?}");
+        writer.join().unwrap();
+        let l1 = in_layer(&cache, "l1", K);
+        let l2 = in_layer(&cache, "l2", K);
+        assert_eq!(l1, l2, "layers disagree on the last writer");
+        assert_eq!(cache.get(&K).unwrap(), l1);
+    });
+}
+
+/// A promotion lands on L1's dead node (left by a delete of a hot key) while a `set` runs:
+/// once the set returned, only its value is visible.
+#[test]
+fn promotion_onto_a_dead_node_racing_set() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4], None);
+        cache.set(K, 1).unwrap();
+        assert_eq!(cache.get(&K).unwrap(), Some(1)); // hot in L1
+        cache.delete(&K).unwrap(); // L1 keeps a dead node
+        below_l1(&cache, K, 2);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&K).unwrap())
+        };
+        cache.set(K, 3).unwrap();
+        assert_eq!(cache.get(&K).unwrap(), Some(3));
+        let seen = reader.join().unwrap();
+        assert!(matches!(seen, Some(2) | Some(3)), "{seen:?}");
+        assert!(matches!(in_layer(&cache, "l1", K), None | Some(3)));
+        assert_eq!(cache.get(&K).unwrap(), Some(3));
+    });
+}

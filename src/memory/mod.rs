@@ -32,6 +32,10 @@
 //! - Every resident key has exactly one queue item with its birth (admitted on insert, moved
 //!   between queues by eviction). Items whose residency ended are orphans, counted and reaped.
 //! - `PENDING` nodes are invisible to `get`/`contains`/iteration; see [`crate::protocol`].
+//! - A delete of a recently read key replaces its node with a *dead* node (no value, the
+//!   delete's version, the same birth) instead of removing it, so the slot is reused by the
+//!   key's next write (see [`node`] for why). Dead nodes are not counted in `len`/`weight`; their items count as
+//!   orphans, and whoever pops one (eviction, reaping) removes the dead node with it.
 
 pub(crate) mod node;
 pub(crate) mod policy;
@@ -45,12 +49,14 @@ use crate::stats::Counters;
 use crate::sync::{fence, random_state, spin_hint, Arc, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use node::{Node, FREQ_MASK, NO_STRIPE, PENDING};
-use policy::{Policy, Queue, Shard};
+use policy::{Item, Policy, Queue, Shard};
 use std::fmt;
 use std::hash::Hash;
 use table::{Compute, Operation, Table, TableGuard};
 
-/// Measures an entry for a weight-bounded tier (for example its size in bytes).
+/// Measures an entry for a weight-bounded tier (for example its size in bytes). An entry is
+/// accounted with at most `u32::MAX` units: a heavier one counts as `u32::MAX` against the bound
+/// (and one heavier than the whole bound is still refused).
 pub type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
 
 const EVICTIONS: usize = 0;
@@ -228,14 +234,15 @@ where
 
     // ----- reads -----------------------------------------------------------------------------
 
-    /// The read path. Returns the live node for `key`, recording the access.
+    /// The read path. Returns the live node for `key` and its value, recording the access.
     #[inline]
-    fn read<'g>(&self, key: &K, guard: &'g TableGuard<'_>) -> Option<&'g Node<V>> {
+    fn read<'g>(&self, key: &K, guard: &'g TableGuard<'_>) -> Option<(&'g Node<V>, &'g V)> {
         let node = self.map.get(key, guard)?;
         let meta = node.meta();
         if meta & PENDING != 0 {
             return None;
         }
+        let value = node.value.as_ref()?;
         if node.is_expired_with(|| self.clock.now()) {
             if self.remove_exact(key, node, guard) {
                 self.counters.incr(EXPIRATIONS);
@@ -243,13 +250,14 @@ where
             return None;
         }
         node.touch(meta);
-        Some(node)
+        Some((node, value))
     }
 
     // ----- removals --------------------------------------------------------------------------
 
     /// Removes exactly `node` (if it is still the key's node), outside the policy: raises its
-    /// stripe's floor first and leaves its queue item as an orphan. Returns whether it did.
+    /// stripe's floor first and leaves its queue item as an orphan (a dead node's item already
+    /// counts as one). Returns whether it did.
     fn remove_exact(&self, key: &K, node: &Node<V>, guard: &TableGuard<'_>) -> bool {
         let removed = self.map.remove_if(
             key,
@@ -265,27 +273,60 @@ where
         );
         match removed {
             Ok(Some((_, removed))) => {
-                self.policy
-                    .shard_of_birth(removed.birth)
-                    .forget_orphaned(removed.weight);
+                if !removed.is_dead() {
+                    self.policy
+                        .shard_of_birth(removed.birth)
+                        .forget_orphaned(removed.weight());
+                }
                 true
             }
             _ => false,
         }
     }
 
-    /// A delete or an invalidation: raise the floor to the delete's version, then remove the key
-    /// unless it holds something newer.
+    /// A delete or an invalidation: raise the floor to the delete's version, then take the key
+    /// out unless it holds something newer.
+    ///
+    /// How depends on the key's heat. A key read since it was written (frequency > 0) is likely
+    /// to be written again soon: its node is replaced by a dead one, so that the next write
+    /// reuses the slot (one allocation, the dead node; see [`node`] for the tombstone chains this
+    /// avoids). A cold key is removed outright, which allocates nothing. Either way the node
+    /// leaves the accounting as a removal would, and its queue item becomes an orphan (a dead
+    /// node keeps the birth; the policy removes it when the item comes up).
     fn delete_in(&self, key: &K, ticket: &Ticket<'_>, guard: &TableGuard<'_>) {
         let version = ticket.version();
         self.raise_floor(ticket.stripe(), version);
-        if let Ok(Some((_, removed))) =
-            self.map
+        let Some(node) = self.map.get(key, guard) else {
+            return;
+        };
+        let forgotten = if node.meta() & FREQ_MASK == 0 {
+            match self
+                .map
                 .remove_if(key, |_, node| node.version < version, guard)
-        {
+            {
+                Ok(Some((_, removed))) => Some(removed),
+                _ => None,
+            }
+        } else {
+            let result = self.map.compute(
+                key.clone(),
+                |current| match current {
+                    Some((_, node)) if node.version < version && !node.is_dead() => {
+                        Operation::Insert(Node::dead(version, node.birth, ticket.stripe()))
+                    }
+                    _ => Operation::Abort(()),
+                },
+                guard,
+            );
+            match result {
+                Compute::Updated { old: (_, old), .. } => Some(old),
+                _ => None,
+            }
+        };
+        if let Some(node) = forgotten.filter(|node| !node.is_dead()) {
             self.policy
-                .shard_of_birth(removed.birth)
-                .forget_orphaned(removed.weight);
+                .shard_of_birth(node.birth)
+                .forget_orphaned(node.weight());
         }
     }
 
@@ -312,17 +353,15 @@ where
             key.clone(),
             |current| match current {
                 Some((_, node)) if node.version >= entry.version => Operation::Abort(()),
-                Some((_, node)) if !node.is_pending() && !node.is_expired(now) => {
-                    Operation::Insert(Node::new(
-                        entry.value.clone(),
-                        entry.version,
-                        entry.expires_at,
-                        node.birth,
-                        weight,
-                        ticket.stripe(),
-                        node.meta() & FREQ_MASK,
-                    ))
-                }
+                Some((_, node)) if node.is_live(now) => Operation::Insert(Node::new(
+                    entry.value.clone(),
+                    entry.version,
+                    entry.expires_at,
+                    node.birth,
+                    weight,
+                    ticket.stripe(),
+                    node.meta() & FREQ_MASK,
+                )),
                 current => Operation::Insert(Node::new(
                     entry.value.clone(),
                     entry.version,
@@ -406,17 +445,21 @@ where
     ) -> Option<&'g Node<V>> {
         match result {
             Compute::Inserted(key, node) => {
-                shard.admit(key.clone(), node.birth, hash, node.weight);
+                shard.admit(key.clone(), node.birth, hash, node.weight());
                 Some(node)
             }
             Compute::Updated {
                 old: (_, old),
                 new: (_, new),
             } => {
-                if old.is_expired(now) && !old.is_pending() {
-                    self.counters.incr(EXPIRATIONS);
+                if old.is_dead() {
+                    shard.revive(new.weight());
+                } else {
+                    if old.is_expired(now) && !old.is_pending() {
+                        self.counters.incr(EXPIRATIONS);
+                    }
+                    shard.adjust_weight(old.weight(), new.weight());
                 }
-                shard.adjust_weight(old.weight, new.weight);
                 Some(new)
             }
             Compute::Removed(..) | Compute::Aborted(()) => None,
@@ -424,7 +467,7 @@ where
     }
 
     /// A promotion (see [`crate::protocol`]): insert pending where the key is absent (or holds
-    /// an expired node of an older version), validate the ticket, publish or undo.
+    /// an expired or dead node of an older version), validate the ticket, publish or undo.
     fn promote_in(
         &self,
         key: &K,
@@ -448,7 +491,7 @@ where
             |current| match current {
                 Some((_, node))
                     if node.is_pending()
-                        || !node.is_expired(now)
+                        || (!node.is_dead() && !node.is_expired(now))
                         || node.version > entry.version =>
                 {
                     Operation::Abort(())
@@ -511,6 +554,10 @@ where
                 return true;
             }
         };
+        if node.is_dead() {
+            self.remove_dead(shard, item, queue, guard);
+            return true;
+        }
         let expired = node.is_expired(self.clock.now());
         if !expired {
             match queue {
@@ -539,8 +586,10 @@ where
             guard,
         );
         match removed {
+            // Killed by a delete since we looked: its item counted as an orphan then.
+            Ok(Some((_, removed))) if removed.is_dead() => shard.drop_orphan(),
             Ok(Some((_, removed))) => {
-                shard.forget(removed.weight);
+                shard.forget(removed.weight());
                 if expired {
                     self.counters.incr(EXPIRATIONS);
                 } else {
@@ -569,6 +618,9 @@ where
                     break;
                 };
                 match self.map.get(&item.key, guard) {
+                    Some(node) if node.birth == item.birth && node.is_dead() => {
+                        self.remove_dead(shard, item, queue, guard)
+                    }
                     Some(node) if node.birth == item.birth => shard.push(item, queue),
                     _ => shard.drop_orphan(),
                 }
@@ -576,9 +628,31 @@ where
         }
     }
 
-    fn entry_of(node: &Node<V>) -> Entry<V> {
+    /// Removes the dead node that `item` (popped from `queue`) found, and drops the item, which
+    /// counted as an orphan since the delete. If a write revived the key meanwhile (same birth,
+    /// a value again), the item is live again and goes back to its queue.
+    fn remove_dead(&self, shard: &Shard<K>, item: Item<K>, queue: Queue, guard: &TableGuard<'_>) {
+        let birth = item.birth;
+        let removed = self.map.remove_if(
+            &item.key,
+            |_, current| {
+                let dead = current.birth == birth && current.is_dead();
+                if dead {
+                    self.raise_floor_for(current);
+                }
+                dead
+            },
+            guard,
+        );
+        match removed {
+            Err((_, current)) if current.birth == birth => shard.push(item, queue),
+            _ => shard.drop_orphan(),
+        }
+    }
+
+    fn entry_of((node, value): (&Node<V>, &V)) -> Entry<V> {
         Entry {
-            value: node.value.clone(),
+            value: value.clone(),
             version: node.version,
             expires_at: node.expires_at,
         }
@@ -588,7 +662,7 @@ where
     #[inline]
     pub(crate) fn get_value(&self, key: &K) -> Option<V> {
         let guard = self.map.guard();
-        self.read(key, &guard).map(|node| node.value.clone())
+        self.read(key, &guard).map(|(_, value)| value.clone())
     }
 
     /// Test hook: the node's frequency bits, if resident.
@@ -612,10 +686,9 @@ where
 
     fn contains(&self, key: &K, _now: Timestamp) -> Result<bool, LayerError> {
         let guard = self.map.guard();
-        Ok(self
-            .map
-            .get(key, &guard)
-            .is_some_and(|node| !node.is_pending() && !node.is_expired_with(|| self.clock.now())))
+        Ok(self.map.get(key, &guard).is_some_and(|node| {
+            !node.is_pending() && !node.is_dead() && !node.is_expired_with(|| self.clock.now())
+        }))
     }
 
     fn set(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> Result<(), LayerError> {
@@ -677,8 +750,8 @@ where
     fn for_each(&self, now: Timestamp, f: &mut dyn FnMut(&K, &V)) -> Result<(), LayerError> {
         let guard = self.map.guard();
         self.map.for_each(&guard, |key, node| {
-            if !node.is_pending() && !node.is_expired(now) {
-                f(key, &node.value);
+            if let (false, Some(value)) = (node.is_pending() || node.is_expired(now), &node.value) {
+                f(key, value);
             }
         });
         Ok(())

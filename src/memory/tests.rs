@@ -56,6 +56,87 @@ fn delete_keeps_a_newer_version() {
 }
 
 #[test]
+fn a_delete_leaves_a_dead_node_that_the_next_write_revives_in_place() {
+    let (t, _) = tier(10);
+    set(&t, &1, entry(10, 1)).unwrap();
+    assert_eq!(value(&t, 1), Some(10), "read once: the key is hot");
+    t.delete(&1, &Ticket::detached_write(2)).unwrap();
+    let dead = {
+        let guard = t.map.guard();
+        let node = t.map.get(&1, &guard).expect("the slot keeps a node");
+        (node.is_dead(), node.version)
+    };
+    assert_eq!(dead, (true, 2), "a dead node with the delete's version");
+    assert_eq!(value(&t, 1), None);
+    assert!(!t.contains(&1, Timestamp(0)).unwrap());
+    assert_eq!((t.len(), t.weight()), (0, 0));
+    let mut seen = 0;
+    t.for_each(Timestamp(0), &mut |_, _| seen += 1).unwrap();
+    assert_eq!(seen, 0, "iteration skips dead nodes");
+
+    // A write older than the delete stays dead; a newer one revives the key.
+    set(&t, &1, entry(11, 1)).unwrap();
+    assert_eq!(value(&t, 1), None);
+    set(&t, &1, entry(30, 3)).unwrap();
+    assert_eq!(value(&t, 1), Some(30));
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        t.policy.shards()[0].queued(),
+        1,
+        "the revived key kept its item"
+    );
+
+    // A cold key (never read) is removed outright.
+    set(&t, &2, entry(20, 4)).unwrap();
+    t.delete(&2, &Ticket::detached_write(5)).unwrap();
+    let guard = t.map.guard();
+    assert!(t.map.get(&2, &guard).is_none(), "a cold delete removes");
+}
+
+#[test]
+fn dead_nodes_are_removed_with_their_items_and_stay_bounded() {
+    let (t, _) = tier(10);
+    let dead = |t: &MemoryLayer<u64, u64>| {
+        let guard = t.map.guard();
+        let mut dead = 0;
+        t.map
+            .for_each(&guard, |_, node| dead += usize::from(node.is_dead()));
+        dead
+    };
+    // Round after round of new keys deleted at once: without removal the dead nodes would pile
+    // up; their items count as orphans, so reaping removes them past the orphan bound.
+    let mut most = 0;
+    for round in 0..50 {
+        for key in round * 10..round * 10 + 10 {
+            set(&t, &key, entry(key, 1)).unwrap();
+        }
+        for key in round * 10..round * 10 + 10 {
+            value(&t, key);
+            t.delete(&key, &Ticket::detached_write(2)).unwrap();
+        }
+        most = most.max(dead(&t));
+    }
+    assert!(
+        most <= 10 / 2 + 16 + 10,
+        "dead nodes bounded by the orphan bound: {most}"
+    );
+    assert_eq!(t.len(), 0);
+
+    // Eviction pops a dead node's item like any other and removes the node.
+    let (t, _) = tier(4);
+    for key in 0..4 {
+        set(&t, &key, entry(key, 1)).unwrap();
+    }
+    value(&t, 0);
+    t.delete(&0, &Ticket::detached_write(2)).unwrap();
+    assert_eq!(dead(&t), 1);
+    let shard = &t.policy.shards()[0];
+    let guard = t.map.guard();
+    while t.evict_step(shard, &guard) {}
+    assert_eq!(dead(&t), 0, "every dead node was removed");
+}
+
+#[test]
 fn promotion_with_a_current_ticket_publishes() {
     let (t, _) = tier(10);
     let stripes = WriteStripes::new();
@@ -241,6 +322,10 @@ fn the_capacity_bound_holds_under_concurrent_inserts() {
                     let key = n * 1_000_000 + i;
                     set(&t, &key, entry(key, 1)).unwrap();
                     if i % 3 == 1 {
+                        // Read first, so that half the deletes leave dead nodes.
+                        if i % 2 == 0 {
+                            value(&t, key - 1);
+                        }
                         t.delete(&(key - 1), &Ticket::detached_write(5)).unwrap();
                     }
                     value(&t, key / 2);
@@ -253,13 +338,24 @@ fn the_capacity_bound_holds_under_concurrent_inserts() {
     }
     // Quiescent: the last inserter of each shard saw it within bounds.
     assert!(t.len() <= 2_000, "len {}", t.len());
-    let live = {
+    let (live, dead) = {
         let guard = t.map.guard();
-        let mut count = 0;
-        t.map.for_each(&guard, |_, _| count += 1);
-        count
+        let (mut live, mut dead) = (0, 0);
+        t.map.for_each(&guard, |_, node| match node.is_dead() {
+            true => dead += 1,
+            false => live += 1,
+        });
+        (live, dead)
     };
     assert_eq!(live, t.len(), "the length counter matches the map");
+    // Deleted keys leave dead nodes; their items count as orphans, which reaping bounds by half
+    // a shard's capacity (plus a constant) per shard.
+    let shards = t.policy.shards().len();
+    assert!(dead > 0, "deletes left dead nodes");
+    assert!(
+        dead <= 2_000 / 2 + 17 * shards,
+        "dead nodes are bounded: {dead}"
+    );
 }
 
 #[test]
