@@ -53,8 +53,8 @@
 //!
 //! Replacing a node that is present needs none of this: the version comparison decides.
 //!
-//! A *dead* node (what the memory tier's delete of a hot key leaves in the slot instead of
-//! removing it; see `memory/node.rs`) counts as "the key is not held": readers skip it, and a
+//! A *dead* node (what the memory tier's delete leaves in the slot instead of removing the
+//! key; see `memory/node.rs`) counts as "the key is not held": readers skip it, and a
 //! write or promotion replaces it only through the three steps above. It is not enough to
 //! compare versions with it, because a later delete that finds the key already dead only raises
 //! the floor and leaves the older dead node in place. For the argument below, killing a node is

@@ -32,9 +32,9 @@
 //! - Every resident key has exactly one queue item with its birth (admitted on insert, moved
 //!   between queues by eviction). Items whose residency ended are orphans, counted and reaped.
 //! - `PENDING` nodes are invisible to `get`/`contains`/iteration; see [`crate::protocol`].
-//! - A delete of a recently read key replaces its node with a *dead* node (no value, the
-//!   delete's version, the same birth) instead of removing it, so the slot is reused by the
-//!   key's next write (see [`node`] for why). Dead nodes are not counted in `len`/`weight`; their items count as
+//! - A delete replaces the key's node with a *dead* node (no value, the delete's version, the
+//!   same birth) instead of removing it, so the slot is reused by the key's next write (see
+//!   [`node`] for why). Dead nodes are not counted in `len`/`weight`; their items count as
 //!   orphans, and whoever pops one (eviction, reaping) removes the dead node with it.
 
 pub(crate) mod node;
@@ -284,49 +284,34 @@ where
         }
     }
 
-    /// A delete or an invalidation: raise the floor to the delete's version, then take the key
-    /// out unless it holds something newer.
+    /// A delete or an invalidation: raise the floor to the delete's version, then replace the
+    /// key's node with a dead one unless it holds something newer (or is dead already).
     ///
-    /// How depends on the key's heat. A key read since it was written (frequency > 0) is likely
-    /// to be written again soon: its node is replaced by a dead one, so that the next write
-    /// reuses the slot (one allocation, the dead node; see [`node`] for the tombstone chains this
-    /// avoids). A cold key is removed outright, which allocates nothing. Either way the node
-    /// leaves the accounting as a removal would, and its queue item becomes an orphan (a dead
-    /// node keeps the birth; the policy removes it when the item comes up).
+    /// Killing in place instead of removing costs one allocation (the dead node) but keeps the
+    /// key's slot for its next write; see [`node`] for the tombstone chains a removal leaves. The
+    /// killed node leaves the accounting as a removal would, and its queue item (the dead node
+    /// keeps the birth) counts as an orphan until the policy pops it and removes the dead node.
     fn delete_in(&self, key: &K, ticket: &Ticket<'_>, guard: &TableGuard<'_>) {
         let version = ticket.version();
         self.raise_floor(ticket.stripe(), version);
-        let Some(node) = self.map.get(key, guard) else {
+        if self.map.get(key, guard).is_none() {
+            // Nothing to kill: an absent key needs only the floor (and no key clone).
             return;
-        };
-        let forgotten = if node.meta() & FREQ_MASK == 0 {
-            match self
-                .map
-                .remove_if(key, |_, node| node.version < version, guard)
-            {
-                Ok(Some((_, removed))) => Some(removed),
-                _ => None,
-            }
-        } else {
-            let result = self.map.compute(
-                key.clone(),
-                |current| match current {
-                    Some((_, node)) if node.version < version && !node.is_dead() => {
-                        Operation::Insert(Node::dead(version, node.birth, ticket.stripe()))
-                    }
-                    _ => Operation::Abort(()),
-                },
-                guard,
-            );
-            match result {
-                Compute::Updated { old: (_, old), .. } => Some(old),
-                _ => None,
-            }
-        };
-        if let Some(node) = forgotten.filter(|node| !node.is_dead()) {
+        }
+        let result = self.map.compute(
+            key.clone(),
+            |current| match current {
+                Some((_, node)) if node.version < version && !node.is_dead() => {
+                    Operation::Insert(Node::dead(version, node.birth, ticket.stripe()))
+                }
+                _ => Operation::Abort(()),
+            },
+            guard,
+        );
+        if let Compute::Updated { old: (_, old), .. } = result {
             self.policy
-                .shard_of_birth(node.birth)
-                .forget_orphaned(node.weight());
+                .shard_of_birth(old.birth)
+                .forget_orphaned(old.weight());
         }
     }
 

@@ -5,14 +5,16 @@
 //! is left behind), so a reader holding a node under its guard always sees a consistent
 //! `(value, version, expiry)` triple.
 //!
-//! A **dead** node (no value) is what a delete of a hot key (one read since it was written)
-//! leaves in the slot: it carries the delete's
+//! A **dead** node (no value) is what a delete leaves in the slot: it carries the delete's
 //! version and the key's birth, readers treat it as absent, and the next write of the key
 //! replaces it in place. Deleting by removal would leave a papaya tombstone instead, and papaya
 //! never inserts into a tombstoned slot: a hot key deleted and written again and again would
 //! lay a chain of tombstones along its probe sequence until the probe limit forces a copy of
-//! the whole table (measured: 80/10/10 get/set/delete on Zipf keys ran at 0.3 M ops/s, 100×
-//! below quick_cache). Dead nodes are removed by the policy when their queue item comes up
+//! the whole table. Measured (`cargo bench --bench scaling -- mixed/`, see PERF.md): 80/10/10
+//! get/set/delete on Zipf keys ran at 0.3–0.5 M ops/s with removal, 60× below quick_cache, and
+//! at 5–7 M ops/s with dead nodes. Removing only cold keys (not read since written) was not
+//! enough: the tombstones of an earlier uniform churn phase brought it back to 0.5. The price
+//! is one allocation per delete of a present key. Dead nodes are removed by the policy when their queue item comes up
 //! (see `policy`: they count as orphans).
 //!
 //! `meta` encoding (one byte, the entry's own access bits):
