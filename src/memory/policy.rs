@@ -207,6 +207,7 @@ impl<K> Shard<K> {
     /// Accounts a dead node replaced by a value: the key is resident again, and its item (which
     /// counted as an orphan since the delete) is live again.
     pub(crate) fn revive(&self, weight: u64) {
+        // Relaxed, as in `admit`: the counters bound memory and publish nothing.
         self.state.len.fetch_add(1, Ordering::Relaxed);
         self.state.weight.fetch_add(weight, Ordering::Relaxed);
         self.state.orphans.fetch_sub(1, Ordering::Relaxed);
