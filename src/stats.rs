@@ -1,11 +1,14 @@
 //! Striped, cache-padded event counters, and the [`Stats`] snapshot built from them.
 //!
-//! Each thread is given a stripe the first time it counts; a stripe is a block of counters on
-//! cache lines of its own, so threads increment different lines and never serialize on one. A
-//! read sums every stripe: reads are rare, increments are on every operation.
+//! A stripe is a block of counters on cache lines of its own. A read sums every stripe: reads
+//! are rare, increments are on every operation (a read hit counts one).
 //!
-//! With at most [`STRIPES`] counting threads no two share a stripe; beyond that they share
-//! lines but stay exact (the increments are atomic RMWs).
+//! Stripes `1..STRIPES` are **owned**: a thread leases one the first time it counts and gives it
+//! back when it exits, and only the owner writes it, so an increment is a plain load and store,
+//! not a locked read-modify-write (which on x86 is a full barrier: it would wait for the cache
+//! misses of the lookup that precedes it and keep the next lookup's from overlapping). Stripe 0
+//! is **shared** by every thread that finds no stripe free (more than `STRIPES - 1` live
+//! counting threads) and is incremented with atomic RMWs. Either way the counts are exact.
 
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
@@ -22,20 +25,63 @@ pub(crate) struct Counters {
     blocks_per_stripe: usize,
 }
 
+/// The stripe every thread may increment with RMWs.
+const SHARED: usize = 0;
+
+/// The calling thread's stripe: its owned stripe, or [`SHARED`].
 #[cfg(not(loom))]
 fn thread_stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        // Relaxed: only uniqueness matters.
-        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
-    }
-    STRIPE.with(|s| *s)
+    lease::current()
 }
 
+/// Under loom every thread counts on the shared stripe: the models need no more.
 #[cfg(loom)]
 fn thread_stripe() -> usize {
     let _ = AtomicUsize::new(0);
-    0
+    SHARED
+}
+
+/// Leases of owned stripes to threads. The lock is taken only when a thread counts for the
+/// first time and when it exits, never on an increment.
+#[cfg(not(loom))]
+mod lease {
+    use super::{AtomicUsize, Ordering, SHARED, STRIPES};
+    use std::sync::Mutex;
+
+    /// Stripes given back by exited threads.
+    static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    /// The next never-leased stripe. Relaxed: only uniqueness matters (the RMW gives it).
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+
+    struct Lease(usize);
+
+    impl Drop for Lease {
+        fn drop(&mut self) {
+            if self.0 != SHARED {
+                // The mutex orders this thread's last increments before the next owner's first
+                // load of the stripe (release here, acquire in `take`): no count is lost.
+                FREE.lock().unwrap_or_else(|e| e.into_inner()).push(self.0);
+            }
+        }
+    }
+
+    fn take() -> Lease {
+        if let Some(stripe) = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Lease(stripe);
+        }
+        let next = NEXT.fetch_add(1, Ordering::Relaxed);
+        Lease(if next < STRIPES { next } else { SHARED })
+    }
+
+    thread_local! {
+        static LEASE: Lease = take();
+    }
+
+    /// `SHARED` once the thread-local is gone (counting from another thread-local's destructor).
+    #[inline]
+    pub(super) fn current() -> usize {
+        LEASE.try_with(|lease| lease.0).unwrap_or(SHARED)
+    }
 }
 
 impl Counters {
@@ -51,9 +97,20 @@ impl Counters {
 
     #[inline]
     pub(crate) fn add(&self, counter: usize, n: u64) {
-        let block = thread_stripe() * self.blocks_per_stripe + counter / PER_BLOCK;
+        let stripe = thread_stripe();
+        let cell = &self.blocks[stripe * self.blocks_per_stripe + counter / PER_BLOCK]
+            [counter % PER_BLOCK];
         // Relaxed: counters are statistics; they order nothing else.
-        self.blocks[block][counter % PER_BLOCK].fetch_add(n, Ordering::Relaxed);
+        if stripe == SHARED {
+            cell.fetch_add(n, Ordering::Relaxed);
+        } else {
+            // Only this thread writes its owned stripe (see `lease`), so a load and a store
+            // cannot lose an increment; readers may see the old value a moment longer.
+            cell.store(
+                cell.load(Ordering::Relaxed).wrapping_add(n),
+                Ordering::Relaxed,
+            );
+        }
     }
 
     #[inline]
@@ -120,6 +177,29 @@ impl Stats {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn counts_stay_exact_when_threads_come_and_go() {
+        // More threads over time than stripes, a few at a time: leases are given back and
+        // taken over, and threads beyond the free stripes share stripe 0.
+        let counters = Arc::new(Counters::new(4));
+        for _ in 0..4 {
+            let threads: Vec<_> = (0..STRIPES + 8)
+                .map(|_| {
+                    let counters = counters.clone();
+                    std::thread::spawn(move || {
+                        for _ in 0..100_000 {
+                            counters.incr(1);
+                        }
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread.join().unwrap();
+            }
+        }
+        assert_eq!(counters.sum(1), 4 * (STRIPES as u64 + 8) * 100_000);
+    }
 
     #[test]
     fn counts_are_exact_across_threads() {
