@@ -27,15 +27,18 @@
 //! costs a thread-local increment per allocation, which the timed rows pay too.
 
 mod common;
+#[path = "../src/bin/strata/fixtures.rs"]
+mod fixtures;
 
 use common::{drive, no_counter, uniform, Counter, Dist, Keys, Run};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
+use fixtures::{cache, fill_layer, KEYS};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;
 use std::time::Duration;
-use strata::{Cache, LayerSpec, Promotion, SetOptions, WriteMode};
+use strata::{Cache, LayerSpec, Promotion, WriteMode};
 
 // ----- the counting allocator ----------------------------------------------------------------
 
@@ -69,38 +72,12 @@ fn allocations() -> [u64; 2] {
     [ALLOCATIONS.with(Cell::get), BYTES.with(Cell::get)]
 }
 
-// ----- the scenarios' building blocks (as in src/bin/strata/scenarios.rs) ----------------------
+// ----- the scenarios' building blocks (the caches themselves: src/bin/strata/fixtures.rs) -----
 
-const KEYS: u64 = 10_000;
-/// Room for every key with headroom, without a table so large that lookups miss the CPU caches.
-const BIG: usize = 2 * KEYS as usize;
 /// The runner's embedded default: the layer count of rows that don't name one.
 const LAYERS: usize = 2;
 /// Operations (batches for batch rows) per row in the allocation count.
 const ALLOC_OPS: u64 = 100_000;
-
-/// A cache of `layers` in-memory tiers with room for every key.
-fn cache(layers: usize, promotion: Promotion, mode: WriteMode) -> Cache<u64, u64> {
-    let mut builder = Cache::builder().promotion(promotion).write_mode(mode);
-    for layer in 0..layers {
-        builder = builder.layer(LayerSpec::memory(format!("l{}", layer + 1), BIG));
-    }
-    builder.build().expect("valid configuration")
-}
-
-/// Puts keys `0..keys` into layer `layer` only (an L1-only write with the others skipped).
-fn fill_layer(cache: &Cache<u64, u64>, layer: usize, keys: u64) {
-    let names: Vec<String> = cache.layer_names().map(str::to_owned).collect();
-    let mut options = SetOptions::new();
-    for (index, name) in names.iter().enumerate() {
-        if index != layer {
-            options = options.skip(name.clone());
-        }
-    }
-    for key in 0..keys {
-        cache.set_with(key, key, &options).expect("fill");
-    }
-}
 
 /// Puts keys `0..keys` into every layer (write-through).
 fn fill_all(cache: &Cache<u64, u64>, keys: u64) {

@@ -1,9 +1,9 @@
 //! What the criterion benches share: key streams (uniform and Zipf), a multi-threaded driver for
 //! `iter_custom`, and the environment knobs.
 //!
-//! The bench runner (`src/bin/strata/keys.rs`) has the same Zipf sampler; the benches keep their
-//! own copy so that they stay self-contained (a module shared by `#[path]` would tie the runner's
-//! sources to the benches').
+//! The key streams (`Keys`, `uniform`, the Zipf sampler) are the bench runner's own,
+//! `src/bin/strata/keys.rs`, included here by path so that the runner and the benches measure the
+//! same streams.
 //!
 //! Environment:
 //! - `STRATA_BENCH_THREADS` — thread counts of the parallel benchmarks, e.g. `1,2,4,8`.
@@ -84,22 +84,14 @@ pub fn criterion(warm_up: Duration, measurement: Duration, samples: usize) -> Cr
         .configure_from_args()
 }
 
-/// The key distribution of a workload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dist {
-    Uniform,
-    /// Zipf with exponent 1.0: key k (0-based) drawn with probability ∝ 1 / (k + 1).
-    Zipf,
-}
+#[path = "../../src/bin/strata/keys.rs"]
+mod keys;
+
+// `uniform` is used by the seed bench only.
+#[allow(unused_imports)]
+pub use keys::{uniform, KeyDist as Dist, Keys};
 
 impl Dist {
-    pub fn name(self) -> &'static str {
-        match self {
-            Dist::Uniform => "uniform",
-            Dist::Zipf => "zipf",
-        }
-    }
-
     /// `STRATA_BENCH_KEYS`, uniform by default.
     pub fn from_env() -> Dist {
         match std::env::var("STRATA_BENCH_KEYS").as_deref() {
@@ -107,120 +99,6 @@ impl Dist {
             Ok("zipf") => Dist::Zipf,
             Ok(other) => panic!("STRATA_BENCH_KEYS: uniform or zipf, not {other:?}"),
         }
-    }
-}
-
-/// Zipf samples per thread, drawn before the run; the timed loop cycles through them, so the
-/// sampler's binary search stays out of the measured time.
-const TABLE: usize = 1 << 16;
-
-/// The key source of a workload over keys `0..n`: `get(thread, i)` is the `i`-th key of thread
-/// `thread`. Every cache of a comparison draws from the same `Keys`, so they see the same keys
-/// in the same order.
-pub struct Keys {
-    n: u64,
-    /// One table of pre-drawn Zipf keys per thread; empty for uniform keys.
-    tables: Vec<Box<[u32]>>,
-}
-
-impl Keys {
-    /// Keys for up to `threads` threads.
-    pub fn new(dist: Dist, n: u64, threads: usize) -> Keys {
-        assert!(n > 0 && n <= u64::from(u32::MAX));
-        let tables = match dist {
-            Dist::Uniform => Vec::new(),
-            Dist::Zipf => {
-                let zipf = Zipf::new(n as usize, 1.0);
-                (0..threads)
-                    .map(|t| {
-                        let mut rng = XorShift64::new(0x5EED_0000 + t as u64);
-                        (0..TABLE)
-                            .map(|_| zipf.sample(rng.next_f64()) as u32)
-                            .collect()
-                    })
-                    .collect()
-            }
-        };
-        Keys { n, tables }
-    }
-
-    /// The size of the key space: keys are `0..count()`.
-    pub fn count(&self) -> u64 {
-        self.n
-    }
-
-    #[inline]
-    pub fn get(&self, t: usize, i: u64) -> u64 {
-        if self.tables.is_empty() {
-            uniform(t, i, self.n)
-        } else {
-            u64::from(self.tables[t][i as usize % TABLE])
-        }
-    }
-}
-
-/// A cheap per-thread key sequence, uniform over `0..n`: a multiplicative hash of the counter,
-/// reduced to the range by a multiply-shift (no division on the timed path).
-#[inline]
-pub fn uniform(t: usize, i: u64, n: u64) -> u64 {
-    let h = i
-        .wrapping_add((t as u64).wrapping_mul(0x9E37_79B9))
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    ((u128::from(h) * u128::from(n)) >> 64) as u64
-}
-
-/// Zipf over ranks `0..n`: P(rank k) ∝ 1 / (k + 1)^s, by inversion of a precomputed CDF.
-pub struct Zipf {
-    /// `cdf[k]` = P(rank ≤ k); the last entry is exactly 1.
-    cdf: Vec<f64>,
-}
-
-impl Zipf {
-    pub fn new(n: usize, s: f64) -> Zipf {
-        assert!(n > 0, "Zipf over an empty key space");
-        let mut sum = 0.0;
-        let mut cdf: Vec<f64> = (1..=n)
-            .map(|k| {
-                sum += 1.0 / (k as f64).powf(s);
-                sum
-            })
-            .collect();
-        for c in &mut cdf {
-            *c /= sum;
-        }
-        cdf[n - 1] = 1.0;
-        Zipf { cdf }
-    }
-
-    /// The rank for a uniform `u` in `[0, 1)`: the first rank whose CDF exceeds `u`.
-    pub fn sample(&self, u: f64) -> usize {
-        self.cdf
-            .partition_point(|&c| c <= u)
-            .min(self.cdf.len() - 1)
-    }
-}
-
-/// Marsaglia's xorshift64 with a fixed seed: reproducible draws without the rand crate.
-pub struct XorShift64(u64);
-
-impl XorShift64 {
-    pub fn new(seed: u64) -> XorShift64 {
-        // Scramble the seed so that neighbouring seeds give unrelated streams; never zero.
-        XorShift64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform in `[0, 1)` from the top 53 bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 }
 

@@ -671,9 +671,10 @@ where
 
     fn contains(&self, key: &K, _now: Timestamp) -> Result<bool, LayerError> {
         let guard = self.map.guard();
-        Ok(self.map.get(key, &guard).is_some_and(|node| {
-            !node.is_pending() && !node.is_dead() && !node.is_expired_with(|| self.clock.now())
-        }))
+        Ok(self
+            .map
+            .get(key, &guard)
+            .is_some_and(|node| node.live_value(|| self.clock.now()).is_some()))
     }
 
     fn set(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> Result<(), LayerError> {
@@ -735,7 +736,7 @@ where
     fn for_each(&self, now: Timestamp, f: &mut dyn FnMut(&K, &V)) -> Result<(), LayerError> {
         let guard = self.map.guard();
         self.map.for_each(&guard, |key, node| {
-            if let (false, Some(value)) = (node.is_pending() || node.is_expired(now), &node.value) {
+            if let Some(value) = node.live_value(|| now) {
                 f(key, value);
             }
         });

@@ -114,10 +114,19 @@ impl<V> Node<V> {
         u64::from(self.weight)
     }
 
-    /// Whether a reader may return this node at `now`: published, not dead, not expired.
+    /// The value a reader may return: the node is published, not dead and not expired. `now`
+    /// is only called for a node that can expire.
+    #[inline]
+    pub(crate) fn live_value(&self, now: impl FnOnce() -> Timestamp) -> Option<&V> {
+        match &self.value {
+            Some(value) if !self.is_pending() && !self.is_expired_with(now) => Some(value),
+            _ => None,
+        }
+    }
+
     #[inline]
     pub(crate) fn is_live(&self, now: Timestamp) -> bool {
-        !self.is_pending() && !self.is_dead() && !self.is_expired(now)
+        self.live_value(|| now).is_some()
     }
 
     #[inline]

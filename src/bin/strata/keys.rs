@@ -1,11 +1,21 @@
-//! Key distributions for the bench rows: uniform (a multiplicative hash of the op counter) or
-//! Zipf with exponent 1.0 (a precomputed CDF, binary search, and a fixed-seed xorshift).
+//! Key streams of the seed scenarios and the benchmarks: uniform (a multiplicative hash of the
+//! op counter) or Zipf with exponent 1.0 (a precomputed CDF, binary search, a fixed-seed
+//! xorshift).
+//!
+//! Shared by the bench runner and the criterion benches (`benches/common/mod.rs` includes this
+//! file with `#[path]`), so both measure the same key streams. It depends on nothing but std (and
+//! clap for the runner's `--keys`, when the `cli` feature is on).
+//!
+//! Each includer uses part of it, hence `allow(dead_code)`.
 //!
 //! Zipf keys are drawn before a run starts into a per-thread table that the timed loop indexes,
 //! so the sampler's cost (a binary search over the CDF) stays out of the measured ns/op.
 
-/// The key distribution of the get, set and mixed rows (`--keys`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#![allow(dead_code)]
+
+/// The key distribution of a workload (the runner's `--keys`, the benches' `STRATA_BENCH_KEYS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum KeyDist {
     /// Every key of the key space equally likely.
     Uniform,
@@ -14,6 +24,15 @@ pub enum KeyDist {
 }
 
 impl KeyDist {
+    /// The distribution's name in tables and benchmark ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyDist::Uniform => "uniform",
+            KeyDist::Zipf => "zipf",
+        }
+    }
+
+    /// The distribution in words, for report headers.
     pub fn describe(self) -> &'static str {
         match self {
             KeyDist::Uniform => "uniform",
@@ -22,23 +41,27 @@ impl KeyDist {
     }
 }
 
-/// Zipf samples per thread, drawn before the run; the timed loop cycles through them.
+/// Zipf samples per thread, drawn before the run; the timed loop cycles through them, so the
+/// sampler's binary search stays out of the measured time.
 const TABLE: usize = 1 << 16;
 
-/// The key source of one run over keys `0..N`: `get(thread, i)` is the `i`-th key of thread
-/// `thread`. `N` is a constant so that the uniform path's modulo compiles to a multiplication.
-pub struct Keys<const N: u64> {
+/// The key source of a workload over keys `0..n`: `get(thread, i)` is the `i`-th key of thread
+/// `thread`. Every cache of a comparison draws from the same `Keys`, so they see the same keys
+/// in the same order.
+pub struct Keys {
+    n: u64,
     /// One table of pre-drawn Zipf keys per thread; empty for uniform keys.
     tables: Vec<Box<[u32]>>,
 }
 
-impl<const N: u64> Keys<N> {
-    /// Keys for `threads` threads.
-    pub fn new(dist: KeyDist, threads: usize) -> Self {
+impl Keys {
+    /// Keys for up to `threads` threads.
+    pub fn new(dist: KeyDist, n: u64, threads: usize) -> Keys {
+        assert!(n > 0 && n <= u64::from(u32::MAX));
         let tables = match dist {
             KeyDist::Uniform => Vec::new(),
             KeyDist::Zipf => {
-                let zipf = Zipf::new(N as usize, 1.0);
+                let zipf = Zipf::new(n as usize, 1.0);
                 (0..threads)
                     .map(|t| {
                         let mut rng = XorShift64::new(0x5EED_0000 + t as u64);
@@ -49,46 +72,52 @@ impl<const N: u64> Keys<N> {
                     .collect()
             }
         };
-        Keys { tables }
+        Keys { n, tables }
+    }
+
+    /// The size of the key space: keys are `0..count()`.
+    pub fn count(&self) -> u64 {
+        self.n
     }
 
     #[inline]
     pub fn get(&self, t: usize, i: u64) -> u64 {
         if self.tables.is_empty() {
-            uniform(t, i, N)
+            uniform(t, i, self.n)
         } else {
             u64::from(self.tables[t][i as usize % TABLE])
         }
     }
 }
 
-/// A cheap per-thread key sequence (multiplicative hash of the counter), uniform over `n`.
+/// A cheap per-thread key sequence, uniform over `0..n`: a multiplicative hash of the counter,
+/// reduced to the range by a multiply-shift (no division on the timed path).
 #[inline]
 pub fn uniform(t: usize, i: u64, n: u64) -> u64 {
-    (i.wrapping_add(t as u64 * 0x9E37_79B9)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        >> 20)
-        % n
+    let h = i
+        .wrapping_add((t as u64).wrapping_mul(0x9E37_79B9))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((u128::from(h) * u128::from(n)) >> 64) as u64
 }
 
-/// Zipf over ranks `0..n`: P(rank k) ∝ 1 / (k + 1)^s.
+/// Zipf over ranks `0..n`: P(rank k) ∝ 1 / (k + 1)^s, by inversion of a precomputed CDF.
 pub struct Zipf {
     /// `cdf[k]` = P(rank ≤ k); the last entry is exactly 1.
     cdf: Vec<f64>,
 }
 
 impl Zipf {
-    pub fn new(n: usize, s: f64) -> Self {
+    pub fn new(n: usize, s: f64) -> Zipf {
         assert!(n > 0, "Zipf over an empty key space");
+        let mut sum = 0.0;
         let mut cdf: Vec<f64> = (1..=n)
-            .scan(0.0, |sum, k| {
-                *sum += 1.0 / (k as f64).powf(s);
-                Some(*sum)
+            .map(|k| {
+                sum += 1.0 / (k as f64).powf(s);
+                sum
             })
             .collect();
-        let total = cdf[n - 1];
         for c in &mut cdf {
-            *c /= total;
+            *c /= sum;
         }
         cdf[n - 1] = 1.0;
         Zipf { cdf }
@@ -106,7 +135,7 @@ impl Zipf {
 pub struct XorShift64(u64);
 
 impl XorShift64 {
-    pub fn new(seed: u64) -> Self {
+    pub fn new(seed: u64) -> XorShift64 {
         // Scramble the seed so that neighbouring seeds give unrelated streams; never zero.
         XorShift64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
@@ -128,14 +157,12 @@ impl XorShift64 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn zipf_frequencies_follow_one_over_k() {
         let n = 1_000;
-        let zipf = Zipf::new(n, 1.0);
+        let zipf = super::Zipf::new(n, 1.0);
         let harmonic: f64 = (1..=n).map(|k| 1.0 / k as f64).sum();
-        let mut rng = XorShift64::new(7);
+        let mut rng = super::XorShift64::new(7);
         let draws = 400_000;
         let mut counts = vec![0u32; n];
         for _ in 0..draws {
@@ -153,17 +180,17 @@ mod tests {
 
     #[test]
     fn zipf_sample_edges() {
-        let zipf = Zipf::new(10, 1.0);
+        let zipf = super::Zipf::new(10, 1.0);
         assert_eq!(zipf.sample(0.0), 0);
         assert_eq!(zipf.sample(0.999_999_999), 9);
-        assert_eq!(Zipf::new(1, 1.0).sample(0.5), 0);
+        assert_eq!(super::Zipf::new(1, 1.0).sample(0.5), 0);
     }
 
     #[test]
     fn keys_stay_in_range_and_are_reproducible() {
-        for dist in [KeyDist::Uniform, KeyDist::Zipf] {
-            let a = Keys::<100>::new(dist, 2);
-            let b = Keys::<100>::new(dist, 2);
+        for dist in [super::KeyDist::Uniform, super::KeyDist::Zipf] {
+            let a = super::Keys::new(dist, 100, 2);
+            let b = super::Keys::new(dist, 100, 2);
             for i in 0..10_000 {
                 for t in 0..2 {
                     assert!(a.get(t, i) < 100);

@@ -10,6 +10,7 @@
 //! output, a scaling plot); `strata replay TRACE.u64.gz` replays a cache trace through strata's
 //! memory tier and prints hit ratios.
 
+mod fixtures;
 mod json;
 mod keys;
 mod plot;

@@ -12,8 +12,9 @@
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
-use strata::{Cache, LayerSpec, Promotion, SetOptions, WriteMode};
+use strata::{Cache, LayerSpec, Promotion, WriteMode};
 
+use crate::fixtures::{cache, fill_layer, KEYS};
 use crate::keys::{uniform, KeyDist, Keys};
 
 pub struct Outcome {
@@ -83,33 +84,6 @@ impl Curve {
     }
 }
 
-const KEYS: u64 = 10_000;
-/// Room for every key with headroom, without a table so large that lookups miss the CPU caches.
-const BIG: usize = 2 * KEYS as usize;
-
-/// A cache of `layers` in-memory tiers with room for every key.
-fn cache(layers: usize, promotion: Promotion, mode: WriteMode) -> Cache<u64, u64> {
-    let mut builder = Cache::builder().promotion(promotion).write_mode(mode);
-    for layer in 0..layers {
-        builder = builder.layer(LayerSpec::memory(format!("l{}", layer + 1), BIG));
-    }
-    builder.build().expect("valid configuration")
-}
-
-/// Puts `keys` into layer `layer` only (by writing L1-only with the others skipped).
-fn fill_layer(cache: &Cache<u64, u64>, layer: usize, keys: u64) {
-    let names: Vec<String> = cache.layer_names().map(str::to_owned).collect();
-    let mut options = SetOptions::new();
-    for (index, name) in names.iter().enumerate() {
-        if index != layer {
-            options = options.skip(name.clone());
-        }
-    }
-    for key in 0..keys {
-        cache.set_with(key, key, &options).expect("fill");
-    }
-}
-
 /// Runs `op(thread, i)` on `threads` threads for `duration`; returns total ops and wall time.
 ///
 /// The wall time runs from the first worker's start to the last worker's end, as the workers
@@ -163,7 +137,7 @@ pub fn all(config: Config) -> Vec<Scenario> {
             move |threads, duration| {
                 let cache = cache(layers, Promotion::AllAbove, WriteMode::WriteThrough);
                 fill_layer(&cache, 0, KEYS);
-                let keys = Keys::<KEYS>::new(dist, threads);
+                let keys = Keys::new(dist, KEYS, threads);
                 drive(threads, duration, move |t, i| {
                     black_box(cache.get(&keys.get(t, i)).ok());
                 })
@@ -176,7 +150,7 @@ pub fn all(config: Config) -> Vec<Scenario> {
             move |threads, duration| {
                 let cache = cache(layers, Promotion::Off, WriteMode::WriteThrough);
                 fill_layer(&cache, 1, KEYS);
-                let keys = Keys::<KEYS>::new(dist, threads);
+                let keys = Keys::new(dist, KEYS, threads);
                 drive(threads, duration, move |t, i| {
                     black_box(cache.get(&keys.get(t, i)).ok());
                 })
@@ -208,7 +182,7 @@ pub fn all(config: Config) -> Vec<Scenario> {
             false,
             move |threads, duration| {
                 let cache = cache(layers, Promotion::AllAbove, WriteMode::WriteThrough);
-                let keys = Keys::<KEYS>::new(dist, threads);
+                let keys = Keys::new(dist, KEYS, threads);
                 drive(threads, duration, move |t, i| {
                     black_box(cache.get(&keys.get(t, i)).ok());
                 })
@@ -255,7 +229,7 @@ pub fn all(config: Config) -> Vec<Scenario> {
             move |threads, duration| {
                 let cache = cache(layers, Promotion::AllAbove, WriteMode::WriteThrough);
                 fill_layer(&cache, 0, KEYS);
-                let keys = Keys::<KEYS>::new(dist, threads);
+                let keys = Keys::new(dist, KEYS, threads);
                 drive(threads, duration, move |t, i| {
                     let batch: [u64; 10] = std::array::from_fn(|j| keys.get(t, i * 10 + j as u64));
                     black_box(cache.get_many(&batch));
@@ -268,7 +242,7 @@ pub fn all(config: Config) -> Vec<Scenario> {
             false,
             move |threads, duration| {
                 let cache = cache(layers, Promotion::AllAbove, WriteMode::WriteThrough);
-                let keys = Keys::<KEYS>::new(dist, threads);
+                let keys = Keys::new(dist, KEYS, threads);
                 drive(threads, duration, move |t, i| {
                     let items: Vec<(u64, u64)> =
                         (0..10).map(|j| (keys.get(t, i * 10 + j), i)).collect();
@@ -315,7 +289,7 @@ pub fn all(config: Config) -> Vec<Scenario> {
             move |threads, duration| {
                 let cache = cache(layers, Promotion::AllAbove, WriteMode::WriteThrough);
                 fill_layer(&cache, 0, KEYS);
-                let keys = Keys::<KEYS>::new(dist, threads);
+                let keys = Keys::new(dist, KEYS, threads);
                 drive(threads, duration, move |t, i| {
                     black_box(cache.exists(&keys.get(t, i)).ok());
                 })
@@ -328,7 +302,7 @@ pub fn all(config: Config) -> Vec<Scenario> {
             move |threads, duration| {
                 let cache = cache(1, Promotion::Off, WriteMode::WriteThrough);
                 fill_layer(&cache, 0, KEYS);
-                let keys = Keys::<KEYS>::new(dist, threads);
+                let keys = Keys::new(dist, KEYS, threads);
                 drive(threads, duration, move |t, i| {
                     black_box(cache.get(&keys.get(t, i)).ok());
                 })
@@ -340,7 +314,7 @@ pub fn all(config: Config) -> Vec<Scenario> {
             false,
             move |threads, duration| {
                 let cache = cache(1, Promotion::Off, WriteMode::WriteThrough);
-                let keys = Keys::<KEYS>::new(dist, threads);
+                let keys = Keys::new(dist, KEYS, threads);
                 drive(threads, duration, move |t, i| {
                     black_box(cache.set(keys.get(t, i), i).ok());
                 })
@@ -384,7 +358,7 @@ fn deepest(layers: usize, seed_ns: f64, dist: KeyDist) -> Scenario {
         move |threads, duration| {
             let cache = cache(layers, Promotion::Off, WriteMode::WriteThrough);
             fill_layer(&cache, layers - 1, KEYS);
-            let keys = Keys::<KEYS>::new(dist, threads);
+            let keys = Keys::new(dist, KEYS, threads);
             drive(threads, duration, move |t, i| {
                 black_box(cache.get(&keys.get(t, i)).ok());
             })
@@ -395,7 +369,7 @@ fn deepest(layers: usize, seed_ns: f64, dist: KeyDist) -> Scenario {
 fn read_only(layers: usize, dist: KeyDist, threads: usize, duration: Duration) -> Outcome {
     let cache = cache(layers, Promotion::AllAbove, WriteMode::WriteThrough);
     fill_layer(&cache, 0, KEYS);
-    let keys = Keys::<KEYS>::new(dist, threads);
+    let keys = Keys::new(dist, KEYS, threads);
     drive(threads, duration, move |t, i| {
         black_box(cache.get(&keys.get(t, i)).ok());
     })
@@ -403,7 +377,7 @@ fn read_only(layers: usize, dist: KeyDist, threads: usize, duration: Duration) -
 
 fn set_l1_only(layers: usize, dist: KeyDist, threads: usize, duration: Duration) -> Outcome {
     let cache = cache(layers, Promotion::AllAbove, WriteMode::L1Only);
-    let keys = Keys::<KEYS>::new(dist, threads);
+    let keys = Keys::new(dist, KEYS, threads);
     drive(threads, duration, move |t, i| {
         black_box(cache.set(keys.get(t, i), i).ok());
     })
@@ -411,7 +385,7 @@ fn set_l1_only(layers: usize, dist: KeyDist, threads: usize, duration: Duration)
 
 fn set_through(dist: KeyDist, threads: usize, duration: Duration) -> Outcome {
     let cache = cache(3, Promotion::AllAbove, WriteMode::WriteThrough);
-    let keys = Keys::<KEYS>::new(dist, threads);
+    let keys = Keys::new(dist, KEYS, threads);
     drive(threads, duration, move |t, i| {
         black_box(cache.set(keys.get(t, i), i).ok());
     })
@@ -420,7 +394,7 @@ fn set_through(dist: KeyDist, threads: usize, duration: Duration) -> Outcome {
 fn mixed(layers: usize, dist: KeyDist, threads: usize, duration: Duration) -> Outcome {
     let cache = cache(layers, Promotion::AllAbove, WriteMode::WriteThrough);
     fill_layer(&cache, 0, KEYS);
-    let keys = Keys::<KEYS>::new(dist, threads);
+    let keys = Keys::new(dist, KEYS, threads);
     drive(threads, duration, move |t, i| {
         let k = keys.get(t, i);
         match i % 10 {
