@@ -20,7 +20,7 @@ use crate::builder::CacheBuilder;
 use crate::clock::{Clock, Timestamp};
 use crate::error::{Error, LayerError};
 use crate::layer::{Entry, Layer};
-use crate::memory::MemoryLayer;
+use crate::memory::{broken_read_recheck, MemoryLayer};
 use crate::options::{Promotion, SetOptions, WriteMode};
 use crate::protocol::{RawTicket, Ticket, WriteStripes, WriteToken};
 use crate::report::{LayerFailure, LayerSet, Lookup, WriteReport};
@@ -264,7 +264,8 @@ where
             if pending.is_empty() {
                 break;
             }
-            if index == 1 && inner.promotion != Promotion::Off {
+            if index == 1 {
+                // Before the first lower-layer read, as in `lookup`.
                 tickets = keys.iter().map(|_| None).collect();
                 for &k in &pending {
                     tickets[k] = inner.stripes.ticket(inner.hash(&keys[k]));
@@ -275,12 +276,11 @@ where
             let mut missing = Vec::new();
             for (&k, result) in pending.iter().zip(results) {
                 match result {
+                    // Lower-layer hits are counted once `recheck_above` has had its say.
+                    Ok(Some(entry)) if index > 0 => hits_found.push((k, index, entry)),
                     Ok(Some(entry)) => {
                         inner.counters.incr(hits(index));
-                        values[k] = Some(entry.value.clone());
-                        if index > 0 {
-                            hits_found.push((k, index, entry));
-                        }
+                        values[k] = Some(entry.value);
                     }
                     Ok(None) => {
                         inner.counters.incr(misses(index));
@@ -295,6 +295,24 @@ where
             pending = missing;
         }
         inner.counters.add(REQUEST_MISSES, pending.len() as u64);
+        // As in `lookup`: a lower-layer hit that overlapped a write reads the layers above
+        // again, and is then served without promotion (its ticket is stale anyway).
+        hits_found.retain_mut(|(k, source, entry)| {
+            let current = tickets
+                .get(*k)
+                .copied()
+                .flatten()
+                .is_some_and(|t| t.is_current());
+            if !current {
+                let (index, served) = inner.recheck_above(&keys[*k], *source, entry.clone(), now);
+                inner.counters.incr(hits(index));
+                values[*k] = Some(served.value);
+                return false;
+            }
+            inner.counters.incr(hits(*source));
+            values[*k] = Some(entry.value.clone());
+            true
+        });
         // Promotions: queued when deferred, else one batch per target layer, deepest first.
         if inner.deferred_batch.is_some() {
             for (k, source, entry) in &hits_found {
@@ -356,6 +374,7 @@ where
         inner.check_open()?;
         let plan = inner.plan(options)?;
         let token = inner.stripes.begin(inner.hash(&key));
+        inner.cancel_pending_promotions(&key, &token);
         let now = inner.clock.now();
         let mut report = WriteReport::default();
         let mut value = Some(value);
@@ -388,6 +407,7 @@ where
         let inner = &*self.inner;
         inner.check_open()?;
         let token = inner.stripes.begin(inner.hash(key));
+        inner.cancel_pending_promotions(key, &token);
         let mut report = WriteReport::default();
         for index in (0..inner.tiers.len())
             .rev()
@@ -436,7 +456,11 @@ where
         };
         let tokens: Vec<WriteToken<'_>> = items
             .iter()
-            .map(|(key, _)| inner.stripes.begin(inner.hash(key)))
+            .map(|(key, _)| {
+                let token = inner.stripes.begin(inner.hash(key));
+                inner.cancel_pending_promotions(key, &token);
+                token
+            })
             .collect();
         let now = inner.clock.now();
         let mut reports: Vec<WriteReport> = items.iter().map(|_| WriteReport::default()).collect();
@@ -494,7 +518,11 @@ where
         }
         let tokens: Vec<WriteToken<'_>> = keys
             .iter()
-            .map(|key| inner.stripes.begin(inner.hash(key)))
+            .map(|key| {
+                let token = inner.stripes.begin(inner.hash(key));
+                inner.cancel_pending_promotions(key, &token);
+                token
+            })
             .collect();
         let deletes: Vec<(&K, Ticket<'_>)> = keys
             .iter()
@@ -522,6 +550,9 @@ where
     ///
     /// [`deferred_promotion`]: CacheBuilder::deferred_promotion
     pub fn run_pending_promotions(&self) -> usize {
+        if self.inner.check_open().is_err() {
+            return 0;
+        }
         self.inner.drain_deferred(usize::MAX)
     }
 
@@ -651,19 +682,26 @@ where
     }
 
     /// Reads layers from `from` on; counts each layer's hit or miss and the request's miss.
+    ///
+    /// A ticket is taken just before the first lower-layer read: promotions need it, and so does
+    /// linearizability. If a lower layer served the value and a write of the stripe was in
+    /// flight or began during the read, the layers above are read once more (see
+    /// [`Inner::recheck_above`]).
     fn lookup(&self, key: &K, from: usize) -> Lookup<V> {
         let now = self.clock.now();
         let mut failures = Vec::new();
-        // The promotion ticket is taken once, just before the first lower-layer read.
         let mut ticket = None;
-        let mut ticket_taken = false;
         for index in from..self.tiers.len() {
-            if index >= 1 && !ticket_taken && self.promotion != Promotion::Off {
+            if index == from.max(1) {
                 ticket = self.stripes.ticket(self.hash(key));
-                ticket_taken = true;
             }
             match self.tiers[index].get(key, now) {
                 Ok(Some(entry)) => {
+                    let (index, entry) = if index > 0 && !ticket.is_some_and(|t| t.is_current()) {
+                        self.recheck_above(key, index, entry, now)
+                    } else {
+                        (index, entry)
+                    };
                     self.counters.incr(hits(index));
                     if let (true, Some(ticket)) = (index > 0, ticket) {
                         self.promote(key, &entry, index, ticket, now);
@@ -683,6 +721,49 @@ where
             value: None,
             served_by: None,
             failures,
+        }
+    }
+
+    /// A lower layer (`source`) served `entry` while a write of the key's stripe was in flight
+    /// or began during the read. The layers above were read before that write's cancellation
+    /// point and may have gained a value since (an older write's copy that landed after our
+    /// read of the layer, or a promotion that published before the write began): returning
+    /// the lower, possibly newer value would let a later reader see the older one above it,
+    /// which no linearization explains. So the layers above are read again, top down, and the
+    /// first value found is served instead. Once the write has begun, no older value can
+    /// appear above any more (promotions are cancelled or fail their tickets, see
+    /// [`crate::protocol`]), so one more pass is enough. Failures of this pass are not
+    /// reported again (the first pass did).
+    fn recheck_above(
+        &self,
+        key: &K,
+        source: usize,
+        entry: Entry<V>,
+        now: Timestamp,
+    ) -> (usize, Entry<V>) {
+        if broken_read_recheck() {
+            return (source, entry);
+        }
+        for index in 0..source {
+            if let Ok(Some(above)) = self.tiers[index].get(key, now) {
+                return (index, above);
+            }
+        }
+        (source, entry)
+    }
+
+    /// Called right after a write's `begin`, before it touches any layer: cancels the key's
+    /// pending promotions in the in-memory tiers above the deepest layer, if a promotion of
+    /// the stripe is between its insert and its publication (see "Promotions that publish
+    /// late" in [`crate::protocol`]). The common case is one load of the stripe's own line.
+    fn cancel_pending_promotions(&self, key: &K, token: &WriteToken<'_>) {
+        if !token.promotions_publishing() {
+            return;
+        }
+        for tier in &self.tiers[..self.tiers.len() - 1] {
+            if let Tier::Memory(memory) = tier {
+                memory.cancel_pending_promotion(key);
+            }
         }
     }
 
@@ -773,6 +854,10 @@ where
 
     /// Pops up to `max` queued promotions and applies them, one batch per target layer,
     /// deepest target first (the order `promote` queued them in for each key).
+    ///
+    /// After `close`, whatever is queued is dropped unapplied: a read that was running when
+    /// `close` was called can still queue a promotion after `close` emptied the queue, and
+    /// applying it later would call a closed layer.
     fn drain_deferred(&self, max: usize) -> usize {
         let mut taken = Vec::new();
         while taken.len() < max {
@@ -780,6 +865,12 @@ where
                 Some(item) => taken.push(item),
                 None => break,
             }
+        }
+        // Checked after popping: an item pushed after `close` drained the queue is either
+        // seen here as closed, or was popped by `close` itself.
+        if self.closed.load(Ordering::SeqCst) {
+            while self.deferred.pop().is_some() {}
+            return 0;
         }
         let mut landed = 0;
         for target in (0..self.tiers.len()).rev() {

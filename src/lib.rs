@@ -58,10 +58,10 @@ pub use cache::Cache;
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use error::{BuildError, Error, LayerError};
 pub use layer::{Entry, GetResults, Layer, LayerCounters};
+pub use memory::{MemoryConfig, MemoryLayer, Weigher};
 #[cfg(loom)]
 #[doc(hidden)]
-pub use memory::BREAK_PROMOTION_VALIDATION;
-pub use memory::{MemoryConfig, MemoryLayer, Weigher};
+pub use memory::{BREAK_PROMOTION_CANCELLATION, BREAK_PROMOTION_VALIDATION, BREAK_READ_RECHECK};
 pub use options::{Promotion, SetOptions, WriteMode};
 pub use protocol::{Ticket, Version};
 pub use report::{LayerFailure, LayerSet, Lookup, WriteReport};

@@ -153,16 +153,30 @@ const EPOCH_ONE: u64 = 1 << IN_FLIGHT_BITS;
 /// The write versions of a key: higher is later.
 pub type Version = u64;
 
-/// The per-cache array of stripe words.
+/// One write stripe: the epoch/in-flight word, and the number of promotions of the stripe that
+/// are between their insert and their publication (see "Promotions that publish late" in the
+/// module docs). Both on one padded line: a write that bumped the word owns the line when it
+/// loads the count.
+pub(crate) struct Stripe {
+    word: AtomicU64,
+    publishing: AtomicU64,
+}
+
+/// The per-cache array of stripes.
 pub(crate) struct WriteStripes {
-    words: Box<[CachePadded<AtomicU64>]>,
+    words: Box<[CachePadded<Stripe>]>,
 }
 
 impl WriteStripes {
     pub(crate) fn new() -> Self {
         WriteStripes {
             words: (0..STRIPES)
-                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .map(|_| {
+                    CachePadded::new(Stripe {
+                        word: AtomicU64::new(0),
+                        publishing: AtomicU64::new(0),
+                    })
+                })
                 .collect(),
         }
     }
@@ -176,8 +190,8 @@ impl WriteStripes {
     /// Starts a write of the key with this hash; the token carries its version.
     pub(crate) fn begin(&self, hash: u64) -> WriteToken<'_> {
         let index = Self::index(hash);
-        let word = &self.words[index];
-        let before = word.fetch_add(EPOCH_ONE + 1, Ordering::SeqCst);
+        let stripe = &*self.words[index];
+        let before = stripe.word.fetch_add(EPOCH_ONE + 1, Ordering::SeqCst);
         // The increment must be ordered before *every* layer operation of the write, including
         // plain loads (a delete that finds the key absent only loads). A SeqCst RMW orders later
         // SeqCst operations, not later acquire loads, so a fence completes the store-buffering
@@ -188,7 +202,7 @@ impl WriteStripes {
             "in-flight field overflow"
         );
         WriteToken {
-            word,
+            stripe,
             index,
             version: (before >> IN_FLIGHT_BITS) + 1,
         }
@@ -198,12 +212,12 @@ impl WriteStripes {
     /// same stripe is in flight.
     pub(crate) fn ticket(&self, hash: u64) -> Option<Ticket<'_>> {
         let index = Self::index(hash);
-        let word = &self.words[index];
+        let stripe = &*self.words[index];
         // SeqCst: synchronizes with the `fetch_sub` of every write that finished, so the lower
         // layer read that follows sees those writes.
-        let seen = word.load(Ordering::SeqCst);
+        let seen = stripe.word.load(Ordering::SeqCst);
         (seen & IN_FLIGHT_MASK == 0).then_some(Ticket {
-            word: Some(word),
+            stripe: Some(stripe),
             index,
             seen,
             mask: u64::MAX,
@@ -225,7 +239,7 @@ impl WriteStripes {
     pub(crate) fn attach(&self, raw: RawTicket) -> Ticket<'_> {
         let index = raw.index & (STRIPES - 1);
         Ticket {
-            word: Some(&self.words[index]),
+            stripe: Some(&self.words[index]),
             index,
             seen: raw.seen,
             mask: raw.mask,
@@ -247,7 +261,7 @@ pub(crate) struct RawTicket {
 /// An in-flight write. Dropping it marks the write finished (also on unwinding, so a panicking
 /// custom layer cannot disable promotion on its stripe forever).
 pub(crate) struct WriteToken<'a> {
-    word: &'a AtomicU64,
+    stripe: &'a Stripe,
     index: usize,
     version: Version,
 }
@@ -257,12 +271,21 @@ impl WriteToken<'_> {
         self.version
     }
 
+    /// Whether a promotion of this stripe may be between its insert and its publication. When
+    /// it is, the write must cancel pending promotions of its key in the layers above the
+    /// deepest one it touches before it touches any layer (see "Promotions that publish late").
+    /// SeqCst, after `begin`'s fence: either this load sees the promotion's announcement, or
+    /// the promotion's validation sees this write's `begin`.
+    pub(crate) fn promotions_publishing(&self) -> bool {
+        self.stripe.publishing.load(Ordering::SeqCst) != 0
+    }
+
     /// The ticket a layer validates a write's insert of an *absent* key with: current while no
     /// later write of the stripe has begun (the epoch is still this write's version; writes that
     /// began earlier may still be in flight).
     pub(crate) fn ticket(&self) -> Ticket<'_> {
         Ticket {
-            word: Some(self.word),
+            stripe: Some(self.stripe),
             index: self.index,
             seen: self.version << IN_FLIGHT_BITS,
             mask: !IN_FLIGHT_MASK,
@@ -274,7 +297,7 @@ impl WriteToken<'_> {
 impl Drop for WriteToken<'_> {
     fn drop(&mut self) {
         // SeqCst: publishes the write's layer operations to the next ticket taker.
-        self.word.fetch_sub(1, Ordering::SeqCst);
+        self.stripe.word.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -292,7 +315,7 @@ impl Drop for WriteToken<'_> {
 #[derive(Clone, Copy)]
 pub struct Ticket<'a> {
     /// `None`: a ticket that is always current (direct use of a layer, outside any cache).
-    word: Option<&'a AtomicU64>,
+    stripe: Option<&'a Stripe>,
     index: usize,
     seen: u64,
     /// Which bits of the stripe word must still equal `seen`.
@@ -306,7 +329,7 @@ impl Ticket<'_> {
     /// concurrent write has to be ordered against.
     pub const fn unconditional() -> Ticket<'static> {
         Ticket {
-            word: None,
+            stripe: None,
             index: 0,
             seen: 0,
             mask: 0,
@@ -318,7 +341,7 @@ impl Ticket<'_> {
     #[cfg(test)]
     pub(crate) const fn detached_write(version: Version) -> Ticket<'static> {
         Ticket {
-            word: None,
+            stripe: None,
             index: 0,
             seen: 0,
             mask: 0,
@@ -329,10 +352,25 @@ impl Ticket<'_> {
     /// Whether no conflicting write of this key's stripe has begun since the ticket was taken.
     #[inline]
     pub fn is_current(&self) -> bool {
-        match self.word {
+        match self.stripe {
             // SeqCst: see the module docs; callers issue `fence(SeqCst)` after their insert.
-            Some(word) => word.load(Ordering::SeqCst) & self.mask == self.seen,
+            Some(stripe) => stripe.word.load(Ordering::SeqCst) & self.mask == self.seen,
             None => true,
+        }
+    }
+
+    /// Announces a promotion that is about to insert a pending entry, until the returned guard
+    /// is dropped (after the entry was published or removed). Writes that begin meanwhile on
+    /// the stripe cancel the key's pending promotions before touching any layer, so a promotion
+    /// that validated its ticket just before a write began cannot publish after the write's
+    /// new value became visible below (see "Promotions that publish late" in the module docs).
+    pub(crate) fn announce(&self) -> Announcement<'_> {
+        if let Some(stripe) = self.stripe {
+            // SeqCst: before the insert; pairs with `WriteToken::promotions_publishing`.
+            stripe.publishing.fetch_add(1, Ordering::SeqCst);
+        }
+        Announcement {
+            stripe: self.stripe,
         }
     }
 
@@ -351,7 +389,22 @@ impl Ticket<'_> {
     /// comparable within one stripe: a layer that keeps per-stripe state (the memory tier's
     /// floors) indexes it with this.
     pub fn stripe(&self) -> Option<usize> {
-        self.word.map(|_| self.index)
+        self.stripe.map(|_| self.index)
+    }
+}
+
+/// A promotion between its insert and its publication (see [`Ticket::announce`]).
+pub(crate) struct Announcement<'a> {
+    stripe: Option<&'a Stripe>,
+}
+
+impl Drop for Announcement<'_> {
+    fn drop(&mut self) {
+        if let Some(stripe) = self.stripe {
+            // SeqCst: after the publication or the undo; a write that reads the count at zero
+            // is ordered after it.
+            stripe.publishing.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 

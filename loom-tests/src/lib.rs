@@ -33,6 +33,31 @@ pub mod model {
             .expect("setup write");
     }
 
+    /// A reader that reads `key` twice, waiting for `between` to finish in between (a join
+    /// blocks, so loom switches threads there without spending a preemption). Returns what the
+    /// two reads saw.
+    pub fn two_reads_around<T: 'static>(
+        cache: &Cache<u64, u64>,
+        key: u64,
+        between: loom::thread::JoinHandle<T>,
+    ) -> loom::thread::JoinHandle<(Option<u64>, Option<u64>)> {
+        let cache = cache.clone();
+        loom::thread::spawn(move || {
+            let first = cache.get(&key).expect("read");
+            between.join().expect("the other thread");
+            let second = cache.get(&key).expect("read");
+            (first, second)
+        })
+    }
+
+    /// Runs a model with at least `preemptions` preemptions (more if `LOOM_MAX_PREEMPTIONS`
+    /// asks for more): for the interleavings that need three threads each stopped once.
+    pub fn check_with_preemptions(preemptions: usize, model: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(0).max(preemptions));
+        builder.check(model);
+    }
+
     /// The value of `key` in one layer.
     pub fn in_layer(cache: &Cache<u64, u64>, layer: &str, key: u64) -> Option<u64> {
         cache.get_from_layer(layer, &key).expect("layer read")

@@ -83,3 +83,47 @@ fn unvalidated_late_write_after_invalidation_is_caught() {
         );
     });
 }
+
+#[test]
+#[should_panic(expected = "new then old")]
+fn read_without_recheck_is_caught() {
+    strata::BREAK_READ_RECHECK.store(true, Ordering::Relaxed);
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4], None);
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.set(1, 1).unwrap();
+                cache.set(1, 2).unwrap();
+            })
+        };
+        let first = cache.get(&1).unwrap();
+        let second = cache.get(&1).unwrap();
+        writer.join().unwrap();
+        assert!(
+            !(first == Some(2) && second == Some(1)),
+            "new then old: {first:?} then {second:?}"
+        );
+    });
+}
+
+#[test]
+#[should_panic(expected = "new then old")]
+fn promotion_without_cancellation_is_caught() {
+    strata::BREAK_PROMOTION_CANCELLATION.store(true, Ordering::Relaxed);
+    loom_tests::model::check_with_preemptions(3, || {
+        let (cache, _) = cache(&[4, 4], None);
+        below_l1(&cache, 1, 1);
+        let promoter = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&1).unwrap())
+        };
+        let reader = loom_tests::model::two_reads_around(&cache, 1, promoter);
+        cache.set(1, 2).unwrap();
+        let (first, second) = reader.join().unwrap();
+        assert!(
+            !(first == Some(2) && second == Some(1)),
+            "new then old: {first:?} then {second:?}"
+        );
+    });
+}

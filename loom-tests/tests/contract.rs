@@ -4,7 +4,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use loom_tests::model::{below_l1, cache, in_layer};
+use loom_tests::model::{below_l1, cache, check_with_preemptions, in_layer, two_reads_around};
 use std::time::Duration;
 use strata::{Error, SetOptions};
 
@@ -288,5 +288,54 @@ fn promotion_onto_a_dead_node_racing_set() {
         assert!(matches!(seen, Some(2) | Some(3)), "{seen:?}");
         assert!(matches!(in_layer(&cache, "l1", K), None | Some(3)));
         assert_eq!(cache.get(&K).unwrap(), Some(3));
+    });
+}
+
+/// Linearizability with one writer: a read that is slow between L1 and L2 misses L1 before the
+/// writer's first write reaches it, then finds the second write's value in L2 while that write
+/// is in flight. Returning it would let a later read see the first value in L1 again (new, then
+/// old). The read notices that a write overlapped it and reads L1 once more.
+#[test]
+fn read_slow_between_layers_stays_linearizable() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4], None);
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.set(K, 1).unwrap();
+                cache.set(K, 2).unwrap();
+            })
+        };
+        let first = cache.get(&K).unwrap();
+        let second = cache.get(&K).unwrap();
+        writer.join().unwrap();
+        assert!(
+            !(first == Some(2) && second == Some(1)),
+            "new then old: {first:?} then {second:?}"
+        );
+    });
+}
+
+/// Linearizability with one writer: a promotion validates its ticket just before a `set`
+/// begins and publishes the old value into L1 after the set's new value is visible in L2 and a
+/// reader has returned it. The set cancels the pending promotion before touching any layer.
+/// Needs three preemptions (the promoter, the writer and the setup each stop once).
+#[test]
+fn promotion_publishing_after_a_set_began_is_cancelled() {
+    check_with_preemptions(3, || {
+        let (cache, _) = cache(&[4, 4], None);
+        below_l1(&cache, K, 1);
+        let promoter = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&K).unwrap())
+        };
+        let reader = two_reads_around(&cache, K, promoter);
+        cache.set(K, 2).unwrap();
+        let (first, second) = reader.join().unwrap();
+        assert!(
+            !(first == Some(2) && second == Some(1)),
+            "new then old: {first:?} then {second:?}"
+        );
+        assert_eq!(cache.get(&K).unwrap(), Some(2));
     });
 }

@@ -187,15 +187,94 @@ where
         self.policy.weight()
     }
 
-    /// Removes every entry. Safe to run concurrently with other operations: entries are removed
-    /// one by one and accounted like deletes (their queue items become orphans, reaped later).
+    /// Removes every entry. Safe to run concurrently with other operations (entries inserted
+    /// meanwhile may stay).
+    ///
+    /// It walks the policy's queues, not the map: every resident key has exactly one queue
+    /// item, and papaya's iteration never ends on a table whose keys share a hash (see
+    /// [`MemoryLayer::walk_residents`]). Each queue is walked once around, so concurrent inserts
+    /// cannot keep it going.
     pub fn clear(&self) {
         let guard = self.map.guard();
-        let mut resident = Vec::new();
-        self.map
-            .for_each(&guard, |key, node| resident.push((key, node)));
-        for (key, node) in resident {
-            self.remove_exact(key, node, &guard);
+        for shard in self.policy.shards().iter() {
+            for queue in [Queue::Small, Queue::Main] {
+                for _ in 0..shard.queue_len(queue) {
+                    let Some(item) = shard.pop_from(queue) else {
+                        break;
+                    };
+                    self.remove_item(shard, &item, &guard);
+                }
+            }
+        }
+    }
+
+    /// Calls `f` with every resident key and its node, once each, by walking each policy queue
+    /// once around (each item is put back at the tail of the queue it came from, orphans are
+    /// dropped, as in `reap`).
+    ///
+    /// Why not iterate the map: papaya 0.2.5's `iter` first completes every pending resize,
+    /// and a table whose keys share a hash (a user's `Hash` that only feeds a low-cardinality
+    /// field) exceeds the probe limit in every new table, so the resizes never complete and
+    /// `iter` spins forever (from about 60 colliding keys). Gets, inserts and removals still
+    /// terminate. The queues hold the same keys and always terminate.
+    ///
+    /// Weakly consistent under concurrency, like a map iterator: an entry inserted, removed or
+    /// held by an evicting thread during the walk may or may not be visited; none is visited
+    /// twice (births are unique per residency).
+    fn walk_residents(&self, guard: &TableGuard<'_>, mut f: impl FnMut(&K, &Node<V>)) {
+        let mut visited = std::collections::HashSet::new();
+        for shard in self.policy.shards().iter() {
+            for queue in [Queue::Small, Queue::Main] {
+                for _ in 0..shard.queue_len(queue) {
+                    let Some(item) = shard.pop_from(queue) else {
+                        break;
+                    };
+                    match self.map.get(&item.key, guard) {
+                        Some(node) if node.birth == item.birth => {
+                            if visited.insert(item.birth) {
+                                f(&item.key, node);
+                            }
+                            shard.push(item, queue);
+                        }
+                        _ => shard.drop_orphan(),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes the node `item` stands for (same birth) and consumes the item. Returns the
+    /// removed node if it held a value (a dead node's item was already an orphan).
+    fn remove_item<'g>(
+        &self,
+        shard: &Shard<K>,
+        item: &Item<K>,
+        guard: &'g TableGuard<'_>,
+    ) -> Option<&'g Node<V>> {
+        let birth = item.birth;
+        let removed = self.map.remove_if(
+            &item.key,
+            |_, current| {
+                let ours = current.birth == birth;
+                if ours {
+                    // Idempotent if papaya calls us again; harmless if the CAS then fails.
+                    self.raise_floor_for(current);
+                }
+                ours
+            },
+            guard,
+        );
+        match removed {
+            Ok(Some((_, removed))) if !removed.is_dead() => {
+                shard.forget(removed.weight());
+                Some(removed)
+            }
+            // Dead (killed by a delete: its item counted as an orphan then), or removed or
+            // re-inserted meanwhile: the item is stale.
+            _ => {
+                shard.drop_orphan();
+                None
+            }
         }
     }
 
@@ -470,6 +549,10 @@ where
         if weight > shard.max_weight {
             return false;
         }
+        // Announced before the insert, withdrawn once the node is published or removed: a write
+        // that begins meanwhile cancels the node (see "Promotions that publish late" in
+        // `protocol`).
+        let _announcement = ticket.announce();
         let mut fresh_birth = None;
         let result = self.map.compute(
             key.clone(),
@@ -499,7 +582,12 @@ where
         // The fence pairs with the one in `WriteStripes::begin`: either our validation load sees
         // a conflicting write's `begin`, or that write's operation on this slot sees our node.
         fence(Ordering::SeqCst);
-        let published = self.publish_or_undo(key, node, ticket.is_current(), guard);
+        // A write that began after our validation may have cancelled the node meanwhile: then,
+        // as with a stale ticket, remove exactly the node we inserted.
+        let published = (ticket.is_current() || broken_validation()) && node.publish_promotion();
+        if !published {
+            self.remove_exact(key, node, guard);
+        }
         if published {
             // Only a promotion that landed makes room: an undone one must not evict anyone.
             self.enforce(shard, guard);
@@ -558,34 +646,15 @@ where
                 _ => {}
             }
         }
-        let birth = item.birth;
-        let removed = self.map.remove_if(
-            &item.key,
-            |_, current| {
-                let ours = current.birth == birth;
-                if ours {
-                    self.raise_floor_for(current);
-                }
-                ours
-            },
-            guard,
-        );
-        match removed {
-            // Killed by a delete since we looked: its item counted as an orphan then.
-            Ok(Some((_, removed))) if removed.is_dead() => shard.drop_orphan(),
-            Ok(Some((_, removed))) => {
-                shard.forget(removed.weight());
-                if expired {
-                    self.counters.incr(EXPIRATIONS);
-                } else {
-                    self.counters.incr(EVICTIONS);
-                    if queue == Queue::Small {
-                        shard.remember(self.hash(&item.key));
-                    }
+        if self.remove_item(shard, &item, guard).is_some() {
+            if expired {
+                self.counters.incr(EXPIRATIONS);
+            } else {
+                self.counters.incr(EVICTIONS);
+                if queue == Queue::Small {
+                    shard.remember(self.hash(&item.key));
                 }
             }
-            // Removed or re-inserted meanwhile: this item is stale.
-            Ok(None) | Err(_) => shard.drop_orphan(),
         }
         true
     }
@@ -640,6 +709,19 @@ where
             value: value.clone(),
             version: node.version,
             expires_at: node.expires_at,
+        }
+    }
+
+    /// Cancels the key's pending node, if it has one (a write of the key has begun; see
+    /// "Promotions that publish late" in [`crate::protocol`]). A cancelled promotion is never
+    /// published; a write's own pending node is published anyway (it carries a newer value).
+    pub(crate) fn cancel_pending_promotion(&self, key: &K) {
+        if broken_cancellation() {
+            return;
+        }
+        let guard = self.map.guard();
+        if let Some(node) = self.map.get(key, &guard) {
+            node.cancel_if_pending();
         }
     }
 
@@ -735,7 +817,7 @@ where
 
     fn for_each(&self, now: Timestamp, f: &mut dyn FnMut(&K, &V)) -> Result<(), LayerError> {
         let guard = self.map.guard();
-        self.map.for_each(&guard, |key, node| {
+        self.walk_residents(&guard, |key, node| {
             if let Some(value) = node.live_value(|| now) {
                 f(key, value);
             }
@@ -763,6 +845,37 @@ where
 #[doc(hidden)]
 pub static BREAK_PROMOTION_VALIDATION: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
+
+/// Loom builds only: a switch that makes writes skip cancelling pending promotions, so the
+/// loom models can show they catch a promotion that publishes after a write began
+/// (`loom-tests/tests/broken.rs`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub static BREAK_PROMOTION_CANCELLATION: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Loom builds only: a switch that makes reads skip re-reading the layers above a lower-layer
+/// hit that overlapped a write (`Inner::recheck_above` in `cache.rs`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub static BREAK_READ_RECHECK: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+#[inline(always)]
+fn broken_cancellation() -> bool {
+    #[cfg(loom)]
+    return BREAK_PROMOTION_CANCELLATION.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(loom))]
+    false
+}
+
+#[inline(always)]
+pub(crate) fn broken_read_recheck() -> bool {
+    #[cfg(loom)]
+    return BREAK_READ_RECHECK.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(loom))]
+    false
+}
 
 #[inline(always)]
 fn broken_validation() -> bool {

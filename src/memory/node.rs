@@ -22,13 +22,15 @@
 //! | bits | meaning |
 //! |------|---------|
 //! | 0–1  | S3-FIFO access frequency, saturating at 3 |
-//! | 7    | `PENDING`: inserted by a promotion that has not been validated yet; readers treat it as absent |
+//! | 6    | `CANCELLED`: a write of the key began while the node was pending; a promotion's node so marked is never published |
+//! | 7    | `PENDING`: inserted by a promotion (or a write into an empty slot) that has not been validated yet; readers treat it as absent |
 
 use crate::clock::Timestamp;
 use crate::sync::{AtomicU8, Ordering};
 
 pub(crate) const FREQ_MASK: u8 = 0b0000_0011;
 pub(crate) const PENDING: u8 = 0b1000_0000;
+pub(crate) const CANCELLED: u8 = 0b0100_0000;
 
 /// `repr(C)` keeps what a read hit touches (the value, the expiry and the access bits) right
 /// after the key, which papaya stores just before the node in the same allocation: with the
@@ -195,10 +197,42 @@ impl<V> Node<V> {
         self.meta.fetch_and(!FREQ_MASK, Ordering::Relaxed);
     }
 
-    /// Makes a promoted node visible to readers. Release pairs with nothing the reader needs
-    /// (see `meta`); it is used so the publication is ordered after the validation load in
-    /// every model, which keeps the argument in `protocol` local.
+    /// Makes a write's pending node visible to readers (a write's node is published whether or
+    /// not a later write cancelled it: it carries the newer value). Release pairs with nothing
+    /// the reader needs (see `meta`); it is used so the publication is ordered after the
+    /// validation load in every model, which keeps the argument in `protocol` local.
     pub(crate) fn publish(&self) {
-        self.meta.fetch_and(!PENDING, Ordering::Release);
+        self.meta
+            .fetch_and(!(PENDING | CANCELLED), Ordering::Release);
+    }
+
+    /// Makes a promotion's pending node visible, unless a write cancelled it meanwhile: the
+    /// publication and the cancellation are two read-modify-writes of this byte, so exactly one
+    /// of them is first. Returns whether the node was published. Release as in `publish`.
+    pub(crate) fn publish_promotion(&self) -> bool {
+        let mut meta = self.meta();
+        loop {
+            if meta & CANCELLED != 0 {
+                return false;
+            }
+            match self.meta.compare_exchange_weak(
+                meta,
+                meta & !PENDING,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(seen) => meta = seen,
+            }
+        }
+    }
+
+    /// Marks a pending node cancelled (a write of its key began). No effect on a published
+    /// node. Relaxed: the byte itself decides the race with `publish_promotion`, and the write
+    /// that cancels publishes nothing through it.
+    pub(crate) fn cancel_if_pending(&self) {
+        if self.is_pending() {
+            self.meta.fetch_or(CANCELLED, Ordering::Relaxed);
+        }
     }
 }

@@ -1,0 +1,248 @@
+//! Regression tests for defects found by longer history runs and a user-level test suite. Each
+//! test names the defect it guards against and failed on the code before its fix.
+//!
+//! Tests that could hang on a regression run their body on a watchdog thread and fail with a
+//! message after a deadline instead of hanging the suite.
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use strata::{
+    Cache, Clock, Entry, Layer, LayerCounters, LayerError, LayerSpec, MemoryConfig, MemoryLayer,
+    Ticket, Timestamp,
+};
+
+/// Runs `body` on its own thread; fails the test if it does not return within `limit`.
+fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, result) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = done.send(body());
+    });
+    match result.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(_) => panic!("{what} did not return within {limit:?}"),
+    }
+}
+
+// ===========================================================================================
+// A promotion applied after close()
+// ===========================================================================================
+
+/// An in-memory layer that records every call the cache makes after `close`.
+struct Recorder {
+    inner: MemoryLayer<u64, u64>,
+    closed: AtomicBool,
+    calls_after_close: AtomicUsize,
+}
+
+impl Recorder {
+    fn new(clock: &Clock) -> Arc<Self> {
+        Arc::new(Recorder {
+            inner: MemoryLayer::new("recorder", MemoryConfig::new(100), clock.clone()).unwrap(),
+            closed: AtomicBool::new(false),
+            calls_after_close: AtomicUsize::new(0),
+        })
+    }
+
+    fn called(&self) {
+        if self.closed.load(Ordering::SeqCst) {
+            self.calls_after_close.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Layer<u64, u64> for Recorder {
+    fn get(&self, key: &u64, now: Timestamp) -> Result<Option<Entry<u64>>, LayerError> {
+        self.called();
+        self.inner.get(key, now)
+    }
+    fn set(&self, key: &u64, entry: Entry<u64>, ticket: &Ticket<'_>) -> Result<(), LayerError> {
+        self.called();
+        self.inner.set(key, entry, ticket)
+    }
+    fn delete(&self, key: &u64, ticket: &Ticket<'_>) -> Result<(), LayerError> {
+        self.called();
+        self.inner.delete(key, ticket)
+    }
+    fn promote(
+        &self,
+        key: &u64,
+        entry: Entry<u64>,
+        ticket: &Ticket<'_>,
+    ) -> Result<bool, LayerError> {
+        self.called();
+        self.inner.promote(key, entry, ticket)
+    }
+    fn counters(&self) -> LayerCounters {
+        self.inner.counters()
+    }
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A layer holding one value whose `get` waits at a barrier when armed: the read is held
+/// inside the cache while the test closes it.
+struct Stalling {
+    armed: AtomicBool,
+    inside: Barrier,
+    release: Barrier,
+}
+
+impl Layer<u64, u64> for Stalling {
+    fn get(&self, _key: &u64, _now: Timestamp) -> Result<Option<Entry<u64>>, LayerError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.inside.wait();
+            self.release.wait();
+        }
+        Ok(Some(Entry {
+            value: 7,
+            version: 0,
+            expires_at: Timestamp::NEVER,
+        }))
+    }
+    fn set(&self, _: &u64, _: Entry<u64>, _: &Ticket<'_>) -> Result<(), LayerError> {
+        Ok(())
+    }
+    fn delete(&self, _: &u64, _: &Ticket<'_>) -> Result<(), LayerError> {
+        Ok(())
+    }
+}
+
+/// A read still running when `close` is called queues its deferred promotion after `close`
+/// emptied the queue; `run_pending_promotions` after `close` must not apply it (the `Layer::close`
+/// promise: operations started after `close` returned never call the layer).
+#[test]
+fn promotion_queued_during_close_is_never_applied() {
+    let (clock, _) = Clock::manual();
+    let l1 = Recorder::new(&clock);
+    let l2 = Arc::new(Stalling {
+        armed: AtomicBool::new(true),
+        inside: Barrier::new(2),
+        release: Barrier::new(2),
+    });
+    let cache: Cache<u64, u64> = Cache::builder()
+        .clock(clock)
+        .layer(LayerSpec::shared("l1", l1.clone()))
+        .layer(LayerSpec::shared("l2", l2.clone()))
+        .deferred_promotion(64)
+        .build()
+        .unwrap();
+    let reader = {
+        let cache = cache.clone();
+        thread::spawn(move || cache.get(&1))
+    };
+    l2.inside.wait(); // the read is inside L2
+    cache.close();
+    l2.release.wait();
+    assert_eq!(
+        reader.join().unwrap().unwrap(),
+        Some(7),
+        "the read started before close"
+    );
+    assert_eq!(cache.run_pending_promotions(), 0);
+    assert_eq!(
+        l1.calls_after_close.load(Ordering::SeqCst),
+        0,
+        "a promotion reached L1 after close returned"
+    );
+}
+
+// ===========================================================================================
+// Keys that share a hash
+// ===========================================================================================
+
+/// A key whose `Hash` only feeds `group`: every key of a group hashes alike under any hasher.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Colliding {
+    id: u64,
+    group: u64,
+}
+
+impl Hash for Colliding {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.group.hash(state);
+    }
+}
+
+fn colliding_cache(capacity: usize) -> Cache<Colliding, u64> {
+    Cache::builder()
+        .layer(LayerSpec::memory("l1", capacity))
+        .build()
+        .unwrap()
+}
+
+/// Listing and closing a tier whose keys share a hash: papaya's iterator spins forever from
+/// about 60 such keys, so the tier must list and clear without it.
+fn list_and_close(keys: u64, groups: u64) {
+    within(Duration::from_secs(60), "listing and closing", move || {
+        let cache = colliding_cache(1_000);
+        for id in 0..keys {
+            cache
+                .set(
+                    Colliding {
+                        id,
+                        group: id % groups,
+                    },
+                    id,
+                )
+                .unwrap();
+        }
+        let mut listed = cache.keys("l1").unwrap();
+        listed.sort();
+        listed.dedup();
+        assert_eq!(
+            listed.len(),
+            cache.keys("l1").unwrap().len(),
+            "a key was listed twice"
+        );
+        assert!(listed
+            .iter()
+            .all(|key| key.id < keys && key.group == key.id % groups));
+        assert!(
+            listed.len() >= (keys as usize).min(1_000) / 2,
+            "only {} listed",
+            listed.len()
+        );
+        let entries = cache.entries("l1").unwrap();
+        assert_eq!(entries.len(), listed.len());
+        assert!(entries.iter().all(|(key, value)| key.id == *value));
+        let mut visited = 0;
+        cache.for_each_in_layer("l1", |_, _| visited += 1).unwrap();
+        assert_eq!(visited, listed.len());
+        assert_eq!(cache.stats().layers[0].len, Some(listed.len() as u64));
+        cache.close();
+        listed.len()
+    });
+}
+
+#[test]
+fn a_hundred_keys_with_one_hash_list_and_close() {
+    list_and_close(100, 1);
+}
+
+#[test]
+fn two_thousand_keys_over_sixteen_hashes_list_and_close() {
+    list_and_close(2_000, 16);
+}
+
+#[test]
+fn keys_with_one_hash_are_all_listed() {
+    within(Duration::from_secs(60), "listing", || {
+        let cache = colliding_cache(1_000);
+        for id in 0..100 {
+            cache.set(Colliding { id, group: 0 }, id).unwrap();
+        }
+        let mut ids: Vec<u64> = cache.keys("l1").unwrap().iter().map(|k| k.id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..100).collect::<Vec<_>>());
+    });
+}
