@@ -143,6 +143,20 @@ struct Plan {
     targets: LayerSet,
     invalidate: LayerSet,
     ttl: Option<Duration>,
+    /// Whether some written entry gets a TTL (then the write reads the precise time).
+    timed: bool,
+}
+
+impl Plan {
+    /// The time the write's expiries count from (see [`Clock::write_time`]); not read when no
+    /// entry of the write expires.
+    fn written_at(&self, clock: &Clock) -> Timestamp {
+        if self.timed {
+            clock.write_time()
+        } else {
+            Timestamp::NEVER
+        }
+    }
 }
 
 impl<K, V> Cache<K, V>
@@ -323,7 +337,7 @@ where
                     {
                         inner.defer(
                             &keys[*k],
-                            inner.promoted_entry(entry, target, now, &ticket),
+                            inner.promoted_entry(entry, target, &ticket),
                             target,
                             &ticket,
                         );
@@ -339,7 +353,7 @@ where
                         let ticket = tickets.get(*k).copied().flatten()?;
                         Some((
                             &keys[*k],
-                            inner.promoted_entry(entry, target, now, &ticket),
+                            inner.promoted_entry(entry, target, &ticket),
                             ticket,
                         ))
                     })
@@ -375,7 +389,7 @@ where
         let plan = inner.plan(options)?;
         let token = inner.stripes.begin(inner.hash(&key));
         inner.cancel_pending_promotions(&key, &token);
-        let now = inner.clock.now();
+        let written = plan.written_at(&inner.clock);
         let mut report = WriteReport::default();
         let mut value = Some(value);
         // Deepest first, L1 last (see the module docs); the last layer written gets the value
@@ -389,7 +403,7 @@ where
                     value.clone()
                 };
                 if let Some(value) = value {
-                    let entry = inner.entry(value, &token, now, plan.ttl, index);
+                    let entry = inner.entry(value, &token, written, plan.ttl, index);
                     let result = inner.tiers[index].layer().set(&key, entry, &token.ticket());
                     inner.record_write(index, &key, &token, result, &mut report, true);
                 }
@@ -462,7 +476,7 @@ where
                 token
             })
             .collect();
-        let now = inner.clock.now();
+        let written = plan.written_at(&inner.clock);
         let mut reports: Vec<WriteReport> = items.iter().map(|_| WriteReport::default()).collect();
         let (keys, mut values): (Vec<K>, Vec<Option<V>>) =
             items.into_iter().map(|(k, v)| (k, Some(v))).unzip();
@@ -479,7 +493,7 @@ where
                         let value = if last { value.take() } else { value.clone() }?;
                         Some((
                             key,
-                            inner.entry(value, token, now, plan.ttl, index),
+                            inner.entry(value, token, written, plan.ttl, index),
                             token.ticket(),
                         ))
                     })
@@ -704,7 +718,7 @@ where
                     };
                     self.counters.incr(hits(index));
                     if let (true, Some(ticket)) = (index > 0, ticket) {
-                        self.promote(key, &entry, index, ticket, now);
+                        self.promote(key, &entry, index, ticket);
                     }
                     return Lookup {
                         value: Some(entry.value),
@@ -779,32 +793,19 @@ where
 
     /// The entry as promoted into `target`: expiry is the earlier of the source entry's and the
     /// target layer's TTL from now.
-    fn promoted_entry(
-        &self,
-        entry: &Entry<V>,
-        target: usize,
-        now: Timestamp,
-        ticket: &Ticket<'_>,
-    ) -> Entry<V> {
+    fn promoted_entry(&self, entry: &Entry<V>, target: usize, ticket: &Ticket<'_>) -> Entry<V> {
         Entry {
             value: entry.value.clone(),
             // Clamped: a layer reporting versions of its own must not make later writes of this
             // cache look older (see `Ticket::version`).
             version: entry.version.min(ticket.version()),
-            expires_at: entry.expires_at.min(now.after(self.ttls[target])),
+            expires_at: entry.expires_at.min(self.clock.expiry(self.ttls[target])),
         }
     }
 
-    fn promote(
-        &self,
-        key: &K,
-        entry: &Entry<V>,
-        source: usize,
-        ticket: Ticket<'_>,
-        now: Timestamp,
-    ) {
+    fn promote(&self, key: &K, entry: &Entry<V>, source: usize, ticket: Ticket<'_>) {
         for target in (0..source).rev().filter(|&t| self.promotes_into(t, source)) {
-            let promoted = self.promoted_entry(entry, target, now, &ticket);
+            let promoted = self.promoted_entry(entry, target, &ticket);
             if self.deferred_batch.is_some() {
                 self.defer(key, promoted, target, &ticket);
             } else {
@@ -912,10 +913,12 @@ where
                 invalidate.insert(index);
             }
         }
+        let timed = options.ttl.is_some() || targets.iter().any(|i| self.ttls[i].is_some());
         Ok(Plan {
             targets,
             invalidate,
             ttl: options.ttl,
+            timed,
         })
     }
 
@@ -923,14 +926,14 @@ where
         &self,
         value: V,
         token: &WriteToken<'_>,
-        now: Timestamp,
+        written: Timestamp,
         ttl: Option<Duration>,
         index: usize,
     ) -> Entry<V> {
         Entry {
             value,
             version: token.version(),
-            expires_at: now.after(ttl.or(self.ttls[index])),
+            expires_at: written.after(ttl.or(self.ttls[index])),
         }
     }
 

@@ -4,8 +4,11 @@
 //! read path must not do it. Instead a [`Clock`] is one atomic load:
 //!
 //! - [`Clock::system`] reads a process-wide millisecond counter that one background thread
-//!   ("strata-clock") advances every millisecond. Expiry can therefore be late by about one
-//!   millisecond plus scheduling delay, never early.
+//!   ("strata-clock") advances every millisecond. It publishes whole milliseconds elapsed,
+//!   rounded down, and a busy machine can run it late, so a reader's "now" is never ahead of
+//!   the real time. Expiries are computed by [`Clock::expiry`] from a precise reading rounded
+//!   up (one `Instant::now()` per write with a TTL, never on a read), so an entry expires late
+//!   by about a millisecond plus the ticker's delay, never early.
 //! - [`Clock::manual`] is driven by hand ([`ManualClock::advance`]), so tests check TTLs
 //!   without sleeping.
 //!
@@ -28,12 +31,14 @@ impl Timestamp {
     /// The expiry of an entry that never expires.
     pub const NEVER: Timestamp = Timestamp(u64::MAX);
 
-    /// `self + ttl`, saturating at [`Timestamp::NEVER`]. A `None` TTL means "never expires".
+    /// `self + ttl`, the TTL rounded *up* to whole milliseconds (a 1.999 ms TTL is 2 ms: an
+    /// entry never expires early), saturating just below [`Timestamp::NEVER`]. A `None` TTL
+    /// means "never expires".
     pub fn after(self, ttl: Option<Duration>) -> Timestamp {
         match ttl {
             None => Timestamp::NEVER,
             Some(ttl) => {
-                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+                let ms = u64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
                 Timestamp(self.0.saturating_add(ms).min(u64::MAX - 1))
             }
         }
@@ -93,6 +98,32 @@ impl Clock {
         )
     }
 
+    /// The expiry of an entry written now with `ttl` ([`Timestamp::NEVER`] for `None`): never
+    /// before `ttl` has really passed (see [`Clock::write_time`]).
+    pub fn expiry(&self, ttl: Option<Duration>) -> Timestamp {
+        match ttl {
+            None => Timestamp::NEVER,
+            ttl => self.write_time().after(ttl),
+        }
+    }
+
+    /// The time to compute expiries from: never earlier than the real time. The coarse
+    /// reading of the system clock can lag the real time (it is rounded down, and its thread
+    /// can be scheduled late), so this reads the precise time, rounded up (one `Instant::now()`,
+    /// about 20 ns); a manual clock is exact.
+    pub fn write_time(&self) -> Timestamp {
+        match &self.source {
+            #[cfg(not(loom))]
+            Source::System(_) => {
+                let elapsed = system_origin().elapsed().as_nanos().div_ceil(1_000_000);
+                Timestamp(u64::try_from(elapsed).unwrap_or(u64::MAX - 1))
+            }
+            #[cfg(loom)]
+            Source::System(now) => Timestamp(now.load(Ordering::Relaxed)),
+            Source::Manual(now) => Timestamp(now.load(Ordering::Relaxed)),
+        }
+    }
+
     /// The current time. One atomic load.
     #[inline]
     pub fn now(&self) -> Timestamp {
@@ -113,11 +144,17 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
-    /// Moves the clock forward by `by` (millisecond resolution).
+    /// Moves the clock forward by `by` (whole milliseconds, rounded down), saturating just
+    /// below [`Timestamp::NEVER`]: the clock never moves backwards, and never reaches the
+    /// expiry of entries that never expire.
     pub fn advance(&self, by: Duration) {
         let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
         // SeqCst: a test that advances the clock and then reads on another thread must see it.
-        self.now.fetch_add(ms, Ordering::SeqCst);
+        let _ = self
+            .now
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                Some(now.saturating_add(ms).min(u64::MAX - 1))
+            });
     }
 
     /// The current time of this clock.
@@ -126,12 +163,19 @@ impl ManualClock {
     }
 }
 
+/// The system clock's origin: its millisecond 0.
+#[cfg(not(loom))]
+fn system_origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
 #[cfg(not(loom))]
 fn system_ticker() -> &'static AtomicU64 {
     static NOW: AtomicU64 = AtomicU64::new(0);
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
-        let origin = Instant::now();
+        let origin = system_origin();
         // A detached thread that lives as long as the process: one wake-up per millisecond.
         std::thread::Builder::new()
             .name("strata-clock".into())
@@ -167,11 +211,52 @@ mod tests {
             Timestamp(15)
         );
         assert!(Timestamp(u64::MAX - 3).after(Some(Duration::MAX)) < Timestamp::NEVER);
+        // Rounded up, never down: a TTL never expires early.
+        assert_eq!(
+            Timestamp(5).after(Some(Duration::from_micros(1_999))),
+            Timestamp(7)
+        );
+        assert_eq!(
+            Timestamp(5).after(Some(Duration::from_nanos(1))),
+            Timestamp(6)
+        );
+        assert_eq!(
+            Timestamp(5).after(Some(Duration::from_millis(2))),
+            Timestamp(7)
+        );
         assert_eq!(
             Timestamp(15).remaining(Timestamp(5)),
             Some(Duration::from_millis(10))
         );
         assert_eq!(Timestamp::NEVER.remaining(Timestamp(5)), None);
+    }
+
+    #[test]
+    fn manual_clock_saturates_and_never_goes_back() {
+        let (clock, hand) = Clock::manual();
+        hand.advance(Duration::from_millis(10));
+        hand.advance(Duration::MAX);
+        assert_eq!(clock.now(), Timestamp(u64::MAX - 1));
+        hand.advance(Duration::MAX);
+        assert_eq!(clock.now(), Timestamp(u64::MAX - 1));
+        assert!(clock.now() < Timestamp::NEVER);
+    }
+
+    #[test]
+    fn expiry_is_never_before_the_ttl_has_passed() {
+        let ttl = Some(Duration::from_millis(3));
+        let (manual, hand) = Clock::manual();
+        hand.advance(Duration::from_millis(10));
+        assert_eq!(manual.expiry(ttl), Timestamp(13));
+        assert_eq!(manual.expiry(None), Timestamp::NEVER);
+        let system = Clock::system();
+        for _ in 0..100 {
+            let before = system_origin().elapsed();
+            let expiry = system.expiry(ttl);
+            // The precise time, rounded up: at least the TTL after the moment of the write.
+            assert!(Duration::from_millis(expiry.0) >= before + Duration::from_millis(3));
+            assert!(system.now() < expiry);
+        }
     }
 
     #[test]

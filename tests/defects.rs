@@ -246,3 +246,73 @@ fn keys_with_one_hash_are_all_listed() {
         assert_eq!(ids, (0..100).collect::<Vec<_>>());
     });
 }
+
+// ===========================================================================================
+// Time arithmetic
+// ===========================================================================================
+
+/// `ManualClock::advance(Duration::MAX)` wrapped and moved the clock back by 1 ms, so an entry
+/// that had expired was served again.
+#[test]
+fn advancing_the_manual_clock_by_the_maximum_never_revives_an_entry() {
+    let (clock, hand) = Clock::manual();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .clock(clock.clone())
+        .layer(LayerSpec::memory("l1", 100).ttl(Duration::from_millis(10)))
+        .build()
+        .unwrap();
+    cache.set(1, 1).unwrap();
+    hand.advance(Duration::from_millis(10)); // expired now (not read yet, so not removed)
+    let before = clock.now();
+    hand.advance(Duration::MAX);
+    assert!(clock.now() >= before, "the clock went back");
+    assert_eq!(
+        cache.get(&1).unwrap(),
+        None,
+        "an expired entry was served again"
+    );
+}
+
+/// A TTL of 1.999 ms was truncated to 1 ms, so the entry expired early.
+#[test]
+fn a_fractional_ttl_is_rounded_up_never_down() {
+    let (clock, hand) = Clock::manual();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .clock(clock)
+        .layer(LayerSpec::memory("l1", 100))
+        .build()
+        .unwrap();
+    let options = strata::SetOptions::new().ttl(Duration::from_micros(1_999));
+    cache.set_with(1, 1, &options).unwrap();
+    hand.advance(Duration::from_millis(1));
+    assert_eq!(
+        cache.get(&1).unwrap(),
+        Some(1),
+        "expired after 1 ms of a 1.999 ms TTL"
+    );
+    hand.advance(Duration::from_millis(1));
+    assert_eq!(cache.get(&1).unwrap(), None);
+}
+
+/// On the real clock (whole milliseconds, rounded down) an entry must not expire before its TTL
+/// has really passed: a write at 5.9 ms reads the clock as 5.
+#[test]
+fn the_system_clock_never_expires_an_entry_early() {
+    let ttl = Duration::from_millis(2);
+    let cache: Cache<u64, u64> = Cache::builder()
+        .layer(LayerSpec::memory("l1", 100).ttl(ttl))
+        .build()
+        .unwrap();
+    for key in 0..200 {
+        let written = std::time::Instant::now();
+        cache.set(key, key).unwrap();
+        while cache.get(&key).unwrap().is_some() {
+            std::hint::spin_loop();
+        }
+        let lived = written.elapsed();
+        assert!(
+            lived >= ttl,
+            "key {key} expired after {lived:?} of a {ttl:?} TTL"
+        );
+    }
+}
