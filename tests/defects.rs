@@ -316,3 +316,53 @@ fn the_system_clock_never_expires_an_entry_early() {
         );
     }
 }
+
+// ===========================================================================================
+// Capacity under skewed hashes
+// ===========================================================================================
+
+/// A 20 000-entry tier given 10 000 distinct keys that share a hash kept only 2 500 of them:
+/// the policy's shards were each capped at capacity ÷ shards. Now the quota follows the keys.
+#[test]
+fn keys_sharing_a_hash_can_use_the_whole_capacity() {
+    within(Duration::from_secs(120), "filling the tier", || {
+        let cache = colliding_cache(20_000);
+        for id in 0..10_000 {
+            cache.set(Colliding { id, group: 0 }, id).unwrap();
+        }
+        let len = cache.stats().layers[0].len.unwrap();
+        assert_eq!(
+            len, 10_000,
+            "only {len} of 10 000 keys kept in a 20 000-entry tier"
+        );
+        let missing = (0..10_000)
+            .filter(|&id| cache.get(&Colliding { id, group: 0 }).unwrap().is_none())
+            .count();
+        assert_eq!(missing, 0);
+    });
+}
+
+/// Skewed keys, then well-spread ones: the bound holds and the capacity stays usable (within
+/// the documented slack of 1/64).
+#[test]
+fn capacity_holds_after_the_skew_ends() {
+    within(Duration::from_secs(120), "skew, then spread", || {
+        let cache = colliding_cache(20_000);
+        for id in 0..5_000 {
+            cache.set(Colliding { id, group: 0 }, id).unwrap();
+        }
+        for i in 0..100_000 {
+            let key = Colliding {
+                id: 1_000_000 + i,
+                group: i,
+            };
+            cache.set(key, i).unwrap();
+        }
+        let len = cache.stats().layers[0].len.unwrap();
+        assert!(len <= 20_000, "over capacity: {len}");
+        assert!(
+            len >= 20_000 - 20_000 / 64,
+            "capacity lost: {len} of 20 000"
+        );
+    });
+}

@@ -49,7 +49,7 @@ use crate::stats::Counters;
 use crate::sync::{fence, random_state, spin_hint, Arc, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use node::{Node, FREQ_MASK, NO_STRIPE, PENDING};
-use policy::{Item, Policy, Queue, Shard};
+use policy::{Item, Policy, Queue, Rebalance, Shard};
 use std::fmt;
 use std::hash::Hash;
 use table::{Compute, Operation, Table, TableGuard};
@@ -442,7 +442,7 @@ where
             if node.is_pending() && !self.validate_write(key, node, ticket, guard) {
                 return;
             }
-            self.enforce(shard, guard);
+            self.enforce(self.shard_index(hash), guard);
         }
     }
 
@@ -590,15 +590,31 @@ where
         }
         if published {
             // Only a promotion that landed makes room: an undone one must not evict anyone.
-            self.enforce(shard, guard);
+            self.enforce(self.shard_index(hash), guard);
         }
         published
     }
 
     // ----- the policy ------------------------------------------------------------------------
 
-    /// Evicts until the shard is within its bounds, then reaps orphans if there are too many.
-    fn enforce(&self, shard: &Shard<K>, guard: &TableGuard<'_>) {
+    /// Brings shard `index` within its bounds (taking quota from other shards where it can, see
+    /// "Quotas" in [`policy`], else evicting), then reaps orphans if there are too many.
+    fn enforce(&self, index: usize, guard: &TableGuard<'_>) {
+        let shard = &self.policy.shards()[index];
+        while shard.len() > shard.quota() {
+            match self.policy.rebalance(index) {
+                Rebalance::Took => {}
+                Rebalance::TookFrom(donor) => self.evict_within(donor, guard),
+                Rebalance::Nothing => break,
+            }
+        }
+        self.evict_within(index, guard);
+    }
+
+    /// Evicts until shard `index` is within its bounds, then reaps orphans if there are too
+    /// many.
+    fn evict_within(&self, index: usize, guard: &TableGuard<'_>) {
+        let shard = &self.policy.shards()[index];
         let mut retries = 0;
         while shard.is_over_capacity() {
             if !self.evict_step(shard, guard) {

@@ -31,11 +31,31 @@
 //! entries.
 //!
 //! Shards split the policy (not the map) by key hash, so inserting threads rarely touch the same
-//! queue tail or counters. Each shard's bound is its share of the capacity, so the total never
-//! exceeds the configured capacity once writers are quiescent; while writers run it can be
-//! exceeded by at most one entry per concurrent writer. Weighted tiers keep a single shard: a
-//! weight bound split over shards could be smaller than one legitimate entry. An entry heavier
-//! than the whole bound is never admitted (the tier treats it as evicted at once).
+//! queue tail or counters. Weighted tiers keep a single shard: a weight bound split over shards
+//! could be smaller than one legitimate entry. An entry heavier than the whole bound is never
+//! admitted (the tier treats it as evicted at once).
+//!
+//! # Quotas: the capacity is usable whatever the key distribution
+//!
+//! Each shard is bounded by its *quota*, which starts at its fair share of the capacity. The
+//! quotas always sum to at most the capacity (a transfer lowers the donor's quota before it
+//! raises the taker's), so the total never exceeds the configured capacity once writers are
+//! quiescent; while writers run it can be exceeded by at most one entry per concurrent writer.
+//!
+//! Keys whose hashes are skewed (a user's `Hash` that only feeds a low-cardinality field sends
+//! every key to one shard) would otherwise leave most of the capacity unused. So a shard that is
+//! over its quota first tries to take quota ([`Policy::rebalance`]), in chunks of 1/64 of a
+//! fair share:
+//!
+//! 1. from a shard with at least a chunk of unused quota (free room moves to where keys are);
+//! 2. if the shard is below its fair share, from a shard above its fair share even if that one
+//!    is full, which then evicts (so room flows back once the skew ends).
+//!
+//! Only if neither is possible does it evict one of its own entries. A failed attempt is not
+//! repeated before the shard has admitted another chunk of keys, so a cache at capacity with
+//! well-spread keys pays one scan of the other shards' counters per chunk of inserts. The slack:
+//! at most a chunk minus one of unused quota can stay in each other shard, under 1/64 of the
+//! capacity in all.
 //!
 //! The queues are crossbeam's `SegQueue` (a lock-free, block-allocated Michael–Scott-style
 //! queue: one allocation per 31 pushes). Writing our own would gain nothing here.
@@ -71,9 +91,7 @@ pub(crate) struct Shard<K> {
     ghost: Box<[AtomicU64]>,
     ghost_mask: u64,
     state: CachePadded<ShardState>,
-    pub(crate) max_len: usize,
     pub(crate) max_weight: u64,
-    small_target: usize,
 }
 
 struct ShardState {
@@ -81,11 +99,30 @@ struct ShardState {
     weight: AtomicU64,
     orphans: AtomicUsize,
     next_birth: AtomicU64,
+    /// The shard's bound on entries (see "Quotas" in the module docs).
+    quota: AtomicUsize,
+    /// The `next_birth` sequence before which the shard does not try to take quota again.
+    rebalance_after: AtomicU64,
 }
 
 pub(crate) struct Policy<K> {
     shards: Box<[Shard<K>]>,
     mask: u64,
+    /// Each shard's fair share of the capacity (the first shards get one more if it does not
+    /// divide evenly).
+    fair: usize,
+    /// The unit of quota transfers.
+    chunk: usize,
+}
+
+/// What [`Policy::rebalance`] did for an over-quota shard.
+pub(crate) enum Rebalance {
+    /// Took unused quota: no eviction needed for it.
+    Took,
+    /// Took quota from this shard, which must now evict down to its lowered quota.
+    TookFrom(usize),
+    /// Nothing to take: the shard must evict one of its own entries.
+    Nothing,
 }
 
 impl<K> Policy<K> {
@@ -116,10 +153,46 @@ impl<K> Policy<K> {
                 Shard::new(max_len, max_weight)
             })
             .collect();
+        let fair = capacity / count;
         Policy {
             shards,
             mask: count as u64 - 1,
+            fair,
+            chunk: (fair / 64).max(1),
         }
+    }
+
+    /// Finds quota for shard `taker`, which is over its quota (see "Quotas" in the module docs).
+    pub(crate) fn rebalance(&self, taker: usize) -> Rebalance {
+        let shard = &self.shards[taker];
+        // Relaxed: quotas and counters bound memory; they publish nothing.
+        let seq = shard.state.next_birth.load(Ordering::Relaxed);
+        if self.shards.len() == 1 || seq < shard.state.rebalance_after.load(Ordering::Relaxed) {
+            return Rebalance::Nothing;
+        }
+        let count = self.shards.len();
+        let others = (1..count).map(|step| (taker + step) % count);
+        for donor in others.clone() {
+            let room = |quota: usize, len: usize| quota >= len + self.chunk;
+            if self.shards[donor].give_quota(self.chunk, room) {
+                shard.state.quota.fetch_add(self.chunk, Ordering::Relaxed);
+                return Rebalance::Took;
+            }
+        }
+        if shard.quota() < self.fair {
+            for donor in others {
+                let above_fair = |quota: usize, _: usize| quota >= self.fair + self.chunk;
+                if self.shards[donor].give_quota(self.chunk, above_fair) {
+                    shard.state.quota.fetch_add(self.chunk, Ordering::Relaxed);
+                    return Rebalance::TookFrom(donor);
+                }
+            }
+        }
+        shard
+            .state
+            .rebalance_after
+            .store(seq + self.chunk as u64, Ordering::Relaxed);
+        Rebalance::Nothing
     }
 
     #[inline]
@@ -161,11 +234,33 @@ impl<K> Shard<K> {
                 weight: AtomicU64::new(0),
                 orphans: AtomicUsize::new(0),
                 next_birth: AtomicU64::new(1),
+                quota: AtomicUsize::new(max_len),
+                rebalance_after: AtomicU64::new(0),
             }),
-            max_len,
             max_weight,
-            small_target: (max_len / 10).max(1),
         }
+    }
+
+    /// The shard's bound on entries (see "Quotas" in the module docs).
+    pub(crate) fn quota(&self) -> usize {
+        self.state.quota.load(Ordering::Relaxed)
+    }
+
+    /// The small queue's target length: a tenth of the quota.
+    fn small_target(&self) -> usize {
+        (self.quota() / 10).max(1)
+    }
+
+    /// Lowers this shard's quota by `amount` if `allowed(quota, len)` holds. Returns whether it
+    /// did.
+    fn give_quota(&self, amount: usize, allowed: impl Fn(usize, usize) -> bool) -> bool {
+        // Relaxed, as every quota access: a stale view only moves quota a little later.
+        self.state
+            .quota
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |quota| {
+                (quota > amount && allowed(quota, self.len())).then(|| quota - amount)
+            })
+            .is_ok()
     }
 
     /// A fresh birth for a key entering this shard. `index` is the shard's own index.
@@ -185,7 +280,7 @@ impl<K> Shard<K> {
         // as quick_cache does: otherwise a cold start funnels everything through small, whose
         // FIFO evicts it all before any reuse longer than the cache can be seen (a loop larger
         // than the cache never gets a hit).
-        if self.take_ghost(hash) || self.main.len() + self.small_target < self.max_len {
+        if self.take_ghost(hash) || self.main.len() + self.small_target() < self.quota() {
             self.main.push(item);
         } else {
             self.small.push(item);
@@ -244,16 +339,16 @@ impl<K> Shard<K> {
     }
 
     pub(crate) fn is_over_capacity(&self) -> bool {
-        self.len() > self.max_len || self.weight() > self.max_weight
+        self.len() > self.quota() || self.weight() > self.max_weight
     }
 
     pub(crate) fn has_too_many_orphans(&self) -> bool {
-        self.state.orphans.load(Ordering::Relaxed) as isize > (self.max_len / 2 + 16) as isize
+        self.state.orphans.load(Ordering::Relaxed) as isize > (self.quota() / 2 + 16) as isize
     }
 
     /// The next eviction candidate: from small while it holds more than its share, else main.
     pub(crate) fn pop(&self) -> Option<(Item<K>, Queue)> {
-        let from_small = self.small.len() > self.small_target || self.main.is_empty();
+        let from_small = self.small.len() > self.small_target() || self.main.is_empty();
         let (first, second) = if from_small {
             ((&self.small, Queue::Small), (&self.main, Queue::Main))
         } else {
@@ -316,5 +411,67 @@ impl<K> Shard<K> {
     /// Items in both queues (orphans included).
     pub(crate) fn queued(&self) -> usize {
         self.small.len() + self.main.len()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn quotas(policy: &Policy<u64>) -> Vec<usize> {
+        policy.shards.iter().map(Shard::quota).collect()
+    }
+
+    fn fill(policy: &Policy<u64>, shard: usize, count: usize) {
+        for key in 0..count as u64 {
+            let birth = policy.shards[shard].next_birth(shard);
+            policy.shards[shard].admit(key, birth, key, 1);
+        }
+    }
+
+    #[test]
+    fn quota_moves_to_the_skewed_shard_and_back() {
+        let policy: Policy<u64> = Policy::new(4 * 4096, u64::MAX);
+        let count = policy.shards.len();
+        if count < 2 {
+            return; // one shard on this machine: nothing to rebalance
+        }
+        let (fair, chunk) = (policy.fair, policy.chunk);
+        // Shard 0 over its quota takes unused quota; the total never grows.
+        fill(&policy, 0, fair + 1);
+        assert!(matches!(policy.rebalance(0), Rebalance::Took));
+        assert_eq!(quotas(&policy)[0], fair + chunk);
+        assert_eq!(quotas(&policy).iter().sum::<usize>(), 4 * 4096);
+        // Shard 1, full and below its fair share, takes quota back from shard 0 (which must then
+        // evict), even though shard 0 has no unused quota.
+        fill(&policy, 0, chunk); // shard 0 now uses all of its quota
+        for other in 1..count {
+            let quota = policy.shards[other].quota();
+            fill(&policy, other, quota);
+        }
+        // Lend shard 0 one more chunk of shard 1's quota, so shard 0 is above its fair share.
+        assert!(policy.shards[1].give_quota(chunk, |_, _| true));
+        policy.shards[0]
+            .state
+            .quota
+            .fetch_add(chunk, Ordering::Relaxed);
+        fill(&policy, 1, 1);
+        let before = quotas(&policy);
+        assert!(before[1] < fair);
+        match policy.rebalance(1) {
+            Rebalance::TookFrom(0) => {}
+            _ => panic!("shard 1 below its fair share did not take quota from shard 0"),
+        }
+        assert_eq!(quotas(&policy)[1], before[1] + chunk);
+        assert_eq!(quotas(&policy)[0], before[0] - chunk);
+        assert_eq!(quotas(&policy).iter().sum::<usize>(), 4 * 4096);
+        // Nothing left to take: a failed attempt is not repeated for a chunk of inserts.
+        fill(&policy, 2, 1);
+        assert!(matches!(policy.rebalance(2), Rebalance::Nothing));
+        let after = policy.shards[2]
+            .state
+            .rebalance_after
+            .load(Ordering::Relaxed);
+        assert!(after > policy.shards[2].state.next_birth.load(Ordering::Relaxed));
     }
 }
