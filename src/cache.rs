@@ -75,6 +75,27 @@ where
             Tier::Custom(custom) => custom.get(key, now),
         }
     }
+
+    /// A write; `Ok(false)` when the layer accepted it but did not keep it (only strata's
+    /// memory tier can tell; see `MemoryLayer::store`).
+    fn set(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> Result<bool, LayerError> {
+        match self {
+            Tier::Memory(memory) => Ok(memory.store(key, entry, ticket)),
+            Tier::Custom(custom) => custom.set(key, entry, ticket).map(|()| true),
+        }
+    }
+
+    /// Batch writes, as [`Tier::set`] for each entry, one result per entry.
+    fn set_many(&self, entries: Vec<(&K, Entry<V>, Ticket<'_>)>) -> Vec<Result<bool, LayerError>> {
+        let expected = entries.len();
+        match self {
+            Tier::Memory(memory) => memory.store_many(entries).into_iter().map(Ok).collect(),
+            Tier::Custom(custom) => fit(custom.set_many(entries), expected)
+                .into_iter()
+                .map(|result| result.map(|()| true))
+                .collect(),
+        }
+    }
 }
 
 /// A promotion waiting in the deferred queue.
@@ -404,12 +425,19 @@ where
                 };
                 if let Some(value) = value {
                     let entry = inner.entry(value, &token, written, plan.ttl, index);
-                    let result = inner.tiers[index].layer().set(&key, entry, &token.ticket());
+                    let result = inner.tiers[index].set(&key, entry, &token.ticket());
                     inner.record_write(index, &key, &token, result, &mut report, true);
                 }
             } else if plan.invalidate.contains(index) {
                 let result = inner.tiers[index].layer().delete(&key, &token.ticket());
-                inner.record_write(index, &key, &token, result, &mut report, false);
+                inner.record_write(
+                    index,
+                    &key,
+                    &token,
+                    result.map(|()| true),
+                    &mut report,
+                    false,
+                );
             }
         }
         drop(token);
@@ -428,7 +456,14 @@ where
             .filter(|&i| inner.writable.contains(i))
         {
             let result = inner.tiers[index].layer().delete(key, &token.ticket());
-            inner.record_write(index, key, &token, result, &mut report, false);
+            inner.record_write(
+                index,
+                key,
+                &token,
+                result.map(|()| true),
+                &mut report,
+                false,
+            );
         }
         drop(token);
         report.into_result()
@@ -498,7 +533,7 @@ where
                         ))
                     })
                     .collect();
-                let results = fit(layer.set_many(entries), keys.len());
+                let results = fit(inner.tiers[index].set_many(entries), keys.len());
                 for (k, result) in results.into_iter().enumerate() {
                     inner.record_write(index, &keys[k], &tokens[k], result, &mut reports[k], true);
                 }
@@ -510,7 +545,14 @@ where
                     .collect();
                 let results = fit(layer.delete_many(&deletes), keys.len());
                 for (k, result) in results.into_iter().enumerate() {
-                    inner.record_write(index, &keys[k], &tokens[k], result, &mut reports[k], false);
+                    inner.record_write(
+                        index,
+                        &keys[k],
+                        &tokens[k],
+                        result.map(|()| true),
+                        &mut reports[k],
+                        false,
+                    );
                 }
             }
         }
@@ -550,7 +592,14 @@ where
         {
             let results = fit(inner.tiers[index].layer().delete_many(&deletes), keys.len());
             for (k, result) in results.into_iter().enumerate() {
-                inner.record_write(index, &keys[k], &tokens[k], result, &mut reports[k], false);
+                inner.record_write(
+                    index,
+                    &keys[k],
+                    &tokens[k],
+                    result.map(|()| true),
+                    &mut reports[k],
+                    false,
+                );
             }
         }
         drop(tokens);
@@ -625,6 +674,7 @@ where
                     promotions_in: inner.counters.sum(promotions(index)),
                     evictions: own.evictions,
                     expirations: own.expirations,
+                    dropped_writes: own.dropped,
                     errors: inner.counters.sum(errors(index)),
                     len: own.len,
                 }
@@ -944,13 +994,14 @@ where
         index: usize,
         key: &K,
         token: &WriteToken<'_>,
-        result: Result<(), LayerError>,
+        result: Result<bool, LayerError>,
         report: &mut WriteReport,
         was_set: bool,
     ) {
         match result {
-            Ok(()) if was_set => report.written.insert(index),
-            Ok(()) => report.invalidated.insert(index),
+            Ok(true) if was_set => report.written.insert(index),
+            Ok(false) if was_set => report.dropped.insert(index),
+            Ok(_) => report.invalidated.insert(index),
             Err(error) => {
                 let invalidated = was_set
                     && self.tiers[index]

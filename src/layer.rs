@@ -48,6 +48,12 @@ pub struct LayerCounters {
     pub evictions: u64,
     /// Entries removed because their TTL had passed.
     pub expirations: u64,
+    /// Writes the layer accepted but did not keep, as if evicted at once (strata's memory tier:
+    /// an insert whose write ticket lost to a newer removal on the same write stripe). The
+    /// engine learns of each from the tier and reports it in [`WriteReport::dropped`].
+    ///
+    /// [`WriteReport::dropped`]: crate::WriteReport::dropped
+    pub dropped: u64,
     /// Entries currently held, if the layer knows.
     pub len: Option<u64>,
 }

@@ -61,7 +61,10 @@ pub use layer::{Entry, GetResults, Layer, LayerCounters};
 pub use memory::{MemoryConfig, MemoryLayer, Weigher};
 #[cfg(loom)]
 #[doc(hidden)]
-pub use memory::{BREAK_PROMOTION_CANCELLATION, BREAK_PROMOTION_VALIDATION, BREAK_READ_RECHECK};
+pub use memory::{
+    BREAK_DEAD_NODE_VALIDATION, BREAK_PROMOTION_CANCELLATION, BREAK_PROMOTION_VALIDATION,
+    BREAK_READ_RECHECK,
+};
 pub use options::{Promotion, SetOptions, WriteMode};
 pub use protocol::{Ticket, Version};
 pub use report::{LayerFailure, LayerSet, Lookup, WriteReport};

@@ -81,12 +81,17 @@ impl fmt::Display for LayerFailure {
 
 /// The outcome of a `set` or `delete` across the layers.
 ///
-/// Every writable layer is either written, invalidated (the key removed there so that it cannot
-/// serve an older value), or failed. Read-only layers are never touched.
+/// Every writable layer is either written, dropped (accepted, but not kept: as if evicted at
+/// once), invalidated (the key removed there so that it cannot serve an older value), or failed.
+/// Read-only layers are never touched.
 #[derive(Debug, Clone, Default)]
 pub struct WriteReport {
-    /// Layers that now hold the new value.
+    /// Layers that now hold the new value (or a newer one).
     pub written: LayerSet,
+    /// Layers that accepted the write but did not keep it, as if evicted at once (counted in
+    /// [`LayerStats::dropped_writes`](crate::LayerStats::dropped_writes)). They hold no older
+    /// value either.
+    pub dropped: LayerSet,
     /// Layers from which the key was removed: by a delete, or because a write skipped them.
     pub invalidated: LayerSet,
     /// Layers that failed. Empty when the operation returned `Ok`.
@@ -104,8 +109,8 @@ impl fmt::Display for WriteReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "written {:?}, invalidated {:?}",
-            self.written, self.invalidated
+            "written {:?}, dropped {:?}, invalidated {:?}",
+            self.written, self.dropped, self.invalidated
         )?;
         for failure in &self.failures {
             write!(f, "; {failure}")?;

@@ -143,6 +143,9 @@ pub struct LayerStats {
     pub evictions: u64,
     /// Entries the layer dropped because their TTL passed.
     pub expirations: u64,
+    /// Writes the layer accepted but did not keep, as if evicted at once (see
+    /// [`LayerCounters::dropped`](crate::LayerCounters::dropped)).
+    pub dropped_writes: u64,
     /// Operations on this layer that failed.
     pub errors: u64,
     /// Entries currently held, if the layer knows.

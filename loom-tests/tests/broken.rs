@@ -127,3 +127,25 @@ fn promotion_without_cancellation_is_caught() {
         );
     });
 }
+
+#[test]
+#[should_panic(expected = "layers disagree")]
+fn dead_node_replaced_without_validation_is_caught() {
+    strata::BREAK_DEAD_NODE_VALIDATION.store(true, Ordering::Relaxed);
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4], None);
+        cache.set(1, 1).unwrap();
+        cache.delete(&1).unwrap();
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.set(1, 2).unwrap())
+        };
+        cache.delete(&1).unwrap();
+        writer.join().unwrap();
+        assert_eq!(
+            in_layer(&cache, "l1", 1),
+            in_layer(&cache, "l2", 1),
+            "layers disagree on the last writer"
+        );
+    });
+}

@@ -339,3 +339,26 @@ fn promotion_publishing_after_a_set_began_is_cancelled() {
         assert_eq!(cache.get(&K).unwrap(), Some(2));
     });
 }
+
+/// Three writes: a delete leaves dead nodes; a `set` begins; a second `delete` of the already
+/// dead key only raises L1's floor (there is nothing to kill) and returns. The set's insert into
+/// L1 replaces the *older* dead node: comparing versions alone would let it land, leaving L1 with
+/// the set's value and L2 with the second delete. It must validate against the floor instead.
+#[test]
+fn set_racing_a_second_delete_of_a_dead_key() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4], None);
+        cache.set(K, 1).unwrap();
+        cache.delete(&K).unwrap(); // both layers hold dead nodes
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.set(K, 2).unwrap())
+        };
+        cache.delete(&K).unwrap();
+        writer.join().unwrap();
+        let l1 = in_layer(&cache, "l1", K);
+        let l2 = in_layer(&cache, "l2", K);
+        assert_eq!(l1, l2, "layers disagree on the last writer");
+        assert_eq!(cache.get(&K).unwrap(), l1);
+    });
+}

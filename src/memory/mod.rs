@@ -61,6 +61,8 @@ pub type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
 
 const EVICTIONS: usize = 0;
 const EXPIRATIONS: usize = 1;
+/// Writes accepted but not kept: the insert into an empty slot failed its floor check.
+const DROPPED: usize = 2;
 
 /// The largest capacity a tier accepts (2^40 entries; more could not be addressed anyway).
 pub const MAX_CAPACITY: usize = 1 << 40;
@@ -168,7 +170,7 @@ where
             hasher: random_state(),
             clock,
             weigher: config.weigher,
-            counters: Counters::new(2),
+            counters: Counters::new(3),
         })
     }
 
@@ -399,7 +401,20 @@ where
     /// A write's insert or replace (see [`crate::protocol`]): a live node of an older version is
     /// replaced at once; an absent key (or an expired or pending node) gets a pending node that
     /// is published only if its version is above the stripe's floor.
-    fn set_in(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>, guard: &TableGuard<'_>) {
+    ///
+    /// Returns whether the tier keeps the value (or a newer one). It does not when the entry is
+    /// heavier than the whole bound (counted as an eviction), or when its insert into an empty
+    /// slot fails the floor check: a removal of a newer version of another key of the same
+    /// write stripe raised the floor meanwhile, and the tier cannot tell that removal from one
+    /// of this key. The value is then dropped as if evicted at once (counted as `dropped`):
+    /// never a wrong value, only a lost copy.
+    fn set_in(
+        &self,
+        key: &K,
+        entry: Entry<V>,
+        ticket: &Ticket<'_>,
+        guard: &TableGuard<'_>,
+    ) -> bool {
         let hash = self.hash(key);
         let shard = self.policy.shard_for_hash(hash);
         let weight = self.weigh(key, &entry.value);
@@ -409,7 +424,7 @@ where
             // (so the contract holds), nothing else is touched.
             self.delete_in(key, ticket, guard);
             self.counters.incr(EVICTIONS);
-            return;
+            return false;
         }
         let now = self.clock.now();
         let mut fresh_birth = None;
@@ -417,15 +432,17 @@ where
             key.clone(),
             |current| match current {
                 Some((_, node)) if node.version >= entry.version => Operation::Abort(()),
-                Some((_, node)) if node.is_live(now) => Operation::Insert(Node::new(
-                    entry.value.clone(),
-                    entry.version,
-                    entry.expires_at,
-                    node.birth,
-                    weight,
-                    ticket.stripe(),
-                    node.meta() & FREQ_MASK,
-                )),
+                Some((_, node)) if node.is_live(now) || broken_dead_node_write(node) => {
+                    Operation::Insert(Node::new(
+                        entry.value.clone(),
+                        entry.version,
+                        entry.expires_at,
+                        node.birth,
+                        weight,
+                        ticket.stripe(),
+                        node.meta() & FREQ_MASK,
+                    ))
+                }
                 current => Operation::Insert(Node::new(
                     entry.value.clone(),
                     entry.version,
@@ -440,10 +457,12 @@ where
         );
         if let Some(node) = self.after_insert(result, shard, hash, now) {
             if node.is_pending() && !self.validate_write(key, node, ticket, guard) {
-                return;
+                self.counters.incr(DROPPED);
+                return false;
             }
             self.enforce(self.shard_index(hash), guard);
         }
+        true
     }
 
     /// Steps 2 and 3 for a write into a slot the key had left: publish if the write's version is
@@ -741,6 +760,21 @@ where
         }
     }
 
+    /// A write, as [`Layer::set`], telling whether the tier kept the value (see `set_in`).
+    pub(crate) fn store(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
+        let guard = self.map.guard();
+        self.set_in(key, entry, ticket, &guard)
+    }
+
+    /// Writes, as [`Layer::set_many`], telling for each whether the tier kept the value.
+    pub(crate) fn store_many(&self, entries: Vec<(&K, Entry<V>, Ticket<'_>)>) -> Vec<bool> {
+        let guard = self.map.guard();
+        entries
+            .into_iter()
+            .map(|(key, entry, ticket)| self.set_in(key, entry, &ticket, &guard))
+            .collect()
+    }
+
     /// The engine's L1 fast path: the value only.
     #[inline]
     pub(crate) fn get_value(&self, key: &K) -> Option<V> {
@@ -776,8 +810,7 @@ where
     }
 
     fn set(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> Result<(), LayerError> {
-        let guard = self.map.guard();
-        self.set_in(key, entry, ticket, &guard);
+        self.store(key, entry, ticket);
         Ok(())
     }
 
@@ -800,13 +833,9 @@ where
     }
 
     fn set_many(&self, entries: Vec<(&K, Entry<V>, Ticket<'_>)>) -> Vec<Result<(), LayerError>> {
-        let guard = self.map.guard();
-        entries
+        self.store_many(entries)
             .into_iter()
-            .map(|(key, entry, ticket)| {
-                self.set_in(key, entry, &ticket, &guard);
-                Ok(())
-            })
+            .map(|_| Ok(()))
             .collect()
     }
 
@@ -844,6 +873,7 @@ where
     fn counters(&self) -> LayerCounters {
         LayerCounters {
             evictions: self.counters.sum(EVICTIONS),
+            dropped: self.counters.sum(DROPPED),
             expirations: self.counters.sum(EXPIRATIONS),
             len: Some(self.len() as u64),
         }
@@ -876,6 +906,25 @@ pub static BREAK_PROMOTION_CANCELLATION: std::sync::atomic::AtomicBool =
 #[doc(hidden)]
 pub static BREAK_READ_RECHECK: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
+
+/// Loom builds only: a switch that makes a write replace a dead node by version comparison
+/// alone, without the pending/validate steps (the gap a three-write interleaving exposes; see
+/// `set_racing_a_second_delete_of_a_dead_key` in `loom-tests/tests/contract.rs`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub static BREAK_DEAD_NODE_VALIDATION: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+#[inline(always)]
+fn broken_dead_node_write<V>(node: &Node<V>) -> bool {
+    #[cfg(loom)]
+    return node.is_dead() && BREAK_DEAD_NODE_VALIDATION.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(loom))]
+    {
+        let _ = node;
+        false
+    }
+}
 
 #[inline(always)]
 fn broken_cancellation() -> bool {
