@@ -80,6 +80,10 @@ trait Store: Send + Sync {
     fn delete(&self, key: u64);
     /// Finishes work left over from filling (moka's pending maintenance).
     fn settle(&self) {}
+    /// Writes the cache accepted but did not keep (strata's `dropped_writes`), if it counts them.
+    fn dropped_writes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// strata with `layers` memory layers (reads hit L1; writes go through every layer).
@@ -103,6 +107,9 @@ impl Store for Cache<u64, u64> {
     #[inline]
     fn delete(&self, key: u64) {
         black_box(Cache::delete(self, &key).ok());
+    }
+    fn dropped_writes(&self) -> Option<u64> {
+        Some(self.stats().layers.iter().map(|l| l.dropped_writes).sum())
     }
 }
 
@@ -248,6 +255,7 @@ fn bench_store<S: Store>(
         store.set(key, key);
     }
     store.settle();
+    let dropped_before = store.dropped_writes();
     let store = &store;
     let mut base = 0u64;
     for &t in threads {
@@ -292,6 +300,21 @@ fn bench_store<S: Store>(
                 run.elapsed
             })
         });
+    }
+    // How often a write is dropped (accepted, not kept: see `WriteReport::dropped`).
+    if let (Some(before), Some(after)) = (dropped_before, store.dropped_writes()) {
+        let sets = match workload {
+            Workload::ReadHit => 0,
+            Workload::Mixed => base / 10,
+            Workload::Set => base,
+        };
+        if sets > 0 {
+            println!(
+                "{group_name} {name}: {} dropped writes in {sets} sets ({:.2} per 100 000)",
+                after - before,
+                (after - before) as f64 * 1e5 / sets as f64
+            );
+        }
     }
 }
 

@@ -263,10 +263,12 @@ impl Setup {
 
     /// What a `set` with `opts` must do, from the rules of `Cache::set_with`.
     fn plan(&self, opts: &Opts) -> Result<Plan, Refusal> {
-        let ttl_ms = opts.ttl_us.map(|us| (u64::from(us) % 64_000) / 1000);
-        if ttl_ms == Some(0) {
+        let ttl_us = opts.ttl_us.map(|us| u64::from(us) % 64_000);
+        // Under a millisecond is refused; otherwise the TTL counts rounded up (never early).
+        if ttl_us.is_some_and(|us| us < 1000) {
             return Err(Refusal::ZeroTtl);
         }
+        let ttl_ms = ttl_us.map(|us| us.div_ceil(1000));
         let mut skipped = vec![false; self.layers.len()];
         for &skip in opts.skip.iter().take(3) {
             match skipped.get_mut(usize::from(skip) % (self.layers.len() + 1)) {
@@ -470,15 +472,46 @@ impl<'s> Model<'s> {
         self.latest.insert(key, Latest { value, bound });
     }
 
-    fn check_report(&self, at: &dyn std::fmt::Debug, report: &WriteReport, plan: &Plan) {
+    fn check_report(
+        &self,
+        at: &dyn std::fmt::Debug,
+        report: &WriteReport,
+        plan: &Plan,
+        value: u64,
+    ) {
         assert!(
             report.failures.is_empty(),
             "{at:?}: memory layers never fail, got {report}"
         );
+        // An entry heavier than a layer's whole weight bound is accepted and dropped there.
+        let heavy: Vec<bool> = (0..self.layers())
+            .map(|index| {
+                self.setup.layers[index]
+                    .max_weight
+                    .is_some_and(|bound| 1 + value % 4 > bound)
+            })
+            .collect();
+        let kept: Vec<bool> = plan
+            .targets
+            .iter()
+            .zip(&heavy)
+            .map(|(&t, &h)| t && !h)
+            .collect();
+        let dropped: Vec<bool> = plan
+            .targets
+            .iter()
+            .zip(&heavy)
+            .map(|(&t, &h)| t && h)
+            .collect();
         assert_eq!(
             indices(report.written),
-            set_of(&plan.targets),
+            set_of(&kept),
             "{at:?}: layers written ({report})"
+        );
+        assert_eq!(
+            indices(report.dropped),
+            set_of(&dropped),
+            "{at:?}: layers dropped ({report})"
         );
         assert_eq!(
             indices(report.invalidated),
@@ -545,7 +578,7 @@ impl<'s> Model<'s> {
                 let result = cache.set_with(key, value, &self.setup.options(opts));
                 match (expected, result) {
                     (Ok(plan), Ok(report)) => {
-                        self.check_report(at, &report, &plan);
+                        self.check_report(at, &report, &plan, value);
                         self.write(key, value, &plan);
                     }
                     (Err(refusal), Err(error)) if refusal_matches(refusal, &error) => {}
@@ -610,7 +643,7 @@ impl<'s> Model<'s> {
                 for (&(key, value), result) in items.iter().zip(results) {
                     match (&expected, result) {
                         (Ok(plan), Ok(report)) => {
-                            self.check_report(at, &report, plan);
+                            self.check_report(at, &report, plan, value);
                             self.write(key, value, plan);
                         }
                         (Err(refusal), Err(error)) if refusal_matches(*refusal, &error) => {}

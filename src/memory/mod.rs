@@ -194,7 +194,7 @@ where
     ///
     /// It walks the policy's queues, not the map: every resident key has exactly one queue
     /// item, and papaya's iteration never ends on a table whose keys share a hash (see
-    /// [`MemoryLayer::walk_residents`]). Each queue is walked once around, so concurrent inserts
+    /// `MemoryLayer::walk_residents`). Each queue is walked once around, so concurrent inserts
     /// cannot keep it going.
     pub fn clear(&self) {
         let guard = self.map.guard();
