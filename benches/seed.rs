@@ -372,7 +372,7 @@ fn rows(criterion: &mut Criterion, parallel: &[usize], keys: &Keys) -> Vec<Alloc
     {
         let cache = l1_filled();
         rows.ops(format!("exists ({LAYERS} layers)"), 1, 1, "1", |t, i| {
-            black_box(cache.exists(&keys.get(t, i)).ok());
+            black_box(cache.contains_key(&keys.get(t, i)).ok());
         });
     }
 

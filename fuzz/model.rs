@@ -555,7 +555,7 @@ impl<'s> Model<'s> {
             Op::TryGet(key) => {
                 let key = key_of(*key);
                 let lookup = cache
-                    .try_get(&key)
+                    .lookup(&key)
                     .unwrap_or_else(|error| panic!("{at:?}: try_get failed: {error:?}"));
                 assert!(lookup.failures.is_empty(), "{at:?}: {lookup:?}");
                 match (lookup.value, lookup.served_by) {
@@ -598,7 +598,7 @@ impl<'s> Model<'s> {
             Op::Exists(key) => {
                 let key = key_of(*key);
                 let exists = cache
-                    .exists(&key)
+                    .contains_key(&key)
                     .unwrap_or_else(|error| panic!("{at:?}: exists failed: {error:?}"));
                 // `exists` must agree with the layers read one by one (at the same time).
                 let mut in_some_layer = false;
@@ -775,7 +775,7 @@ impl<'s> Model<'s> {
         }
         match op {
             Op::Get(key) => closed(at, cache.get(&key_of(*key))),
-            Op::TryGet(key) => closed(at, cache.try_get(&key_of(*key))),
+            Op::TryGet(key) => closed(at, cache.lookup(&key_of(*key))),
             Op::Set { key, value, opts } => {
                 let value = self.fresh_value(*value);
                 closed(
@@ -784,7 +784,7 @@ impl<'s> Model<'s> {
                 );
             }
             Op::Delete(key) => closed(at, cache.delete(&key_of(*key))),
-            Op::Exists(key) => closed(at, cache.exists(&key_of(*key))),
+            Op::Exists(key) => closed(at, cache.contains_key(&key_of(*key))),
             Op::GetMany(keys) => {
                 let keys: Vec<u64> = keys.iter().take(MAX_BATCH).map(|&k| key_of(k)).collect();
                 all_closed(at, keys.len(), cache.get_many(&keys));

@@ -1,13 +1,16 @@
 //! Building a cache: layers in order (L1 first), modes, and the checks that refuse
 //! configurations that cannot work.
 
-use crate::cache::{Cache, Tier};
+use crate::cache::Cache;
 use crate::clock::Clock;
+use crate::engine::tier::{Store, Tier};
+use crate::engine::{Config, Engine};
 use crate::error::BuildError;
 use crate::layer::Layer;
 use crate::memory::{MemoryConfig, MemoryLayer};
 use crate::options::{Promotion, WriteMode};
 use crate::report::LayerSet;
+use crate::sync::random_state;
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::Hash;
@@ -216,34 +219,46 @@ where
             return Err(BuildError::ReadOnlyL1(self.layers[0].name.clone()));
         }
         let clock = self.clock.unwrap_or_else(Clock::system);
+        // One hasher for the engine and its memory tiers: a key is hashed once per operation.
+        let hasher = random_state();
         let mut tiers = Vec::with_capacity(self.layers.len());
-        let mut names = Vec::with_capacity(self.layers.len());
-        let mut ttls = Vec::with_capacity(self.layers.len());
-        let mut read_only = LayerSet::empty();
         for (index, spec) in self.layers.into_iter().enumerate() {
-            let tier = match spec.kind {
-                Kind::Memory(config) => {
-                    Tier::Memory(MemoryLayer::new(&spec.name, config, clock.clone())?)
-                }
-                Kind::Custom(layer) => Tier::Custom(layer),
+            let store = match spec.kind {
+                Kind::Memory(config) => Store::Memory(MemoryLayer::with_hasher(
+                    &spec.name,
+                    config,
+                    clock.clone(),
+                    hasher.clone(),
+                )?),
+                Kind::Custom(layer) => Store::Custom(layer),
                 Kind::WeightOnCustom => return Err(BuildError::WeightOnCustomLayer(spec.name)),
             };
-            if spec.read_only {
-                read_only.insert(index);
-            }
-            tiers.push(tier);
-            names.push(Arc::<str>::from(spec.name));
-            ttls.push(spec.ttl);
+            tiers.push(Tier {
+                index,
+                name: Arc::<str>::from(spec.name),
+                ttl: spec.ttl,
+                writable: !spec.read_only,
+                store,
+            });
         }
-        Ok(Cache::from_parts(crate::cache::Parts {
-            tiers,
-            names,
-            ttls,
-            read_only,
+        let config = Config {
             write_mode: self.write_mode,
             promotion: self.promotion,
             deferred: self.deferred,
-            clock,
-        }))
+        };
+        Ok(Cache::from_engine(Engine::new(
+            tiers, config, hasher, clock,
+        )))
+    }
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Starts building a cache.
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::default()
     }
 }

@@ -1,23 +1,9 @@
 //! Typed errors: what a layer reports, what an operation returns, what the builder refuses.
 
+use crate::layer::LayerError;
 use crate::report::{LayerFailure, WriteReport};
 use std::sync::Arc;
 use thiserror::Error;
-
-/// A failure reported by one layer.
-#[derive(Debug, Clone, Error)]
-#[non_exhaustive]
-pub enum LayerError {
-    /// The layer could not be reached or refused the operation (a remote store that is down).
-    #[error("layer unavailable: {0}")]
-    Unavailable(String),
-    /// The layer does not implement this operation (for example iteration).
-    #[error("operation not supported by this layer")]
-    Unsupported,
-    /// Any other failure, with its source.
-    #[error(transparent)]
-    Other(Arc<dyn std::error::Error + Send + Sync>),
-}
 
 /// The error of a cache operation.
 #[derive(Debug, Clone, Error)]

@@ -26,9 +26,27 @@
 //! Batch methods have default implementations that loop over the single-key ones; a layer
 //! with a cheaper batch path (one network round trip, one guard pin) overrides them.
 
-use crate::clock::Timestamp;
-use crate::error::LayerError;
-use crate::protocol::{Ticket, Version};
+use std::sync::Arc;
+use thiserror::Error;
+
+pub use crate::clock::Timestamp;
+pub use crate::memory::{MemoryConfig, MemoryLayer, Weigher};
+pub use crate::protocol::{Ticket, Version};
+
+/// A failure reported by one layer.
+#[derive(Debug, Clone, Error)]
+#[non_exhaustive]
+pub enum LayerError {
+    /// The layer could not be reached or refused the operation (a remote store that is down).
+    #[error("layer unavailable: {0}")]
+    Unavailable(String),
+    /// The layer does not implement this operation (for example iteration).
+    #[error("operation not supported by this layer")]
+    Unsupported,
+    /// Any other failure, with its source.
+    #[error(transparent)]
+    Other(Arc<dyn std::error::Error + Send + Sync>),
+}
 
 /// A value as a layer stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -44,6 +44,7 @@
 mod builder;
 mod cache;
 mod clock;
+mod engine;
 mod error;
 pub mod layer;
 mod memory;
@@ -55,18 +56,15 @@ mod sync;
 
 pub use builder::{CacheBuilder, LayerSpec};
 pub use cache::Cache;
-pub use clock::{Clock, ManualClock, Timestamp};
-pub use error::{BuildError, Error, LayerError};
-pub use layer::{Entry, GetResults, Layer, LayerCounters};
-pub use memory::{MemoryConfig, MemoryLayer, Weigher};
+pub use clock::{Clock, ManualClock};
+pub use error::{BuildError, Error};
 #[cfg(loom)]
 #[doc(hidden)]
 pub use memory::{
     BREAK_DEAD_NODE_VALIDATION, BREAK_PROMOTION_CANCELLATION, BREAK_PROMOTION_VALIDATION,
     BREAK_READ_RECHECK,
 };
-pub use options::{Promotion, SetOptions, WriteMode};
-pub use protocol::{Ticket, Version};
+pub use options::{DeleteOptions, Promotion, SetOptions, WriteMode};
 pub use report::{LayerFailure, LayerSet, Lookup, WriteReport};
 pub use stats::{LayerStats, Stats};
 

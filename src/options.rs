@@ -76,3 +76,43 @@ impl SetOptions {
         self
     }
 }
+
+/// Options of one `delete`: layers to leave alone.
+///
+/// A delete normally removes the key from every writable layer. Leaving a layer out is for a
+/// layer whose copy is invalidated some other way (another process's delete of a shared
+/// remote store, a database trigger): the contract then covers only the layers deleted, and a
+/// later read may find the value again in a layer left out (and promote it).
+///
+/// ```
+/// use strata::DeleteOptions;
+///
+/// let local = DeleteOptions::new().local_only(); // in-process tiers only
+/// let keep_l2 = DeleteOptions::new().skip("l2");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    pub(crate) skip: Vec<String>,
+    pub(crate) local_only: bool,
+}
+
+impl DeleteOptions {
+    /// The default: every writable layer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Leave the named layer alone. An unknown name makes the delete fail with
+    /// [`Error::UnknownLayer`](crate::Error::UnknownLayer) before anything is deleted.
+    pub fn skip(mut self, layer: impl Into<String>) -> Self {
+        self.skip.push(layer.into());
+        self
+    }
+
+    /// Delete from strata's in-process memory tiers only, leaving every custom layer (a remote
+    /// store, a database) alone.
+    pub fn local_only(mut self) -> Self {
+        self.local_only = true;
+        self
+    }
+}

@@ -1,6 +1,6 @@
 //! What an operation tells its caller beyond the value: which layers served, took or failed it.
 
-use crate::error::LayerError;
+use crate::layer::LayerError;
 use std::fmt;
 use std::sync::Arc;
 

@@ -65,7 +65,7 @@ fn a_get_hit_allocates_nothing() {
     });
     assert_eq!(per_op, 0.0);
     let per_op = allocations_per_op(OPS, |i| {
-        assert!(cache.exists(&(i % KEYS)).unwrap());
+        assert!(cache.contains_key(&(i % KEYS)).unwrap());
     });
     assert_eq!(per_op, 0.0);
 }

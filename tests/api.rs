@@ -11,10 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use strata::layer::{
+    Entry, GetResults, Layer, LayerCounters, LayerError, MemoryConfig, MemoryLayer, Ticket,
+    Timestamp,
+};
 use strata::{
-    BuildError, Cache, Clock, Entry, Error, GetResults, Layer, LayerCounters, LayerError,
-    LayerSpec, ManualClock, MemoryConfig, MemoryLayer, Promotion, SetOptions, Ticket, Timestamp,
-    WriteMode, WriteReport,
+    BuildError, Cache, Clock, Error, LayerSpec, ManualClock, Promotion, SetOptions, WriteMode,
+    WriteReport,
 };
 
 // ===========================================================================================
@@ -503,15 +506,15 @@ fn delete_removes_from_every_layer_and_is_idempotent() {
 fn exists_reports_presence_in_any_layer() {
     let (clock, _hand) = manual();
     let cache = two_layers(&clock);
-    assert!(!cache.exists(&1).unwrap());
+    assert!(!cache.contains_key(&1).unwrap());
     cache.set(1, s("one")).unwrap();
-    assert!(cache.exists(&1).unwrap());
+    assert!(cache.contains_key(&1).unwrap());
     cache
         .set_with(2, s("two"), &SetOptions::new().skip("l1"))
         .unwrap();
-    assert!(cache.exists(&2).unwrap());
+    assert!(cache.contains_key(&2).unwrap());
     cache.delete(&1).unwrap();
-    assert!(!cache.exists(&1).unwrap());
+    assert!(!cache.contains_key(&1).unwrap());
 }
 
 #[test]
@@ -522,7 +525,7 @@ fn exists_does_not_promote() {
         .set_with(1, s("one"), &SetOptions::new().skip("l1"))
         .unwrap();
     assert_eq!(in_layer(&cache, "l1", 1), None);
-    assert!(cache.exists(&1).unwrap());
+    assert!(cache.contains_key(&1).unwrap());
     assert_eq!(in_layer(&cache, "l1", 1), None);
     let stats = cache.stats();
     assert_eq!(stats.layers[0].promotions_in, 0);
@@ -538,11 +541,11 @@ fn try_get_names_the_serving_layer() {
     cache
         .set_with(2, s("two"), &SetOptions::new().skip("l1"))
         .unwrap();
-    let hit1 = cache.try_get(&1).unwrap();
+    let hit1 = cache.lookup(&1).unwrap();
     assert_eq!((hit1.value, hit1.served_by), (Some(s("one")), Some(0)));
-    let hit2 = cache.try_get(&2).unwrap();
+    let hit2 = cache.lookup(&2).unwrap();
     assert_eq!((hit2.value, hit2.served_by), (Some(s("two")), Some(1)));
-    let miss = cache.try_get(&3).unwrap();
+    let miss = cache.lookup(&3).unwrap();
     assert_eq!((miss.value, miss.served_by), (None, None));
     assert!(miss.failures.is_empty());
 }
@@ -747,14 +750,14 @@ fn read_only_layer_values_are_served_and_promoted_into_l1() {
     let (clock, _hand) = manual();
     let (cache, db) = over_read_only(&clock);
     db.put(1, s("from-db"));
-    let lookup = cache.try_get(&1).unwrap();
+    let lookup = cache.lookup(&1).unwrap();
     assert_eq!(
         (lookup.value, lookup.served_by),
         (Some(s("from-db")), Some(1))
     );
     assert_eq!(in_layer(&cache, "l1", 1), Some(s("from-db")));
     assert_eq!(cache.stats().layers[0].promotions_in, 1);
-    assert_eq!(cache.try_get(&1).unwrap().served_by, Some(0));
+    assert_eq!(cache.lookup(&1).unwrap().served_by, Some(0));
 }
 
 #[test]
@@ -792,7 +795,7 @@ fn promotion_off_never_copies_up() {
         .set_with(1, s("deep"), &SetOptions::new().skip("l1").skip("l2"))
         .unwrap();
     for _ in 0..3 {
-        assert_eq!(cache.try_get(&1).unwrap().served_by, Some(2));
+        assert_eq!(cache.lookup(&1).unwrap().served_by, Some(2));
     }
     assert_eq!(in_layer(&cache, "l1", 1), None);
     assert_eq!(in_layer(&cache, "l2", 1), None);
@@ -816,7 +819,7 @@ fn promotion_all_above_copies_into_every_upper_layer() {
         .map(|l| l.promotions_in)
         .collect();
     assert_eq!(promotions, [1, 1, 0]);
-    assert_eq!(cache.try_get(&1).unwrap().served_by, Some(0));
+    assert_eq!(cache.lookup(&1).unwrap().served_by, Some(0));
 }
 
 #[test]
@@ -845,7 +848,7 @@ fn promotion_from_l2_with_all_above_fills_l1_only() {
     cache
         .set_with(1, s("mid"), &SetOptions::new().skip("l1"))
         .unwrap();
-    assert_eq!(cache.try_get(&1).unwrap().served_by, Some(1));
+    assert_eq!(cache.lookup(&1).unwrap().served_by, Some(1));
     let promotions: Vec<u64> = cache
         .stats()
         .layers
@@ -1019,10 +1022,10 @@ fn per_layer_ttls_expire_each_layer_on_its_own() {
     hand.advance(Duration::from_millis(1));
     assert_eq!(in_layer(&cache, "l1", 1), None);
     assert_eq!(in_layer(&cache, "l2", 1), Some(s("v")));
-    assert_eq!(cache.try_get(&1).unwrap().served_by, Some(1));
+    assert_eq!(cache.lookup(&1).unwrap().served_by, Some(1));
     hand.advance(secs(50));
     assert_eq!(cache.get(&1).unwrap(), None);
-    assert!(!cache.exists(&1).unwrap());
+    assert!(!cache.contains_key(&1).unwrap());
 }
 
 #[test]
@@ -1262,7 +1265,7 @@ fn failing_l1_read_is_served_by_l2() {
     cache.set(1, s("one")).unwrap();
     l1.fail_get.store(true, Ordering::SeqCst);
     assert_eq!(cache.get(&1).unwrap(), Some(s("one")));
-    let lookup = cache.try_get(&1).unwrap();
+    let lookup = cache.lookup(&1).unwrap();
     assert_eq!(lookup.value, Some(s("one")));
     assert_eq!(lookup.served_by, Some(1));
     assert_eq!(lookup.failures.len(), 1);
@@ -1292,11 +1295,11 @@ fn failing_l2_read_of_a_key_missing_from_l1_is_unavailable() {
     // A key still in L1 is served.
     assert_eq!(cache.get(&2).unwrap(), Some(s("two")));
     // try_get does not fail: it reports.
-    let lookup = cache.try_get(&1).unwrap();
+    let lookup = cache.lookup(&1).unwrap();
     assert_eq!((lookup.value, lookup.failures.len()), (None, 1));
     // exists cannot tell either.
-    assert!(matches!(cache.exists(&1), Err(Error::Unavailable(_))));
-    assert!(cache.exists(&2).unwrap());
+    assert!(matches!(cache.contains_key(&1), Err(Error::Unavailable(_))));
+    assert!(cache.contains_key(&2).unwrap());
     assert_eq!(cache.stats().layers[1].errors, 3);
 }
 
@@ -1777,14 +1780,14 @@ fn close_makes_every_operation_fail_with_closed() {
     cache.close();
     assert!(cache.is_closed());
     assert_closed("get", cache.get(&1));
-    assert_closed("try_get", cache.try_get(&1));
+    assert_closed("try_get", cache.lookup(&1));
     assert_closed("set", cache.set(2, s("two")));
     assert_closed(
         "set_with",
         cache.set_with(2, s("two"), &SetOptions::new().l1_only()),
     );
     assert_closed("delete", cache.delete(&1));
-    assert_closed("exists", cache.exists(&1));
+    assert_closed("exists", cache.contains_key(&1));
     assert_closed("get_from_layer", cache.get_from_layer("l1", &1));
     assert_closed("entries", cache.entries("l1"));
     assert_closed("keys", cache.keys("l2"));

@@ -11,10 +11,10 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use strata::{
-    Cache, Clock, Entry, Layer, LayerCounters, LayerError, LayerSpec, MemoryConfig, MemoryLayer,
-    Ticket, Timestamp,
+use strata::layer::{
+    Entry, Layer, LayerCounters, LayerError, MemoryConfig, MemoryLayer, Ticket, Timestamp,
 };
+use strata::{Cache, Clock, LayerSpec};
 
 /// Runs `body` on its own thread; fails the test if it does not return within `limit`.
 fn within<T: Send + 'static>(

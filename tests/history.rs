@@ -666,7 +666,7 @@ fn worker(
             }
             30..=37 => {
                 let key = pick_keys(&mut rng, base, 1, None)[0];
-                let lookup = cache.try_get(&key).unwrap();
+                let lookup = cache.lookup(&key).unwrap();
                 let response = stamps.fetch_add(1, SeqCst);
                 let layer = lookup.served_by.map_or(NO_LAYER, |l| l as u8);
                 let kind = read(lookup.value);

@@ -42,7 +42,8 @@ pub(crate) mod policy;
 pub(crate) mod table;
 
 use crate::clock::{Clock, Timestamp};
-use crate::error::{BuildError, LayerError};
+use crate::error::BuildError;
+use crate::layer::LayerError;
 use crate::layer::{Entry, GetResults, Layer, LayerCounters};
 use crate::protocol::{Ticket, Version, STRIPES};
 use crate::stats::Counters;
@@ -50,6 +51,7 @@ use crate::sync::{fence, random_state, spin_hint, Arc, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use node::{Node, FREQ_MASK, NO_STRIPE, PENDING};
 use policy::{Item, Policy, Queue, Rebalance, Shard};
+use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
 use table::{Compute, Operation, Table, TableGuard};
@@ -146,6 +148,17 @@ where
 {
     /// Builds a tier. `name` is only used in errors.
     pub fn new(name: &str, config: MemoryConfig<K, V>, clock: Clock) -> Result<Self, BuildError> {
+        Self::with_hasher(name, config, clock, random_state())
+    }
+
+    /// Builds a tier that hashes keys (for its policy shards, ghost and write stripes) with
+    /// `hasher`: the engine's, so the engine hashes each key once and hands the hash down.
+    pub(crate) fn with_hasher(
+        name: &str,
+        config: MemoryConfig<K, V>,
+        clock: Clock,
+        hasher: ahash::RandomState,
+    ) -> Result<Self, BuildError> {
         if config.capacity == 0 {
             return Err(BuildError::ZeroCapacity(name.to_owned()));
         }
@@ -167,7 +180,7 @@ where
             floors: (0..STRIPES)
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
-            hasher: random_state(),
+            hasher,
             clock,
             weigher: config.weigher,
             counters: Counters::new(3),
@@ -317,7 +330,11 @@ where
 
     /// The read path. Returns the live node for `key` and its value, recording the access.
     #[inline]
-    fn read<'g>(&self, key: &K, guard: &'g TableGuard<'_>) -> Option<(&'g Node<V>, &'g V)> {
+    fn read<'g, Q>(&self, key: &Q, guard: &'g TableGuard<'_>) -> Option<(&'g Node<V>, &'g V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let node = self.map.get(key, guard)?;
         let meta = node.meta();
         if meta & PENDING != 0 {
@@ -339,7 +356,11 @@ where
     /// Removes exactly `node` (if it is still the key's node), outside the policy: raises its
     /// stripe's floor first and leaves its queue item as an orphan (a dead node's item already
     /// counts as one). Returns whether it did.
-    fn remove_exact(&self, key: &K, node: &Node<V>, guard: &TableGuard<'_>) -> bool {
+    fn remove_exact<Q>(&self, key: &Q, node: &Node<V>, guard: &TableGuard<'_>) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let removed = self.map.remove_if(
             key,
             |_, current| {
@@ -372,15 +393,24 @@ where
     /// key's slot for its next write; see [`node`] for the tombstone chains a removal leaves. The
     /// killed node leaves the accounting as a removal would, and its queue item (the dead node
     /// keeps the birth) counts as an orphan until the policy pops it and removes the dead node.
-    fn delete_in(&self, key: &K, ticket: &Ticket<'_>, guard: &TableGuard<'_>) {
+    fn delete_in<Q>(
+        &self,
+        key: &Q,
+        owned: impl FnOnce() -> K,
+        ticket: &Ticket<'_>,
+        guard: &TableGuard<'_>,
+    ) where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let version = ticket.version();
         self.raise_floor(ticket.stripe(), version);
         if self.map.get(key, guard).is_none() {
-            // Nothing to kill: an absent key needs only the floor (and no key clone).
+            // Nothing to kill: an absent key needs only the floor (and no owned key).
             return;
         }
         let result = self.map.compute(
-            key.clone(),
+            owned(),
             |current| match current {
                 Some((_, node)) if node.version < version && !node.is_dead() => {
                     Operation::Insert(Node::dead(version, node.birth, ticket.stripe()))
@@ -411,18 +441,18 @@ where
     fn set_in(
         &self,
         key: &K,
+        hash: u64,
         entry: Entry<V>,
         ticket: &Ticket<'_>,
         guard: &TableGuard<'_>,
     ) -> bool {
-        let hash = self.hash(key);
         let shard = self.policy.shard_for_hash(hash);
         let weight = self.weigh(key, &entry.value);
         if weight > shard.max_weight {
             // Heavier than the whole bound: storing it would flush the shard and then the entry
             // itself. It is treated as stored and evicted at once: any older value is removed
             // (so the contract holds), nothing else is touched.
-            self.delete_in(key, ticket, guard);
+            self.delete_in(key, || key.clone(), ticket, guard);
             self.counters.incr(EVICTIONS);
             return false;
         }
@@ -554,6 +584,7 @@ where
     fn promote_in(
         &self,
         key: &K,
+        hash: u64,
         entry: Entry<V>,
         ticket: &Ticket<'_>,
         guard: &TableGuard<'_>,
@@ -562,7 +593,6 @@ where
         if entry.expires_at <= now {
             return false;
         }
-        let hash = self.hash(key);
         let shard = self.policy.shard_for_hash(hash);
         let weight = self.weigh(key, &entry.value);
         if weight > shard.max_weight {
@@ -750,7 +780,11 @@ where
     /// Cancels the key's pending node, if it has one (a write of the key has begun; see
     /// "Promotions that publish late" in [`crate::protocol`]). A cancelled promotion is never
     /// published; a write's own pending node is published anyway (it carries a newer value).
-    pub(crate) fn cancel_pending_promotion(&self, key: &K) {
+    pub(crate) fn cancel_pending_promotion<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if broken_cancellation() {
             return;
         }
@@ -760,26 +794,69 @@ where
         }
     }
 
-    /// A write, as [`Layer::set`], telling whether the tier kept the value (see `set_in`).
-    pub(crate) fn store(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
-        let guard = self.map.guard();
-        self.set_in(key, entry, ticket, &guard)
-    }
+    // ----- the engine's entry points: borrowed keys, the key's hash computed once by the engine
 
-    /// Writes, as [`Layer::set_many`], telling for each whether the tier kept the value.
-    pub(crate) fn store_many(&self, entries: Vec<(&K, Entry<V>, Ticket<'_>)>) -> Vec<bool> {
-        let guard = self.map.guard();
-        entries
-            .into_iter()
-            .map(|(key, entry, ticket)| self.set_in(key, entry, &ticket, &guard))
-            .collect()
-    }
-
-    /// The engine's L1 fast path: the value only.
+    /// The L1 fast path: the value only.
     #[inline]
-    pub(crate) fn get_value(&self, key: &K) -> Option<V> {
+    pub(crate) fn get_value<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let guard = self.map.guard();
         self.read(key, &guard).map(|(_, value)| value.clone())
+    }
+
+    /// A read below L1: the entry with its version and expiry.
+    pub(crate) fn get_entry<Q>(&self, key: &Q) -> Option<Entry<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let guard = self.map.guard();
+        self.read(key, &guard).map(Self::entry_of)
+    }
+
+    /// Whether a live value is held, without recording an access.
+    pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let guard = self.map.guard();
+        self.map
+            .get(key, &guard)
+            .is_some_and(|node| node.live_value(|| self.clock.now()).is_some())
+    }
+
+    /// A write, as [`Layer::set`], telling whether the tier kept the value (see `set_in`).
+    /// `hash` is the key's hash under this tier's hasher (the engine's).
+    pub(crate) fn store(&self, key: &K, hash: u64, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
+        let guard = self.map.guard();
+        self.set_in(key, hash, entry, ticket, &guard)
+    }
+
+    /// A delete or invalidation, as [`Layer::delete`]; `owned` makes the owned key, called only
+    /// if the key is present.
+    pub(crate) fn remove<Q>(&self, key: &Q, owned: impl FnOnce() -> K, ticket: &Ticket<'_>)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let guard = self.map.guard();
+        self.delete_in(key, owned, ticket, &guard);
+    }
+
+    /// A promotion, as [`Layer::promote`].
+    pub(crate) fn promote_hashed(
+        &self,
+        key: &K,
+        hash: u64,
+        entry: Entry<V>,
+        ticket: &Ticket<'_>,
+    ) -> bool {
+        let guard = self.map.guard();
+        self.promote_in(key, hash, entry, ticket, &guard)
     }
 
     /// Test hook: the node's frequency bits, if resident.
@@ -810,19 +887,17 @@ where
     }
 
     fn set(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> Result<(), LayerError> {
-        self.store(key, entry, ticket);
+        self.store(key, self.hash(key), entry, ticket);
         Ok(())
     }
 
     fn delete(&self, key: &K, ticket: &Ticket<'_>) -> Result<(), LayerError> {
-        let guard = self.map.guard();
-        self.delete_in(key, ticket, &guard);
+        self.remove(key, || key.clone(), ticket);
         Ok(())
     }
 
     fn promote(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> Result<bool, LayerError> {
-        let guard = self.map.guard();
-        Ok(self.promote_in(key, entry, ticket, &guard))
+        Ok(self.promote_hashed(key, self.hash(key), entry, ticket))
     }
 
     fn get_many(&self, keys: &[&K], _now: Timestamp) -> GetResults<V> {
@@ -833,9 +908,13 @@ where
     }
 
     fn set_many(&self, entries: Vec<(&K, Entry<V>, Ticket<'_>)>) -> Vec<Result<(), LayerError>> {
-        self.store_many(entries)
+        let guard = self.map.guard();
+        entries
             .into_iter()
-            .map(|_| Ok(()))
+            .map(|(key, entry, ticket)| {
+                self.set_in(key, self.hash(key), entry, &ticket, &guard);
+                Ok(())
+            })
             .collect()
     }
 
@@ -843,7 +922,7 @@ where
         let guard = self.map.guard();
         keys.iter()
             .map(|(key, ticket)| {
-                self.delete_in(key, ticket, &guard);
+                self.delete_in(*key, || (*key).clone(), ticket, &guard);
                 Ok(())
             })
             .collect()
@@ -856,7 +935,9 @@ where
         let guard = self.map.guard();
         entries
             .into_iter()
-            .map(|(key, entry, ticket)| Ok(self.promote_in(key, entry, &ticket, &guard)))
+            .map(|(key, entry, ticket)| {
+                Ok(self.promote_in(key, self.hash(key), entry, &ticket, &guard))
+            })
             .collect()
     }
 

@@ -21,6 +21,7 @@ pub(crate) use loom_table::*;
 
 #[cfg(not(loom))]
 mod papaya_table {
+    use std::borrow::Borrow;
     use std::hash::Hash;
 
     pub(crate) use papaya::{Compute, Operation};
@@ -63,7 +64,11 @@ mod papaya_table {
         }
 
         #[inline]
-        pub(crate) fn get<'g>(&self, key: &K, guard: &'g TableGuard<'_>) -> Option<&'g V> {
+        pub(crate) fn get<'g, Q>(&self, key: &Q, guard: &'g TableGuard<'_>) -> Option<&'g V>
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
             self.map.get(key, guard)
         }
 
@@ -81,13 +86,15 @@ mod papaya_table {
         }
 
         #[inline]
-        pub(crate) fn remove_if<'g, F>(
+        pub(crate) fn remove_if<'g, Q, F>(
             &self,
-            key: &K,
+            key: &Q,
             should_remove: F,
             guard: &'g TableGuard<'_>,
         ) -> Result<Option<(&'g K, &'g V)>, (&'g K, &'g V)>
         where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
             F: FnMut(&K, &V) -> bool,
         {
             self.map.remove_if(key, should_remove, guard)
@@ -114,6 +121,7 @@ mod papaya_table {
 mod loom_table {
     use loom::sync::Mutex;
     use std::any::Any;
+    use std::borrow::Borrow;
     use std::cell::RefCell;
     use std::collections::HashMap;
     use std::hash::Hash;
@@ -175,7 +183,11 @@ mod loom_table {
             }
         }
 
-        pub(crate) fn get<'g>(&self, key: &K, guard: &'g TableGuard<'_>) -> Option<&'g V> {
+        pub(crate) fn get<'g, Q>(&self, key: &Q, guard: &'g TableGuard<'_>) -> Option<&'g V>
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
             let map = self.map.lock().unwrap();
             map.get(key).map(|entry| guard.retain(entry).1)
         }
@@ -212,13 +224,15 @@ mod loom_table {
             }
         }
 
-        pub(crate) fn remove_if<'g, F>(
+        pub(crate) fn remove_if<'g, Q, F>(
             &self,
-            key: &K,
+            key: &Q,
             mut should_remove: F,
             guard: &'g TableGuard<'_>,
         ) -> Result<Option<(&'g K, &'g V)>, (&'g K, &'g V)>
         where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
             F: FnMut(&K, &V) -> bool,
         {
             let mut map = self.map.lock().unwrap();

@@ -1,0 +1,77 @@
+//! A key as one operation carries it: borrowed from the caller (or owned, for a `set`), hashed
+//! once, owned on demand.
+//!
+//! The engine hashes a key once per operation (with the cache's hasher) and hands the hash to
+//! the write stripes and to strata's memory tiers, which use the same hasher for their policy
+//! shards and ghost. Only papaya hashes the key again, inside its map. An owned key is made
+//! (`ToOwned`) only where one is needed, at most once per operation: a custom layer's `&K`
+//! argument, or an insert into a memory tier's map. A lookup served by a memory tier never
+//! makes one.
+
+use std::borrow::Borrow;
+use std::cell::OnceCell;
+use std::hash::Hash;
+
+/// The key bounds of every lookup: `Q` is how the caller names the key (`str` for a `String`
+/// key), and an owned `K` can be made from it.
+pub(crate) trait KeyRef<K>: Hash + Eq + ToOwned<Owned = K> {}
+
+impl<K, Q> KeyRef<K> for Q
+where
+    K: Borrow<Q>,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
+}
+
+/// One operation's key.
+pub(crate) struct Key<'a, K, Q: ?Sized> {
+    /// `None` when the operation was handed the owned key (then `owned` holds it).
+    borrowed: Option<&'a Q>,
+    hash: u64,
+    owned: OnceCell<K>,
+}
+
+impl<'a, K, Q> Key<'a, K, Q>
+where
+    K: Borrow<Q>,
+    Q: KeyRef<K> + ?Sized,
+{
+    /// A key the caller lent.
+    pub(crate) fn new(borrowed: &'a Q, hash: u64) -> Self {
+        Key {
+            borrowed: Some(borrowed),
+            hash,
+            owned: OnceCell::new(),
+        }
+    }
+
+    /// A key the caller handed over (a `set`): no clone is made to own it.
+    pub(crate) fn from_owned(owned: K, hash: u64) -> Self {
+        Key {
+            borrowed: None,
+            hash,
+            owned: OnceCell::from(owned),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn borrowed(&self) -> &Q {
+        match self.borrowed {
+            Some(borrowed) => borrowed,
+            None => self.owned().borrow(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The owned key, made on first use.
+    pub(crate) fn owned(&self) -> &K {
+        self.owned.get_or_init(|| match self.borrowed {
+            Some(borrowed) => borrowed.to_owned(),
+            None => unreachable!("a key without a borrowed form is created owned"),
+        })
+    }
+}

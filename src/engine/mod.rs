@@ -1,0 +1,202 @@
+//! The engine behind [`Cache`](crate::Cache): ordered tiers, one read path, one write path,
+//! promotion.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `mod.rs` | [`Engine`]: the tiers, write stripes, hasher, clock, counters; open/close, stats |
+//! | `key.rs` | a key as an operation carries it: borrowed, hashed once, owned on demand |
+//! | `tier.rs` | one layer as the engine holds it, and the calls into it (single and batch) |
+//! | `read.rs` | the read path (`get`, `lookup`, `get_many`): L1 → Ln, first hit wins |
+//! | `write.rs` | the write path (`set`, `delete` and their batches): deepest layer first |
+//! | `promote.rs` | promotion of lower-layer hits, immediate or through the deferred queue |
+//!
+//! # Invariants
+//!
+//! - Every operation hashes its key once ([`Engine::hash`]); the stripes and the memory tiers
+//!   use that hash (the tiers were built with the engine's hasher).
+//! - Single-key and batch calls run the same path over a slice of one or more items; a
+//!   single-key call allocates nothing on the engine's side for an in-memory stack.
+//! - Reads go L1 → Ln; writes go deepest first, L1 last, and every writable layer a write does
+//!   not target is invalidated in the same pass; a failing layer is reported, never skipped
+//!   silently. The concurrency argument is in [`crate::protocol`].
+
+pub(crate) mod key;
+mod promote;
+pub(crate) mod read;
+pub(crate) mod tier;
+pub(crate) mod write;
+
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::layer::{Entry, LayerError};
+use crate::options::{Promotion, WriteMode};
+use crate::protocol::{RawTicket, WriteStripes};
+use crate::report::{LayerFailure, LayerSet};
+use crate::stats::{Counters, LayerStats, Stats};
+use crate::sync::{AtomicBool, Ordering, SegQueue};
+use std::hash::Hash;
+use tier::{counter_slots, Count, Tier, REQUEST_MISSES};
+
+/// Largest number of writes a batch call keeps in flight at once (see `protocol`: the tokens of
+/// one stripe must stay far below the in-flight field's capacity).
+pub(crate) const BATCH_CHUNK: usize = 4096;
+
+/// A promotion waiting in the deferred queue.
+struct Deferred<K, V> {
+    key: K,
+    hash: u64,
+    entry: Entry<V>,
+    target: usize,
+    ticket: RawTicket,
+}
+
+/// How the builder configures an engine.
+pub(crate) struct Config {
+    pub(crate) write_mode: WriteMode,
+    pub(crate) promotion: Promotion,
+    /// `Some(batch)`: promotions are queued and applied in batches of this size.
+    pub(crate) deferred: Option<usize>,
+}
+
+pub(crate) struct Engine<K, V> {
+    pub(crate) tiers: Box<[Tier<K, V>]>,
+    pub(crate) config: Config,
+    stripes: WriteStripes,
+    hasher: ahash::RandomState,
+    pub(crate) clock: Clock,
+    pub(crate) counters: Counters,
+    deferred: SegQueue<Deferred<K, V>>,
+    closed: AtomicBool,
+}
+
+impl<K, V> Engine<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// `hasher` must be the one the memory tiers were built with.
+    pub(crate) fn new(
+        tiers: Vec<Tier<K, V>>,
+        config: Config,
+        hasher: ahash::RandomState,
+        clock: Clock,
+    ) -> Self {
+        let slots = counter_slots(tiers.len());
+        Engine {
+            tiers: tiers.into(),
+            config,
+            stripes: WriteStripes::new(),
+            hasher,
+            clock,
+            counters: Counters::new(slots),
+            deferred: SegQueue::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn check_open(&self) -> Result<(), Error> {
+        // Acquire: pairs with the SeqCst swap in `close`; an operation ordered after `close`
+        // returned sees the flag.
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The key's hash: computed once per operation, used by the stripes and the memory tiers.
+    #[inline]
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub(crate) fn tier_named(&self, name: &str) -> Result<&Tier<K, V>, Error> {
+        self.tiers
+            .iter()
+            .find(|tier| &*tier.name == name)
+            .ok_or_else(|| Error::UnknownLayer(name.to_owned()))
+    }
+
+    /// The layers that accept writes.
+    pub(crate) fn writable(&self) -> LayerSet {
+        let mut set = LayerSet::empty();
+        for tier in self.tiers.iter().filter(|tier| tier.writable) {
+            set.insert(tier.index);
+        }
+        set
+    }
+
+    #[inline]
+    pub(crate) fn count(&self, tier: &Tier<K, V>, count: Count) {
+        self.counters.incr(tier.slot(count));
+    }
+
+    /// Counts a layer failure and describes it.
+    pub(crate) fn failure(
+        &self,
+        tier: &Tier<K, V>,
+        error: LayerError,
+        invalidated: bool,
+    ) -> LayerFailure {
+        self.count(tier, Count::Errors);
+        LayerFailure {
+            index: tier.index,
+            layer: tier.name.clone(),
+            error,
+            invalidated,
+        }
+    }
+
+    /// A layer's failure on a call made to it directly (iteration, `get_from_layer`).
+    pub(crate) fn layer_error(&self, tier: &Tier<K, V>, error: LayerError) -> Error {
+        self.count(tier, Count::Errors);
+        Error::Layer {
+            layer: tier.name.clone(),
+            error,
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let layers: Vec<LayerStats> = self
+            .tiers
+            .iter()
+            .map(|tier| {
+                let own = tier.layer().counters();
+                LayerStats {
+                    name: tier.name.to_string(),
+                    hits: self.counters.sum(tier.slot(Count::Hits)),
+                    misses: self.counters.sum(tier.slot(Count::Misses)),
+                    promotions_in: self.counters.sum(tier.slot(Count::PromotionsIn)),
+                    evictions: own.evictions,
+                    expirations: own.expirations,
+                    dropped_writes: own.dropped,
+                    errors: self.counters.sum(tier.slot(Count::Errors)),
+                    len: own.len,
+                }
+            })
+            .collect();
+        Stats {
+            hits: layers.iter().map(|layer| layer.hits).sum(),
+            misses: self.counters.sum(REQUEST_MISSES),
+            layers,
+        }
+    }
+
+    /// Every later operation returns [`Error::Closed`]; each layer's `close` is called once;
+    /// queued promotions are dropped. Idempotent.
+    pub(crate) fn close(&self) {
+        // SeqCst: an operation that starts after `close` returns must see the flag.
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        while self.deferred.pop().is_some() {}
+        for tier in self.tiers.iter() {
+            tier.layer().close();
+        }
+    }
+}

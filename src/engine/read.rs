@@ -1,0 +1,198 @@
+//! The read path, shared by `get`, `lookup` and `get_many`: layers L1 → Ln, the first hit wins.
+//!
+//! 1. For each layer from the first one asked, read every key not yet found (a custom layer
+//!    gets one batch call for several keys). A miss is counted for the layer; a failure is
+//!    counted, remembered for the key, and the next layer is asked: it may still serve it.
+//! 2. Just before the first lower-layer read, each key takes its write stripe's [`Ticket`]:
+//!    promotions need it, and so does linearizability. If a lower layer served a key while a
+//!    write of its stripe was in flight or began during the read, the layers above are read
+//!    once more and the first value found there is served instead (see "reads that span a
+//!    write" in [`crate::protocol`]); such a read is not promoted.
+//! 3. Hits are counted for the layer that served them, misses of every layer for the request;
+//!    then lower-layer hits are promoted (`promote.rs`).
+//!
+//! The L1 hit of a single `get` never gets here: `Cache::get` serves it from the memory tier
+//! directly (one map probe, no hash of ours, no allocation).
+
+use super::key::{Key, KeyRef};
+use super::tier::{Count, GetResult, Tier, REQUEST_MISSES};
+use super::Engine;
+use crate::clock::Timestamp;
+use crate::layer::Entry;
+use crate::memory::broken_read_recheck;
+use crate::protocol::Ticket;
+use crate::report::{LayerFailure, Lookup};
+use std::borrow::Borrow;
+use std::hash::Hash;
+
+/// One key's read in progress.
+pub(crate) struct Read<'a, K, Q: ?Sized, V> {
+    pub(crate) key: Key<'a, K, Q>,
+    /// Taken before the first lower-layer read; `None` if a write was in flight then, or once
+    /// the read has been served from above after a recheck.
+    pub(crate) ticket: Option<Ticket<'a>>,
+    /// The layer that served the key, and its entry.
+    pub(crate) found: Option<(usize, Entry<V>)>,
+    pub(crate) failures: Vec<LayerFailure>,
+}
+
+impl<'a, K, Q, V> Read<'a, K, Q, V>
+where
+    K: Borrow<Q>,
+    Q: KeyRef<K> + ?Sized,
+{
+    pub(crate) fn new(key: Key<'a, K, Q>) -> Self {
+        Read {
+            key,
+            ticket: None,
+            found: None,
+            failures: Vec::new(),
+        }
+    }
+
+    pub(crate) fn into_lookup(self) -> Lookup<V> {
+        let (served_by, value) = match self.found {
+            Some((index, entry)) => (Some(index), Some(entry.value)),
+            None => (None, None),
+        };
+        Lookup {
+            value,
+            served_by,
+            failures: self.failures,
+        }
+    }
+}
+
+impl<K, V> Engine<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// The read path (see the module docs), from layer `from` on: `Cache::get` starts at 1 when
+    /// it already missed L1 itself.
+    pub(crate) fn read<'a, Q>(&'a self, reads: &mut [Read<'a, K, Q, V>], from: usize)
+    where
+        K: Borrow<Q>,
+        Q: KeyRef<K> + ?Sized,
+    {
+        let now = self.clock.now();
+        for tier in &self.tiers[from..] {
+            if tier.index == from.max(1) {
+                for read in reads.iter_mut().filter(|read| read.found.is_none()) {
+                    read.ticket = self.stripes.ticket(read.key.hash());
+                }
+            }
+            self.read_tier(tier, reads, now);
+        }
+        for read in reads.iter_mut() {
+            let Some((index, entry)) = read.found.take() else {
+                self.counters.incr(REQUEST_MISSES);
+                continue;
+            };
+            let served = if index > 0 && !read.ticket.is_some_and(|t| t.is_current()) {
+                read.ticket = None;
+                self.recheck_above(&read.key, index, entry, now)
+            } else {
+                (index, entry)
+            };
+            self.count(&self.tiers[served.0], Count::Hits);
+            read.found = Some(served);
+        }
+        self.promote_reads(reads);
+    }
+
+    /// One layer's reads of the keys not found yet.
+    fn read_tier<'a, Q>(&self, tier: &Tier<K, V>, reads: &mut [Read<'a, K, Q, V>], now: Timestamp)
+    where
+        K: Borrow<Q>,
+        Q: KeyRef<K> + ?Sized,
+    {
+        if let [read] = reads {
+            if read.found.is_none() {
+                let result = tier.get(&read.key, now);
+                self.take(tier, read, result);
+            }
+            return;
+        }
+        let pending: Vec<usize> = (0..reads.len())
+            .filter(|&i| reads[i].found.is_none())
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let mut results = Vec::with_capacity(pending.len());
+        {
+            let keys: Vec<&Key<'a, K, Q>> = pending.iter().map(|&i| &reads[i].key).collect();
+            tier.get_each(&keys, now, |_, result| results.push(result));
+        }
+        for (&i, result) in pending.iter().zip(results) {
+            self.take(tier, &mut reads[i], result);
+        }
+    }
+
+    fn take<Q>(&self, tier: &Tier<K, V>, read: &mut Read<'_, K, Q, V>, result: GetResult<V>)
+    where
+        Q: ?Sized,
+    {
+        match result {
+            Ok(Some(entry)) => read.found = Some((tier.index, entry)),
+            Ok(None) => self.count(tier, Count::Misses),
+            Err(error) => read.failures.push(self.failure(tier, error, false)),
+        }
+    }
+
+    /// A lower layer (`source`) served `entry` while a write of the key's stripe was in flight
+    /// or began during the read. The layers above were read before that write's cancellation
+    /// point and may have gained a value since (an older write's copy that landed after our
+    /// read of the layer, or a promotion that published before the write began): returning
+    /// the lower, possibly newer value would let a later reader see the older one above it,
+    /// which no linearization explains. So the layers above are read again, top down, and the
+    /// first value found is served instead. Once the write has begun, no older value can
+    /// appear above any more (promotions are cancelled or fail their tickets, see
+    /// [`crate::protocol`]), so one more pass is enough. Failures of this pass are not
+    /// reported again (the first pass did).
+    fn recheck_above<Q>(
+        &self,
+        key: &Key<'_, K, Q>,
+        source: usize,
+        entry: Entry<V>,
+        now: Timestamp,
+    ) -> (usize, Entry<V>)
+    where
+        K: Borrow<Q>,
+        Q: KeyRef<K> + ?Sized,
+    {
+        if broken_read_recheck() {
+            return (source, entry);
+        }
+        for tier in &self.tiers[..source] {
+            if let Ok(Some(above)) = tier.get(key, now) {
+                return (tier.index, above);
+            }
+        }
+        (source, entry)
+    }
+
+    /// Whether some layer holds the key (no promotion, no value clone). `Err` lists the layers
+    /// that failed when none held it.
+    pub(crate) fn contains<Q>(&self, key: &Key<'_, K, Q>) -> Result<bool, Vec<LayerFailure>>
+    where
+        K: Borrow<Q>,
+        Q: KeyRef<K> + ?Sized,
+    {
+        let now = self.clock.now();
+        let mut failures = Vec::new();
+        for tier in self.tiers.iter() {
+            match tier.contains(key, now) {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(error) => failures.push(self.failure(tier, error, false)),
+            }
+        }
+        if failures.is_empty() {
+            Ok(false)
+        } else {
+            Err(failures)
+        }
+    }
+}
