@@ -1,6 +1,6 @@
 //! The caches the seed scenarios run on and how they are filled. Shared by the bench runner
-//! (`scenarios.rs`) and `benches/seed.rs`, which includes this file with `#[path]`, so that the
-//! criterion rows measure the same setups as the runner's table.
+//! (`scenarios.rs`) and `benches/seed.rs`, so that the criterion rows measure the same setups as
+//! the runner's table.
 
 use strata::{Cache, LayerSpec, Promotion, SetOptions, WriteMode};
 

@@ -10,9 +10,7 @@
 //! output, a scaling plot); `strata replay TRACE.u64.gz` replays a cache trace through strata's
 //! memory tier and prints hit ratios.
 
-mod fixtures;
 mod json;
-mod keys;
 mod plot;
 mod replay;
 mod scenarios;
@@ -23,7 +21,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use keys::KeyDist;
+use strata_bench::keys::KeyDist;
 use replay::Size;
 use scenarios::Config;
 

@@ -14,8 +14,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 use strata::{Cache, LayerSpec, Promotion, WriteMode};
 
-use crate::fixtures::{cache, fill_layer, KEYS};
-use crate::keys::{uniform, KeyDist, Keys};
+use strata_bench::fixtures::{cache, fill_layer, KEYS};
+use strata_bench::keys::{uniform, KeyDist, Keys};
 
 pub struct Outcome {
     pub ops: u64,

@@ -1,5 +1,5 @@
 //! Every row of the seed report (`shared/seed-report.md`) as a criterion benchmark, with the
-//! same scenario and layer count as the bench runner (`src/bin/strata/scenarios.rs`), and a
+//! same scenario and layer count as the bench runner (`bench/src/bin/strata/scenarios.rs`), and a
 //! table of allocations per operation at the end.
 //!
 //! ```sh
@@ -27,52 +27,20 @@
 //! costs a thread-local increment per allocation, which the timed rows pay too.
 
 mod common;
-#[path = "../src/bin/strata/fixtures.rs"]
-mod fixtures;
 
 use common::{drive, no_counter, uniform, Counter, Dist, Keys, Run};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
-use fixtures::{cache, fill_layer, KEYS};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use strata_bench::alloc::{allocations, Counting};
+use strata_bench::fixtures::{cache, fill_layer, KEYS};
 use std::hint::black_box;
 use std::time::Duration;
 use strata::{Cache, LayerSpec, Promotion, WriteMode};
 
-// ----- the counting allocator ----------------------------------------------------------------
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-    static BYTES: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // `try_with`: the thread-locals may already be gone while a thread shuts down.
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        let _ = BYTES.try_with(|n| n.set(n.get() + layout.size() as u64));
-        // SAFETY: forwarded unchanged to the system allocator, whose contract the caller meets.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with this layout (see `alloc`).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// This thread's allocations and allocated bytes so far.
-fn allocations() -> [u64; 2] {
-    [ALLOCATIONS.with(Cell::get), BYTES.with(Cell::get)]
-}
-
-// ----- the scenarios' building blocks (the caches themselves: src/bin/strata/fixtures.rs) -----
+// ----- the scenarios' building blocks (the caches themselves: `strata_bench::fixtures`) -----
 
 /// The runner's embedded default: the layer count of rows that don't name one.
 const LAYERS: usize = 2;

@@ -84,23 +84,9 @@ pub fn criterion(warm_up: Duration, measurement: Duration, samples: usize) -> Cr
         .configure_from_args()
 }
 
-#[path = "../../src/bin/strata/keys.rs"]
-mod keys;
-
 // `uniform` is used by the seed bench only.
 #[allow(unused_imports)]
-pub use keys::{uniform, KeyDist as Dist, Keys};
-
-impl Dist {
-    /// `STRATA_BENCH_KEYS`, uniform by default.
-    pub fn from_env() -> Dist {
-        match std::env::var("STRATA_BENCH_KEYS").as_deref() {
-            Err(_) | Ok("uniform") => Dist::Uniform,
-            Ok("zipf") => Dist::Zipf,
-            Ok(other) => panic!("STRATA_BENCH_KEYS: uniform or zipf, not {other:?}"),
-        }
-    }
-}
+pub use strata_bench::keys::{uniform, KeyDist as Dist, Keys};
 
 /// A thread's counters read before and after its share of a run (the seed bench counts
 /// allocations and bytes; the others pass [`no_counter`]).

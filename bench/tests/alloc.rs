@@ -5,39 +5,18 @@
 //! absent key; at most one per `set` of an existing key into one layer (papaya allocates the new
 //! node; the old one is retired).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use strata::{Cache, LayerSpec, Promotion};
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // `try_with`: the thread-local may already be gone while a thread shuts down.
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: forwarded unchanged to the system allocator, whose contract the caller meets.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with this layout (see `alloc`).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use strata_bench::alloc::{allocations, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 fn allocations_per_op(ops: u64, mut op: impl FnMut(u64)) -> f64 {
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = allocations()[0];
     for i in 0..ops {
         op(i);
     }
-    let after = ALLOCATIONS.with(Cell::get);
+    let after = allocations()[0];
     (after - before) as f64 / ops as f64
 }
 

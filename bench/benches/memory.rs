@@ -15,57 +15,12 @@
 //! small allocations; on glibc the table also gives malloc's own count of bytes in use
 //! (`mallinfo2`: chunks in use, headers and rounding included), measured the same way.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicI64, Ordering};
 use strata::{Cache, LayerSpec};
-
-struct Tracking;
-
-/// Live heap bytes: requested sizes allocated minus freed, over all threads.
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-unsafe impl GlobalAlloc for Tracking {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded unchanged to the system allocator, whose contract the caller meets.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as in `alloc`.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with this layout (see `alloc`).
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` was allocated by `System` with `layout`; the caller meets the rest.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        }
-        new
-    }
-}
+use strata_bench::alloc::{live_bytes as live, Tracking};
 
 #[global_allocator]
 static GLOBAL: Tracking = Tracking;
-
-fn live() -> i64 {
-    LIVE.load(Ordering::Relaxed)
-}
 
 /// glibc's count of heap bytes in use (small chunks plus mmapped blocks), headers and rounding
 /// included. It covers the main arena, the one this single-threaded bench allocates from.

@@ -2,25 +2,30 @@
 //! op counter) or Zipf with exponent 1.0 (a precomputed CDF, binary search, a fixed-seed
 //! xorshift).
 //!
-//! Shared by the bench runner and the criterion benches (`benches/common/mod.rs` includes this
-//! file with `#[path]`), so both measure the same key streams. It depends on nothing but std (and
-//! clap for the runner's `--keys`, when the `cli` feature is on).
-//!
-//! Each includer uses part of it, hence `allow(dead_code)`.
+//! Shared by the bench runner and the criterion benches, so both measure the same key streams.
 //!
 //! Zipf keys are drawn before a run starts into a per-thread table that the timed loop indexes,
 //! so the sampler's cost (a binary search over the CDF) stays out of the measured ns/op.
 
-#![allow(dead_code)]
-
 /// The key distribution of a workload (the runner's `--keys`, the benches' `STRATA_BENCH_KEYS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[derive(clap::ValueEnum)]
 pub enum KeyDist {
     /// Every key of the key space equally likely.
     Uniform,
     /// Zipf, exponent 1.0: key k (0-based) drawn with probability ∝ 1 / (k + 1).
     Zipf,
+}
+
+impl KeyDist {
+    /// The benches' `STRATA_BENCH_KEYS`: uniform by default.
+    pub fn from_env() -> KeyDist {
+        match std::env::var("STRATA_BENCH_KEYS").as_deref() {
+            Err(_) | Ok("uniform") => KeyDist::Uniform,
+            Ok("zipf") => KeyDist::Zipf,
+            Ok(other) => panic!("STRATA_BENCH_KEYS: uniform or zipf, not {other:?}"),
+        }
+    }
 }
 
 impl KeyDist {

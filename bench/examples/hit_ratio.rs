@@ -4,7 +4,7 @@
 //! cargo run --release --example hit_ratio [-- TRACE_DIR]
 //! ```
 //!
-//! `TRACE_DIR` defaults to `shared/traces` beside the crate (see its README.md for the format,
+//! `TRACE_DIR` defaults to `shared/traces` beside the repository (see its README.md for the format,
 //! the replay rule and the reference numbers). Each `*.u64.gz` file is a gzip-compressed array
 //! of little-endian `u64` keys. Every cache replays the trace as "for each key: get; on a miss
 //! insert it", single-threaded, and the hit ratio is hits / requests.
@@ -47,7 +47,7 @@ fn main() {
     let dir: PathBuf = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/traces")));
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/traces")));
     let only: Option<Vec<String>> = std::env::var("HIT_RATIO_TRACES").ok().map(|s| {
         s.split(',')
             .map(|t| t.trim().to_owned())
