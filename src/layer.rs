@@ -30,8 +30,9 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub use crate::clock::Timestamp;
+pub use crate::floors::Floors;
 pub use crate::memory::{MemoryConfig, MemoryLayer, Weigher};
-pub use crate::protocol::{Ticket, Version};
+pub use crate::protocol::{OwnedTicket, Ticket, Version};
 
 /// A failure reported by one layer.
 #[derive(Debug, Clone, Error)]

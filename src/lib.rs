@@ -2,7 +2,7 @@
 //!
 //! strata puts ordered cache layers — in-process tiers, and whatever you plug in through the
 //! [`Layer`] trait (a remote store, a database) — behind one API: `get`, `set`, `delete`,
-//! `exists` and their batch forms, with promotion of lower-layer hits into faster layers,
+//! `contains_key` and their batch forms, with promotion of lower-layer hits into faster layers,
 //! write-through or L1-only writes, per-layer TTLs, and failures that degrade service without
 //! being hidden.
 //!
@@ -46,6 +46,7 @@ mod cache;
 mod clock;
 mod engine;
 mod error;
+mod floors;
 pub mod layer;
 mod memory;
 mod options;

@@ -177,7 +177,7 @@
 //! `LayerStats::dropped_writes` (a few in 100 000 writes under two-thread contention with
 //! deletes, `tests/defects.rs`).
 
-use crate::sync::{fence, AtomicU64, Ordering};
+use crate::sync::{fence, Arc, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 /// Number of write stripes per cache (a power of two; a handful under loom, whose models
@@ -203,9 +203,12 @@ pub(crate) struct Stripe {
     publishing: AtomicU64,
 }
 
+/// The stripes of one cache, shared with every [`OwnedTicket`] that outlives a call.
+type StripeArray = Arc<[CachePadded<Stripe>]>;
+
 /// The per-cache array of stripes.
 pub(crate) struct WriteStripes {
-    words: Box<[CachePadded<Stripe>]>,
+    words: StripeArray,
 }
 
 impl WriteStripes {
@@ -232,6 +235,7 @@ impl WriteStripes {
     pub(crate) fn begin(&self, hash: u64) -> WriteToken<'_> {
         let index = Self::index(hash);
         let stripe = &*self.words[index];
+        let owner = &self.words;
         let before = stripe.word.fetch_add(EPOCH_ONE + 1, Ordering::SeqCst);
         // The increment must be ordered before *every* layer operation of the write, including
         // plain loads (a delete that finds the key absent only loads). A SeqCst RMW orders later
@@ -244,6 +248,7 @@ impl WriteStripes {
         );
         WriteToken {
             stripe,
+            owner,
             index,
             version: (before >> IN_FLIGHT_BITS) + 1,
         }
@@ -259,6 +264,7 @@ impl WriteStripes {
         let seen = stripe.word.load(Ordering::SeqCst);
         (seen & IN_FLIGHT_MASK == 0).then_some(Ticket {
             stripe: Some(stripe),
+            owner: Some(&self.words),
             index,
             seen,
             mask: u64::MAX,
@@ -281,6 +287,7 @@ impl WriteStripes {
         let index = raw.index & (STRIPES - 1);
         Ticket {
             stripe: Some(&self.words[index]),
+            owner: Some(&self.words),
             index,
             seen: raw.seen,
             mask: raw.mask,
@@ -303,6 +310,7 @@ pub(crate) struct RawTicket {
 /// custom layer cannot disable promotion on its stripe forever).
 pub(crate) struct WriteToken<'a> {
     stripe: &'a Stripe,
+    owner: &'a StripeArray,
     index: usize,
     version: Version,
 }
@@ -327,6 +335,7 @@ impl WriteToken<'_> {
     pub(crate) fn ticket(&self) -> Ticket<'_> {
         Ticket {
             stripe: Some(self.stripe),
+            owner: Some(self.owner),
             index: self.index,
             seen: self.version << IN_FLIGHT_BITS,
             mask: !IN_FLIGHT_MASK,
@@ -357,6 +366,8 @@ impl Drop for WriteToken<'_> {
 pub struct Ticket<'a> {
     /// `None`: a ticket that is always current (direct use of a layer, outside any cache).
     stripe: Option<&'a Stripe>,
+    /// The array `stripe` lives in, for [`Ticket::owned`].
+    owner: Option<&'a StripeArray>,
     index: usize,
     seen: u64,
     /// Which bits of the stripe word must still equal `seen`.
@@ -371,6 +382,7 @@ impl Ticket<'_> {
     pub const fn unconditional() -> Ticket<'static> {
         Ticket {
             stripe: None,
+            owner: None,
             index: 0,
             seen: 0,
             mask: 0,
@@ -383,6 +395,7 @@ impl Ticket<'_> {
     pub(crate) const fn detached_write(version: Version) -> Ticket<'static> {
         Ticket {
             stripe: None,
+            owner: None,
             index: 0,
             seen: 0,
             mask: 0,
@@ -434,6 +447,63 @@ impl Ticket<'_> {
     }
 }
 
+impl Ticket<'_> {
+    /// The ticket as an owned value that can outlive the call it was given to: for a layer that
+    /// applies a write later (a write-behind queue, an async client) and must still validate
+    /// it then. Validating it later is exactly as safe as validating it at once, because stripe
+    /// words never decrease. Costs a reference count increment on the cache's stripe array.
+    pub fn owned(&self) -> OwnedTicket {
+        OwnedTicket {
+            owner: self.owner.cloned(),
+            index: self.index,
+            seen: self.seen,
+            mask: self.mask,
+            version: self.version,
+        }
+    }
+}
+
+/// A [`Ticket`] that owns a share of its cache's stripes, so it can be kept beyond the call
+/// (see [`Ticket::owned`]).
+#[derive(Clone)]
+pub struct OwnedTicket {
+    owner: Option<StripeArray>,
+    index: usize,
+    seen: u64,
+    mask: u64,
+    version: Version,
+}
+
+impl OwnedTicket {
+    /// The ticket, borrowed back: what a layer's validation steps take.
+    pub fn ticket(&self) -> Ticket<'_> {
+        Ticket {
+            stripe: self.owner.as_ref().map(|owner| &*owner[self.index]),
+            owner: self.owner.as_ref(),
+            index: self.index,
+            seen: self.seen,
+            mask: self.mask,
+            version: self.version,
+        }
+    }
+
+    /// See [`Ticket::is_current`].
+    pub fn is_current(&self) -> bool {
+        self.ticket().is_current()
+    }
+
+    /// See [`Ticket::version`].
+    pub fn version(&self) -> Version {
+        self.version
+    }
+}
+
+impl std::fmt::Debug for OwnedTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OwnedTicket(epoch {})", self.seen >> IN_FLIGHT_BITS)
+    }
+}
+
 /// A promotion between its insert and its publication (see [`Ticket::announce`]).
 pub(crate) struct Announcement<'a> {
     stripe: Option<&'a Stripe>,
@@ -478,5 +548,22 @@ mod tests {
             !ticket.is_current(),
             "an old ticket never becomes valid again"
         );
+    }
+
+    #[test]
+    fn an_owned_ticket_validates_like_the_borrowed_one_after_the_stripes_are_gone() {
+        let stripes = WriteStripes::new();
+        let owned = stripes.ticket(9).expect("no write in flight").owned();
+        let token = stripes.begin(9);
+        let write = token.ticket().owned();
+        assert!(!owned.is_current(), "a write began");
+        assert!(write.is_current(), "no later write began");
+        assert_eq!(write.version(), token.version());
+        drop(token);
+        drop(stripes);
+        // The tickets keep the stripes alive.
+        assert!(!owned.ticket().is_current());
+        assert!(write.is_current());
+        assert!(Ticket::unconditional().owned().is_current());
     }
 }

@@ -119,7 +119,7 @@ impl fmt::Display for WriteReport {
     }
 }
 
-/// The full answer of [`Cache::try_get`](crate::Cache::try_get).
+/// The full answer of [`Cache::lookup`](crate::Cache::lookup).
 #[derive(Debug, Clone)]
 pub struct Lookup<V> {
     /// The value, if a layer had it.

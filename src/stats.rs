@@ -156,7 +156,7 @@ pub struct LayerStats {
 /// served by L2 is one hit, not a miss and a hit.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Requests (`get`, `try_get`, each key of `get_many`) that found a value in some layer.
+    /// Requests (`get`, `lookup`, each key of `get_many`) that found a value in some layer.
     pub hits: u64,
     /// Requests that found no value in any layer.
     pub misses: u64,

@@ -31,11 +31,11 @@ mod common;
 use common::{drive, no_counter, uniform, Counter, Dist, Keys, Run};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
-use strata_bench::alloc::{allocations, Counting};
-use strata_bench::fixtures::{cache, fill_layer, KEYS};
 use std::hint::black_box;
 use std::time::Duration;
 use strata::{Cache, LayerSpec, Promotion, WriteMode};
+use strata_bench::alloc::{allocations, Counting};
+use strata_bench::fixtures::{cache, fill_layer, KEYS};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;

@@ -47,7 +47,9 @@ fn main() {
     let dir: PathBuf = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/traces")));
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/traces"))
+        });
     let only: Option<Vec<String>> = std::env::var("HIT_RATIO_TRACES").ok().map(|s| {
         s.split(',')
             .map(|t| t.trim().to_owned())

@@ -8,8 +8,7 @@
 //! so the sampler's cost (a binary search over the CDF) stays out of the measured ns/op.
 
 /// The key distribution of a workload (the runner's `--keys`, the benches' `STRATA_BENCH_KEYS`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[derive(clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeyDist {
     /// Every key of the key space equally likely.
     Uniform,

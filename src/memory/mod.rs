@@ -43,12 +43,12 @@ pub(crate) mod table;
 
 use crate::clock::{Clock, Timestamp};
 use crate::error::BuildError;
+use crate::floors::Floors;
 use crate::layer::LayerError;
 use crate::layer::{Entry, GetResults, Layer, LayerCounters};
-use crate::protocol::{Ticket, Version, STRIPES};
+use crate::protocol::{Ticket, Version};
 use crate::stats::Counters;
-use crate::sync::{fence, random_state, spin_hint, Arc, AtomicU64, Ordering};
-use crossbeam_utils::CachePadded;
+use crate::sync::{fence, random_state, spin_hint, Arc, Ordering};
 use node::{Node, FREQ_MASK, NO_STRIPE, PENDING};
 use policy::{Item, Policy, Queue, Rebalance, Shard};
 use std::borrow::Borrow;
@@ -125,7 +125,7 @@ pub struct MemoryLayer<K, V> {
     map: Table<K, Node<V>>,
     policy: Policy<K>,
     /// Indexed by write stripe; raised before every removal of a node of that stripe.
-    floors: Box<[CachePadded<AtomicU64>]>,
+    floors: Floors,
     hasher: ahash::RandomState,
     clock: Clock,
     weigher: Option<Weigher<K, V>>,
@@ -177,9 +177,7 @@ where
         Ok(MemoryLayer {
             map: Table::new(config.capacity, random_state()),
             policy: Policy::new(config.capacity, config.max_weight),
-            floors: (0..STRIPES)
-                .map(|_| CachePadded::new(AtomicU64::new(0)))
-                .collect(),
+            floors: Floors::new(),
             hasher,
             clock,
             weigher: config.weigher,
@@ -310,14 +308,9 @@ where
 
     // ----- floors ----------------------------------------------------------------------------
 
-    /// Raises the floor of `stripe` to `version`. SeqCst, then a fence: the raise must be
-    /// ordered before the removal (or the absence check) that follows, for every inserter that
-    /// validates against the floor afterwards (store-buffering with `validate_write`).
+    /// Raises the floor of `stripe` to `version`, before a removal (see [`Floors::raise`]).
     fn raise_floor(&self, stripe: Option<usize>, version: Version) {
-        if let Some(stripe) = stripe {
-            self.floors[stripe % STRIPES].fetch_max(version, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-        }
+        self.floors.raise(stripe, version);
     }
 
     fn raise_floor_for(&self, node: &Node<V>) {
@@ -505,11 +498,7 @@ where
         ticket: &Ticket<'_>,
         guard: &TableGuard<'_>,
     ) -> bool {
-        fence(Ordering::SeqCst);
-        let above_floor = match ticket.stripe() {
-            Some(stripe) => self.floors[stripe % STRIPES].load(Ordering::SeqCst) < node.version,
-            None => true,
-        };
+        let above_floor = self.floors.admits(ticket);
         self.publish_or_undo(key, node, above_floor, guard)
     }
 

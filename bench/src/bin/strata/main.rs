@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use strata_bench::keys::KeyDist;
 use replay::Size;
 use scenarios::Config;
+use strata_bench::keys::KeyDist;
 
 /// The thread counts of the scaling plot.
 const PLOT_THREADS: [usize; 4] = [1, 2, 4, 8];
