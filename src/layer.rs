@@ -1,6 +1,6 @@
 //! The `Layer` trait: what a tier must do to sit in a cache.
 //!
-//! strata's own in-memory tier ([`MemoryLayer`](crate::MemoryLayer)) implements it; users plug
+//! strata's own in-memory tier ([`MemoryLayer`](crate::memory::MemoryLayer)) implements it; users plug
 //! in remote stores or databases the same way. A layer stores [`Entry`]s: a value with the write
 //! version that produced it and its absolute expiry.
 //!
@@ -17,7 +17,7 @@
 //! - `delete(key, ticket)` removes the key unless it holds a version newer than the delete's
 //!   own (`ticket.version()`), and, if the layer may later accept an older write into the empty
 //!   slot, remembers that version for the key's stripe (the memory tier keeps per-stripe
-//!   *floors*; see [`MemoryLayer`](crate::MemoryLayer)).
+//!   *floors*; see [`MemoryLayer`](crate::memory::MemoryLayer)).
 //! - `promote` inserts an entry only if the key is absent, and makes it visible to readers only
 //!   after [`Ticket::is_current`] has been checked *after* the insert (see
 //!   [`protocol`](crate::protocol) for why). The default implementation declines every
@@ -31,7 +31,6 @@ use thiserror::Error;
 
 pub use crate::clock::Timestamp;
 pub use crate::floors::Floors;
-pub use crate::memory::{MemoryConfig, MemoryLayer, Weigher};
 pub use crate::protocol::{OwnedTicket, Ticket, Version};
 
 /// A failure reported by one layer.

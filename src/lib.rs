@@ -1,7 +1,7 @@
 //! # strata — a lock-free, multi-tier concurrent cache engine
 //!
 //! strata puts ordered cache layers — in-process tiers, and whatever you plug in through the
-//! [`Layer`] trait (a remote store, a database) — behind one API: `get`, `set`, `delete`,
+//! [`Layer`](layer::Layer) trait (a remote store, a database) — behind one API: `get`, `set`, `delete`,
 //! `contains_key` and their batch forms, with promotion of lower-layer hits into faster layers,
 //! write-through or L1-only writes, per-layer TTLs, and failures that degrade service without
 //! being hidden.
@@ -33,11 +33,13 @@
 //!
 //! ## Map of the crate
 //!
-//! - [`Cache`], [`CacheBuilder`], [`LayerSpec`], [`SetOptions`]: the public API.
-//! - [`protocol`]: write versions and promotion tickets — the concurrency argument.
-//! - [`MemoryLayer`]: the in-process tier (papaya map, S3-FIFO eviction, coarse-clock TTLs).
-//! - [`Layer`]: the trait a tier implements.
+//! - [`Cache`], [`CacheBuilder`], [`LayerSpec`], [`SetOptions`], [`DeleteOptions`]: the public
+//!   API an application uses.
 //! - [`Stats`], [`WriteReport`], [`Lookup`], [`Error`]: what operations report.
+//! - [`layer`]: the [`Layer`](layer::Layer) trait and what a layer implementer needs
+//!   (`Entry`, `Ticket`, `OwnedTicket`, `LayerError`, `Floors`).
+//! - [`memory`]: the in-process tier (papaya map, S3-FIFO eviction, coarse-clock TTLs).
+//! - [`protocol`]: write versions and promotion tickets — the concurrency argument.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -48,7 +50,7 @@ mod engine;
 mod error;
 mod floors;
 pub mod layer;
-mod memory;
+pub mod memory;
 mod options;
 pub mod protocol;
 mod report;

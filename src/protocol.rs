@@ -152,7 +152,7 @@
 //!   write that stored it; a removal leaves a tombstone that later reads of the key observe (a
 //!   slot is never reused for another key before a rehash copies it); `compute` calls its
 //!   closure again on a failed CAS (our closures are idempotent).
-//! - Of layers: a custom [`Layer`](crate::Layer) that cannot insert-then-validate may accept
+//! - Of layers: a custom [`Layer`](crate::layer::Layer) that cannot insert-then-validate may accept
 //!   writes without a ticket; racing writes of one key may then leave it holding an older value.
 //! - Of overlapping writes: the contract is weaker than linearizability when two writes of one
 //!   key overlap in time. Writes go deepest layer first, so while both are in flight a reader
@@ -356,7 +356,7 @@ impl Drop for WriteToken<'_> {
 ///
 /// - a **promotion** ticket: no write of the stripe began, and none was in flight, since the
 ///   lower layer was read;
-/// - a **write** ticket (passed to [`Layer::set`](crate::Layer::set)): no *later* write of the
+/// - a **write** ticket (passed to [`Layer::set`](crate::layer::Layer::set)): no *later* write of the
 ///   stripe began since this write did.
 ///
 /// A layer that inserts a key it did not hold must do so in a state readers ignore, then check

@@ -144,7 +144,7 @@ pub struct LayerStats {
     /// Entries the layer dropped because their TTL passed.
     pub expirations: u64,
     /// Writes the layer accepted but did not keep, as if evicted at once (see
-    /// [`LayerCounters::dropped`](crate::LayerCounters::dropped)).
+    /// [`LayerCounters::dropped`](crate::layer::LayerCounters::dropped)).
     pub dropped_writes: u64,
     /// Operations on this layer that failed.
     pub errors: u64,

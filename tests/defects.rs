@@ -11,9 +11,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use strata::layer::{
-    Entry, Layer, LayerCounters, LayerError, MemoryConfig, MemoryLayer, Ticket, Timestamp,
-};
+use strata::layer::{Entry, Layer, LayerCounters, LayerError, Ticket, Timestamp};
+use strata::memory::{MemoryConfig, MemoryLayer};
 use strata::{Cache, Clock, LayerSpec};
 
 /// Runs `body` on its own thread; fails the test if it does not return within `limit`.

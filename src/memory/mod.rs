@@ -5,9 +5,9 @@
 //! - `map`: a lock-free papaya `HashMap<K, Node<V>>`. papaya gives safe memory reclamation
 //!   (seize): a node removed or replaced while a reader holds a guard stays valid until the
 //!   reader unpins, so readers never lock and never refcount.
-//! - `policy` ([`policy`]): S3-FIFO queues of `(key, birth)` items, sharded by key hash, plus
+//! - `policy` (`policy.rs`): S3-FIFO queues of `(key, birth)` items, sharded by key hash, plus
 //!   the length and weight bounds.
-//! - nodes ([`node`]): value, version, expiry, birth, weight and one byte of access bits.
+//! - nodes (`node.rs`): value, version, expiry, birth, weight and one byte of access bits.
 //!
 //! # The read path of a hit
 //!
@@ -34,7 +34,7 @@
 //! - `PENDING` nodes are invisible to `get`/`contains`/iteration; see [`crate::protocol`].
 //! - A delete replaces the key's node with a *dead* node (no value, the delete's version, the
 //!   same birth) instead of removing it, so the slot is reused by the key's next write (see
-//!   [`node`] for why). Dead nodes are not counted in `len`/`weight`; their items count as
+//!   `node.rs` for why). Dead nodes are not counted in `len`/`weight`; their items count as
 //!   orphans, and whoever pops one (eviction, reaping) removes the dead node with it.
 
 pub(crate) mod node;
