@@ -28,14 +28,14 @@
 
 mod common;
 
-use common::{drive, no_counter, uniform, Counter, Dist, Keys, Run};
+use common::{drive, no_counter, Counter, Dist, Keys, Run};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
-use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
-use strata::{Cache, LayerSpec, Promotion, WriteMode};
 use strata_bench::alloc::{allocations, Counting};
-use strata_bench::fixtures::{cache, fill_layer, KEYS};
+use strata_bench::fixtures::KEYS;
+use strata_bench::scenarios::{self, Config, Prepared};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -47,19 +47,12 @@ const LAYERS: usize = 2;
 /// Operations (batches for batch rows) per row in the allocation count.
 const ALLOC_OPS: u64 = 100_000;
 
-/// Puts keys `0..keys` into every layer (write-through).
-fn fill_all(cache: &Cache<u64, u64>, keys: u64) {
-    for key in 0..keys {
-        cache.set(key, key).expect("fill");
-    }
-}
-
 /// Runs `iters` sequential operations `op(i)`, `i` counting from 0, calling `refill` (untimed,
 /// uncounted) before the first and after every `per_fill` of them.
 fn refilled(
     iters: u64,
     per_fill: u64,
-    refill: &impl Fn(),
+    refill: &(dyn Fn() + Send + Sync),
     op: &(impl Fn(u64) + Sync),
     counter: Counter,
 ) -> Run {
@@ -148,218 +141,46 @@ fn main() {
     let parallel = common::threads_from_env(&[2]);
     let max_threads = parallel.iter().copied().max().unwrap_or(1).max(1);
     let dist = Dist::from_env();
-    let keys = Keys::new(dist, KEYS, max_threads);
+    let keys = Arc::new(Keys::new(dist, KEYS, max_threads));
 
-    let table = rows(&mut criterion, &parallel, &keys);
+    let table = rows(&mut criterion, &parallel, dist, &keys);
     criterion.final_summary();
     print_table(&table, dist);
 }
 
-/// Benchmarks every row; returns the allocation table.
-fn rows(criterion: &mut Criterion, parallel: &[usize], keys: &Keys) -> Vec<AllocRow> {
+/// Benchmarks every row of the shared scenario list; returns the allocation table.
+fn rows(
+    criterion: &mut Criterion,
+    parallel: &[usize],
+    dist: Dist,
+    keys: &Arc<Keys>,
+) -> Vec<AllocRow> {
     let mut rows = Rows {
         group: criterion.benchmark_group("seed"),
         table: Vec::new(),
     };
-
-    // The rows in the seed report's order; each builds its own cache.
-    let l1_filled = || {
-        let cache = cache(LAYERS, Promotion::AllAbove, WriteMode::WriteThrough);
-        fill_layer(&cache, 0, KEYS);
-        cache
+    let config = Config {
+        layers: LAYERS,
+        keys: dist,
     };
-    let get_row = |rows: &mut Rows, name: String, threads: usize, seed, cache: Cache<u64, u64>| {
-        rows.ops(name, threads, 1, seed, |t, i| {
-            black_box(cache.get(&keys.get(t, i)).ok());
-        });
-    };
-    let set_row = |rows: &mut Rows, name: String, threads: usize, seed, cache: Cache<u64, u64>| {
-        rows.ops(name, threads, 1, seed, |t, i| {
-            black_box(cache.set(keys.get(t, i), i).ok());
-        });
-    };
-    let delete_row = |rows: &mut Rows, name: String, cache: Cache<u64, u64>| {
-        rows.row(name, 1, "0", |_, iters, counter| {
-            refilled(
-                iters,
-                KEYS,
-                &|| fill_all(&cache, KEYS),
-                &|i| {
-                    black_box(cache.delete(&i).ok());
-                },
-                counter,
-            )
-        });
-    };
-    let mixed_row = |rows: &mut Rows, threads: usize| {
-        let cache = l1_filled();
-        rows.ops(
-            format!("mixed 80/10/10 ({LAYERS} layers)"),
-            threads,
-            1,
-            "2",
-            |t, i| {
-                let k = keys.get(t, i);
-                match i % 10 {
-                    0 => {
-                        black_box(cache.set(k, i).ok());
-                    }
-                    1 => {
-                        black_box(cache.delete(&k).ok());
-                    }
-                    _ => {
-                        black_box(cache.get(&k).ok());
-                    }
-                }
-            },
-        );
-    };
-
-    // --- cache hits and misses ---
-    get_row(
-        &mut rows,
-        format!("L1 hit ({LAYERS} layers)"),
-        1,
-        "1",
-        l1_filled(),
-    );
-    {
-        let cache = cache(LAYERS, Promotion::Off, WriteMode::WriteThrough);
-        fill_layer(&cache, 1, KEYS);
-        let name = format!("L2 hit, no promotion ({LAYERS} layers)");
-        get_row(&mut rows, name, 1, "1", cache);
-    }
-    {
-        // A small L1 over a large key set: every read misses L1, hits L2 and promotes, evicting
-        // another key from L1. Uniform keys whatever STRATA_BENCH_KEYS says: a skewed stream
-        // would mostly hit L1.
-        const WIDE: u64 = 200_000;
-        let mut builder = Cache::builder().layer(LayerSpec::memory("l1", 1_000));
-        for layer in 1..LAYERS {
-            builder = builder.layer(LayerSpec::memory(format!("l{}", layer + 1), 400_000));
+    for scenario in scenarios::all(config) {
+        let thread_counts: &[usize] = if scenario.parallel { parallel } else { &[1] };
+        for &threads in thread_counts {
+            let Prepared { op, refill } = scenario.prepare(keys.clone());
+            let name = if threads > 1 {
+                format!("{}, {threads} threads", scenario.name)
+            } else {
+                scenario.name.clone()
+            };
+            let (elements, seed) = (scenario.keys_per_op, scenario.seed_allocs);
+            match refill {
+                None => rows.ops(name, threads, elements, seed, &op),
+                Some(refill) => rows.row(name, elements, seed, |_, iters, counter| {
+                    refilled(iters, refill.every, &*refill.fill, &|i| op(0, i), counter)
+                }),
+            }
         }
-        let cache: Cache<u64, u64> = builder.build().expect("valid");
-        fill_layer(&cache, 1, WIDE);
-        rows.ops(
-            format!("L2 hit with promotion ({LAYERS} layers, every op promotes)"),
-            1,
-            1,
-            "1",
-            |t, i| {
-                black_box(cache.get(&uniform(t, i, WIDE)).ok());
-            },
-        );
     }
-    {
-        let cache = cache(LAYERS, Promotion::AllAbove, WriteMode::WriteThrough);
-        let name = format!("miss through all layers ({LAYERS})");
-        get_row(&mut rows, name, 1, "2", cache);
-    }
-    for layers in [2, 3, 4] {
-        let cache = cache(layers, Promotion::Off, WriteMode::WriteThrough);
-        fill_layer(&cache, layers - 1, KEYS);
-        let name = format!("hit in deepest of {layers} layers");
-        get_row(&mut rows, name, 1, "-", cache);
-    }
-
-    // --- writes ---
-    for &threads in std::iter::once(&1).chain(parallel) {
-        let cache = cache(LAYERS, Promotion::AllAbove, WriteMode::L1Only);
-        let name = format!("set, L1 only ({LAYERS} layers)");
-        set_row(&mut rows, name, threads, "4", cache);
-    }
-    for &threads in std::iter::once(&1).chain(parallel) {
-        let cache = cache(3, Promotion::AllAbove, WriteMode::WriteThrough);
-        let name = "set, write-through (3 layers)".to_owned();
-        set_row(&mut rows, name, threads, "7", cache);
-    }
-    delete_row(
-        &mut rows,
-        "delete (2 layers, present in both)".to_owned(),
-        cache(2, Promotion::AllAbove, WriteMode::WriteThrough),
-    );
-
-    // --- batches ---
-    {
-        let cache = l1_filled();
-        rows.ops(
-            format!("get_many, 10 keys ({LAYERS} layers, per batch)"),
-            1,
-            10,
-            "7",
-            |t, i| {
-                let batch: [u64; 10] = std::array::from_fn(|j| keys.get(t, i * 10 + j as u64));
-                black_box(cache.get_many(&batch));
-            },
-        );
-    }
-    {
-        let cache = cache(LAYERS, Promotion::AllAbove, WriteMode::WriteThrough);
-        rows.ops(
-            format!("set_many, 10 items ({LAYERS} layers, per batch)"),
-            1,
-            10,
-            "8",
-            |t, i| {
-                // The items' Vec (one allocation) is the caller's, counted with the row.
-                let items: Vec<(u64, u64)> =
-                    (0..10).map(|j| (keys.get(t, i * 10 + j), i)).collect();
-                black_box(cache.set_many(items));
-            },
-        );
-    }
-    {
-        let cache = cache(LAYERS, Promotion::AllAbove, WriteMode::WriteThrough);
-        rows.row(
-            format!("delete_many, 10 keys ({LAYERS} layers, per batch, present in all)"),
-            10,
-            "-",
-            |_, iters, counter| {
-                refilled(
-                    iters,
-                    KEYS / 10,
-                    &|| fill_all(&cache, KEYS),
-                    &|i| {
-                        let batch: [u64; 10] = std::array::from_fn(|j| i * 10 + j as u64);
-                        black_box(cache.delete_many(&batch));
-                    },
-                    counter,
-                )
-            },
-        );
-    }
-
-    // --- mixed, read-only, exists ---
-    for &threads in std::iter::once(&1).chain(parallel) {
-        mixed_row(&mut rows, threads);
-    }
-    for &threads in parallel {
-        let name = format!("read-only L1 hits ({LAYERS} layers)");
-        get_row(&mut rows, name, threads, "-", l1_filled());
-    }
-    {
-        let cache = l1_filled();
-        rows.ops(format!("exists ({LAYERS} layers)"), 1, 1, "1", |t, i| {
-            black_box(cache.contains_key(&keys.get(t, i)).ok());
-        });
-    }
-
-    // --- the single-layer baseline ---
-    {
-        let cache = cache(1, Promotion::Off, WriteMode::WriteThrough);
-        fill_layer(&cache, 0, KEYS);
-        get_row(&mut rows, "single layer: get".to_owned(), 1, "-", cache);
-    }
-    {
-        let cache = cache(1, Promotion::Off, WriteMode::WriteThrough);
-        set_row(&mut rows, "single layer: set".to_owned(), 1, "-", cache);
-    }
-    delete_row(
-        &mut rows,
-        "single layer: delete (present)".to_owned(),
-        cache(1, Promotion::Off, WriteMode::WriteThrough),
-    );
-
     let Rows { group, table } = rows;
     group.finish();
     table

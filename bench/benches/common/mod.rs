@@ -1,9 +1,8 @@
 //! What the criterion benches share: key streams (uniform and Zipf), a multi-threaded driver for
 //! `iter_custom`, and the environment knobs.
 //!
-//! The key streams (`Keys`, `uniform`, the Zipf sampler) are the bench runner's own,
-//! `src/bin/strata/keys.rs`, included here by path so that the runner and the benches measure the
-//! same streams.
+//! The key streams (`Keys`, the Zipf sampler) are the bench runner's own (`strata_bench::keys`),
+//! so that the runner and the benches measure the same streams.
 //!
 //! Environment:
 //! - `STRATA_BENCH_THREADS` — thread counts of the parallel benchmarks, e.g. `1,2,4,8`.
@@ -84,9 +83,7 @@ pub fn criterion(warm_up: Duration, measurement: Duration, samples: usize) -> Cr
         .configure_from_args()
 }
 
-// `uniform` is used by the seed bench only.
-#[allow(unused_imports)]
-pub use strata_bench::keys::{uniform, KeyDist as Dist, Keys};
+pub use strata_bench::keys::{KeyDist as Dist, Keys};
 
 /// A thread's counters read before and after its share of a run (the seed bench counts
 /// allocations and bytes; the others pass [`no_counter`]).

@@ -228,7 +228,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
     for scenario in &scenarios {
         let threads = if scenario.parallel { threads } else { 1 };
         bar.set_message(scenario.name.clone());
-        let outcome = scenario.run(threads, duration);
+        let outcome = scenarios::run(scenario, config.keys, threads, duration);
         let row = Row {
             scenario: scenario.name.clone(),
             threads,
@@ -257,7 +257,10 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
         let mut points = Vec::with_capacity(PLOT_THREADS.len());
         for threads in PLOT_THREADS {
             bar.set_message(format!("scaling: {} at {threads} thr", curve.name));
-            points.push((threads, curve.run(threads, duration).mops()));
+            points.push((
+                threads,
+                scenarios::run(curve, config.keys, threads, duration).mops(),
+            ));
             bar.inc(1);
         }
         series.push(plot::Series {
