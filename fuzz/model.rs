@@ -15,17 +15,42 @@
 //! Single-threaded, so the contract says: a `get` returns the *latest* value written to the
 //! key (values are made unique per write), or nothing. Nothing may be served for a key that was
 //! deleted or never written. A miss is always allowed (eviction). For each key the model keeps,
-//! per layer, an upper bound on the expiry of any copy of the latest value in that layer:
+//! per layer, the values that layer may hold — without failures, at most the latest one — each
+//! with an upper bound on the expiry of any copy of it there:
 //!
-//! - a `set` that returned `Ok` sets the bound of the layers it wrote to `now + ttl` (per-call
-//!   TTL, else the layer's, else never) and clears it for every other layer (they were
-//!   invalidated, or are read-only and never written);
+//! - a `set` that returned `Ok` leaves in each layer it wrote only the new value, bounded by
+//!   `now + ttl` (per-call TTL, else the layer's, else never), and empties every other layer
+//!   (they were invalidated, or are read-only and never written);
 //! - a hit may promote the value into upper writable layers; the copy expires at the earlier of
-//!   the source's expiry and `now + target TTL`, so the target's bound becomes the max of what
-//!   it was and `min(source bound, now + target TTL)` (sources a plain `get` does not name are
-//!   taken as any live lower layer: an upper bound is all the oracle needs);
-//! - a hit is valid only while `now < bound` in some layer (in the serving layer when the
-//!   cache names it: `try_get`, `get_from_layer`, `entries`).
+//!   the source's expiry and `now + target TTL`, so the target's bound for the value becomes
+//!   the max of what it was and `min(source bound, now + target TTL)` (sources a plain `get`
+//!   does not name are taken as any live lower layer whose reads work: an upper bound is all the
+//!   oracle needs);
+//! - a hit is valid only while `now < bound` for that value in some layer (in the serving layer
+//!   when the cache names it: `lookup`, `get_from_layer`, `entries`; in a layer whose reads
+//!   work for `get` and `get_many`).
+//!
+//! # Layers that fail on command
+//!
+//! A layer configured `faulty` is a [`Faulty`] wrapper around a `MemoryLayer`, reached through
+//! the `Layer` trait as a custom layer (a remote store) would be, and [`Op::Fail`] sets what it
+//! fails ([`Fault`]: reads, sets and promotions, deletes). The model predicts every outcome:
+//!
+//! - a read falls through a layer whose reads fail. If no layer served the key, every layer
+//!   was asked, so `get` and `get_many` return `Error::Unavailable` naming exactly the failing
+//!   layers (and count a miss); `lookup` reports the failing layers above the one that served;
+//!   `contains_key` is `true` if a working layer holds the key, else `Unavailable`;
+//!   `get_from_layer` and `entries` of a failing layer return `Error::Layer`;
+//! - a write returns `Error::Incomplete` whose report names each failing layer, with
+//!   `invalidated` true exactly when the layer's deletes still work (a failed set is followed by
+//!   an invalidation); every other layer is written, dropped or invalidated as planned;
+//! - a layer whose write failed but that was invalidated holds nothing older, like one written;
+//!   one that could not be invalidated (or whose delete failed) keeps whatever it may have held
+//!   and may serve and promote it, during the failure and after it recovers. So the contract
+//!   holds after a write only where it returned `Ok` or the failing layer was invalidated; the
+//!   final sweep reads every key once more with the failures left on, then after recovery;
+//! - a layer that never failed counts no errors; one that failed counts at least the failures
+//!   the operations reported.
 //!
 //! Stats must match what was observed (request hits and misses), layers must stay within their
 //! capacity, read-only layers must stay empty, and after `close` every operation must return
@@ -35,10 +60,16 @@
 
 use arbitrary::Arbitrary;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+use strata::layer::{
+    Entry, GetResults, Layer as StrataLayer, LayerCounters, LayerError, Ticket, Timestamp,
+};
+use strata::memory::{MemoryConfig, MemoryLayer};
 use strata::{
-    BuildError, Cache, Clock, Error, LayerSet, LayerSpec, ManualClock, Promotion, SetOptions,
-    WriteMode, WriteReport,
+    BuildError, Cache, Clock, Error, LayerFailure, LayerSet, LayerSpec, ManualClock, Promotion,
+    SetOptions, WriteMode, WriteReport,
 };
 
 /// Keys are drawn from `0..KEYS`, so that reads hit.
@@ -103,9 +134,12 @@ pub struct LayerConfig {
     pub read_only: bool,
     /// A weight bound `1 + max_weight % 32`, entries weighing `1 + value % 4`.
     pub max_weight: Option<u8>,
+    /// Behind a [`Faulty`] wrapper (a custom layer) that fails on command ([`Op::Fail`]).
+    pub faulty: bool,
 }
 
-/// A valid cache configuration: one to three memory layers, modes, deferred promotion.
+/// A valid cache configuration: one to three memory layers (each possibly behind a [`Faulty`]
+/// wrapper), modes, deferred promotion.
 #[derive(Arbitrary, Debug, Clone)]
 pub struct Config {
     pub l1: LayerConfig,
@@ -160,6 +194,187 @@ pub enum Op {
     AdvanceClock(u8),
     RunPendingPromotions,
     Close,
+    /// Sets what the `layer % n`-th of the `n` faulty layers fails (nothing happens if there
+    /// is none). Allowed after `close` too.
+    Fail {
+        layer: u8,
+        fault: Fault,
+    },
+}
+
+/// What a [`Faulty`] layer fails. A failing operation returns `LayerError::Unavailable` and
+/// leaves the wrapped layer as it was.
+#[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    /// Nothing: the layer works (again).
+    #[default]
+    None,
+    /// Reads: `get`, `contains`, their batch forms, iteration.
+    Reads,
+    /// Sets and promotions. Deletes work, so a failed set is invalidated.
+    Sets,
+    /// Sets, promotions and deletes: a failed write leaves the layer as it was.
+    Writes,
+    /// Everything.
+    All,
+}
+
+impl Fault {
+    const ALL: [Fault; 5] = [
+        Fault::None,
+        Fault::Reads,
+        Fault::Sets,
+        Fault::Writes,
+        Fault::All,
+    ];
+
+    pub fn reads(self) -> bool {
+        matches!(self, Fault::Reads | Fault::All)
+    }
+
+    /// Sets and promotions.
+    pub fn sets(self) -> bool {
+        matches!(self, Fault::Sets | Fault::Writes | Fault::All)
+    }
+
+    pub fn deletes(self) -> bool {
+        matches!(self, Fault::Writes | Fault::All)
+    }
+}
+
+// ===========================================================================================
+// Faulty: a layer that fails on command
+// ===========================================================================================
+
+fn injected() -> LayerError {
+    LayerError::Unavailable("injected by Op::Fail".into())
+}
+
+/// A `MemoryLayer` reached through the `Layer` trait (so the cache treats it as a custom layer,
+/// like a remote store), with a switch that makes its operations fail ([`Fault`]). Batch forms
+/// fail per key.
+pub struct Faulty {
+    inner: MemoryLayer<u64, u64>,
+    fault: AtomicU8,
+}
+
+impl Faulty {
+    fn new(layer: &Layer, clock: &Clock) -> Arc<Self> {
+        let mut config = MemoryConfig::new(layer.capacity);
+        if let Some(max_weight) = layer.max_weight {
+            config.max_weight = max_weight;
+            config.weigher = Some(Arc::new(|_: &u64, value: &u64| 1 + value % 4));
+        }
+        let inner = MemoryLayer::new(&layer.name, config, clock.clone())
+            .unwrap_or_else(|error| panic!("a valid memory layer failed to build: {error:?}"));
+        Arc::new(Faulty {
+            inner,
+            fault: AtomicU8::new(Fault::None as u8),
+        })
+    }
+
+    pub fn set_fault(&self, fault: Fault) {
+        self.fault.store(fault as u8, Ordering::SeqCst);
+    }
+
+    pub fn fault(&self) -> Fault {
+        Fault::ALL[usize::from(self.fault.load(Ordering::SeqCst))]
+    }
+
+    fn each<T>(n: usize) -> Vec<Result<T, LayerError>> {
+        (0..n).map(|_| Err(injected())).collect()
+    }
+}
+
+impl StrataLayer<u64, u64> for Faulty {
+    fn get(&self, key: &u64, now: Timestamp) -> Result<Option<Entry<u64>>, LayerError> {
+        if self.fault().reads() {
+            return Err(injected());
+        }
+        StrataLayer::get(&self.inner, key, now)
+    }
+
+    fn contains(&self, key: &u64, now: Timestamp) -> Result<bool, LayerError> {
+        if self.fault().reads() {
+            return Err(injected());
+        }
+        StrataLayer::contains(&self.inner, key, now)
+    }
+
+    fn set(&self, key: &u64, entry: Entry<u64>, ticket: &Ticket<'_>) -> Result<(), LayerError> {
+        if self.fault().sets() {
+            return Err(injected());
+        }
+        StrataLayer::set(&self.inner, key, entry, ticket)
+    }
+
+    fn delete(&self, key: &u64, ticket: &Ticket<'_>) -> Result<(), LayerError> {
+        if self.fault().deletes() {
+            return Err(injected());
+        }
+        StrataLayer::delete(&self.inner, key, ticket)
+    }
+
+    fn promote(
+        &self,
+        key: &u64,
+        entry: Entry<u64>,
+        ticket: &Ticket<'_>,
+    ) -> Result<bool, LayerError> {
+        if self.fault().sets() {
+            return Err(injected());
+        }
+        StrataLayer::promote(&self.inner, key, entry, ticket)
+    }
+
+    fn get_many(&self, keys: &[&u64], now: Timestamp) -> GetResults<u64> {
+        if self.fault().reads() {
+            return Self::each(keys.len());
+        }
+        StrataLayer::get_many(&self.inner, keys, now)
+    }
+
+    fn set_many(
+        &self,
+        entries: Vec<(&u64, Entry<u64>, Ticket<'_>)>,
+    ) -> Vec<Result<(), LayerError>> {
+        if self.fault().sets() {
+            return Self::each(entries.len());
+        }
+        StrataLayer::set_many(&self.inner, entries)
+    }
+
+    fn delete_many(&self, keys: &[(&u64, Ticket<'_>)]) -> Vec<Result<(), LayerError>> {
+        if self.fault().deletes() {
+            return Self::each(keys.len());
+        }
+        StrataLayer::delete_many(&self.inner, keys)
+    }
+
+    fn promote_many(
+        &self,
+        entries: Vec<(&u64, Entry<u64>, Ticket<'_>)>,
+    ) -> Vec<Result<bool, LayerError>> {
+        if self.fault().sets() {
+            return Self::each(entries.len());
+        }
+        StrataLayer::promote_many(&self.inner, entries)
+    }
+
+    fn for_each(&self, now: Timestamp, f: &mut dyn FnMut(&u64, &u64)) -> Result<(), LayerError> {
+        if self.fault().reads() {
+            return Err(injected());
+        }
+        StrataLayer::for_each(&self.inner, now, f)
+    }
+
+    fn counters(&self) -> LayerCounters {
+        StrataLayer::counters(&self.inner)
+    }
+
+    fn close(&self) {
+        StrataLayer::close(&self.inner);
+    }
 }
 
 // ===========================================================================================
@@ -173,6 +388,7 @@ struct Layer {
     ttl_ms: Option<u64>,
     read_only: bool,
     max_weight: Option<u64>,
+    faulty: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -196,6 +412,7 @@ impl Setup {
                 ttl_ms: layer.ttl_ms.map(|ttl| 1 + u64::from(ttl) % 64),
                 read_only: index > 0 && layer.read_only,
                 max_weight: layer.max_weight.map(|weight| 1 + u64::from(weight) % 32),
+                faulty: layer.faulty,
             })
             .collect();
         Setup {
@@ -206,21 +423,31 @@ impl Setup {
         }
     }
 
-    fn build(&self, clock: Clock) -> Cache<u64, u64> {
+    /// The cache, and the switch of each faulty layer.
+    fn build(&self, clock: Clock) -> (Cache<u64, u64>, Vec<Option<Arc<Faulty>>>) {
         let mut builder = Cache::builder()
-            .clock(clock)
+            .clock(clock.clone())
             .promotion(self.promotion.strata())
             .write_mode(self.write_mode.strata());
+        let mut switches = Vec::new();
         for layer in &self.layers {
-            let mut spec = LayerSpec::memory(layer.name.clone(), layer.capacity);
+            let mut spec = if layer.faulty {
+                let faulty = Faulty::new(layer, &clock);
+                switches.push(Some(faulty.clone()));
+                LayerSpec::shared(layer.name.clone(), faulty)
+            } else {
+                switches.push(None);
+                let mut spec = LayerSpec::memory(layer.name.clone(), layer.capacity);
+                if let Some(max_weight) = layer.max_weight {
+                    spec = spec.max_weight(max_weight, |_, value: &u64| 1 + value % 4);
+                }
+                spec
+            };
             if let Some(ms) = layer.ttl_ms {
                 spec = spec.ttl(Duration::from_millis(ms));
             }
             if layer.read_only {
                 spec = spec.read_only();
-            }
-            if let Some(max_weight) = layer.max_weight {
-                spec = spec.max_weight(max_weight, |_, value: &u64| 1 + value % 4);
             }
             builder = builder.layer(spec);
         }
@@ -228,7 +455,7 @@ impl Setup {
             builder = builder.deferred_promotion(batch);
         }
         match builder.build() {
-            Ok(cache) => cache,
+            Ok(cache) => (cache, switches),
             Err(error) => panic!("a valid configuration failed to build: {error:?} ({self:?})"),
         }
     }
@@ -241,6 +468,13 @@ impl Setup {
         self.layers
             .get(index)
             .map_or(UNKNOWN_LAYER, |layer| &layer.name)
+    }
+
+    /// The positions of the faulty layers.
+    fn faulty(&self) -> Vec<usize> {
+        (0..self.layers.len())
+            .filter(|&i| self.layers[i].faulty)
+            .collect()
     }
 
     /// The `SetOptions` for `opts`.
@@ -328,26 +562,46 @@ fn refusal_matches(expected: Refusal, actual: &Error) -> bool {
     }
 }
 
-fn set_of(flags: &[bool]) -> Vec<usize> {
-    (0..flags.len()).filter(|&i| flags[i]).collect()
-}
-
 fn indices(set: LayerSet) -> Vec<usize> {
     set.iter().collect()
 }
 
-/// The latest value of a key and, per layer, an upper bound on the expiry of any copy of it
-/// there (`None`: the layer cannot hold it).
+/// What a write must do in one layer, from its plan and the layer's [`Fault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Not touched: read-only.
+    Untouched,
+    Written,
+    /// Accepted and not kept: heavier than a memory tier's whole weight bound.
+    Dropped,
+    Invalidated,
+    /// Failed; `true`: the layer was invalidated instead.
+    Failed(bool),
+}
+
+/// What a key may be served as.
 #[derive(Debug, Clone)]
-struct Latest {
-    value: u64,
-    bound: Vec<Option<u64>>,
+struct KeyState {
+    /// The latest value written; `None` after a delete.
+    latest: Option<u64>,
+    /// Per layer, the values it may hold, each with an upper bound on the expiry of a copy of
+    /// it there. Without failures, at most the latest value; a write that failed in a layer and
+    /// could not invalidate it leaves the older values there.
+    copies: Vec<Vec<(u64, u64)>>,
 }
 
 struct Model<'s> {
     setup: &'s Setup,
+    /// Each faulty layer's switch.
+    switches: Vec<Option<Arc<Faulty>>>,
+    /// What each layer fails now.
+    faults: Vec<Fault>,
+    /// Whether each layer ever failed something.
+    ever_failed: Vec<bool>,
+    /// Failures each layer reported: a lower bound on its error count.
+    failures_seen: Vec<u64>,
     now: u64,
-    latest: HashMap<u64, Latest>,
+    keys: HashMap<u64, KeyState>,
     hits: u64,
     misses: u64,
     writes: u64,
@@ -357,10 +611,28 @@ struct Model<'s> {
 /// Where a hit came from, as far as the API says.
 #[derive(Debug, Clone, Copy)]
 enum Source {
-    /// `get`, `get_many`: some layer.
+    /// `get`, `get_many`: some layer whose reads work.
     Any,
-    /// `try_get`, `get_from_layer`, `entries`: this layer.
+    /// `lookup`, `get_from_layer`, `entries`: this layer.
     Layer(usize),
+}
+
+/// Per layer, the values it may hold (in hex, as served values are printed) and their bounds.
+fn show(copies: &[Vec<(u64, u64)>]) -> String {
+    let layers: Vec<String> = copies
+        .iter()
+        .map(|values| {
+            let values: Vec<String> = values
+                .iter()
+                .map(|&(value, bound)| match bound {
+                    NEVER => format!("{value:#x} (no expiry)"),
+                    bound => format!("{value:#x} (until {bound} ms)"),
+                })
+                .collect();
+            format!("[{}]", values.join(", "))
+        })
+        .collect();
+    layers.join(" ")
 }
 
 /// The key of a raw byte: half the bytes map to keys 0..4, so that operations on one key meet
@@ -374,11 +646,16 @@ fn key_of(raw: u8) -> u64 {
 }
 
 impl<'s> Model<'s> {
-    fn new(setup: &'s Setup) -> Self {
+    fn new(setup: &'s Setup, switches: Vec<Option<Arc<Faulty>>>) -> Self {
+        let layers = setup.layers.len();
         Model {
             setup,
+            switches,
+            faults: vec![Fault::None; layers],
+            ever_failed: vec![false; layers],
+            failures_seen: vec![0; layers],
             now: 0,
-            latest: HashMap::new(),
+            keys: HashMap::new(),
             hits: 0,
             misses: 0,
             writes: 0,
@@ -396,137 +673,310 @@ impl<'s> Model<'s> {
         (self.writes << 8) | u64::from(low)
     }
 
-    fn live(&self, bound: Option<u64>) -> bool {
-        bound.is_some_and(|bound| self.now < bound)
+    /// The layers whose reads fail now, L1 first.
+    fn failing_reads(&self) -> Vec<usize> {
+        (0..self.layers())
+            .filter(|&i| self.faults[i].reads())
+            .collect()
     }
 
-    /// Checks that `value`, served for `key` from `source`, is the latest value and live there.
+    /// `Op::Fail`: switches the chosen faulty layer, if there is one.
+    fn fail(&mut self, layer: u8, fault: Fault) {
+        let faulty = self.setup.faulty();
+        if faulty.is_empty() {
+            return;
+        }
+        let index = faulty[usize::from(layer) % faulty.len()];
+        self.switches[index]
+            .as_ref()
+            .expect("a faulty layer has a switch")
+            .set_fault(fault);
+        self.faults[index] = fault;
+        self.ever_failed[index] |= fault != Fault::None;
+    }
+
+    /// The expiry of a value written now into layer `index` with a per-call TTL `ttl_ms`.
+    fn expiry(&self, index: usize, ttl_ms: Option<u64>) -> u64 {
+        ttl_ms
+            .or(self.setup.layers[index].ttl_ms)
+            .map_or(NEVER, |ms| self.now.saturating_add(ms))
+    }
+
+    /// Checks that `value`, served for `key` from `source`, may be held there, live.
     fn check_hit(&self, at: &dyn std::fmt::Debug, key: u64, value: u64, source: Source) {
-        let Some(latest) = self.latest.get(&key) else {
+        let state = self.keys.get(&key);
+        let Some(state) = state.filter(|state| state.copies.iter().any(|c| !c.is_empty())) else {
             panic!(
                 "{at:?}: key {key} served {value:#x} but it was deleted or never written \
                  (now {} ms)",
                 self.now
             );
         };
-        assert_eq!(
-            value, latest.value,
-            "{at:?}: key {key} served {value:#x}, not its latest value {:#x} (now {} ms, \
-             bounds {:?})",
-            latest.value, self.now, latest.bound
+        assert!(
+            state.copies.iter().flatten().any(|&(v, _)| v == value),
+            "{at:?}: key {key} served {value:#x}, not its latest value {:#x?} nor one a failed \
+             write left in a layer (now {} ms, values and expiry bounds per layer: {})",
+            state.latest,
+            self.now,
+            show(&state.copies)
         );
-        let live = match source {
-            Source::Any => latest.bound.iter().any(|&bound| self.live(bound)),
-            Source::Layer(index) => self.live(latest.bound[index]),
+        let layers: Vec<usize> = match source {
+            Source::Any => (0..self.layers())
+                .filter(|&i| !self.faults[i].reads())
+                .collect(),
+            Source::Layer(index) => vec![index],
         };
+        let live = layers.iter().any(|&i| {
+            state.copies[i]
+                .iter()
+                .any(|&(v, bound)| v == value && self.now < bound)
+        });
         assert!(
             live,
             "{at:?}: key {key} served {value:#x} from {source:?} after it expired or was \
-             invalidated there (now {} ms, expiry bounds per layer {:?})",
-            self.now, latest.bound
+             invalidated there (now {} ms, values and expiry bounds per layer: {}, layers \
+             failing reads {:?})",
+            self.now,
+            show(&state.copies),
+            self.failing_reads()
         );
     }
 
-    /// A hit of `key` from `source` may promote the value into upper layers.
-    fn promote(&mut self, key: u64, source: Source) {
+    /// A hit of `value` for `key` from `source` may promote it into upper layers.
+    fn promote(&mut self, key: u64, value: u64, source: Source) {
         if self.setup.promotion == PromotionMode::Off {
             return;
         }
         let now = self.now;
         let setup = self.setup;
-        let Some(latest) = self.latest.get_mut(&key) else {
-            return;
-        };
         let sources: Vec<usize> = match source {
-            Source::Any => (1..setup.layers.len()).collect(),
+            Source::Any => (1..setup.layers.len())
+                .filter(|&i| !self.faults[i].reads())
+                .collect(),
             Source::Layer(index) => vec![index],
+        };
+        let Some(state) = self.keys.get_mut(&key) else {
+            return;
         };
         for target in 0..setup.layers.len() {
             let source_bound = sources
                 .iter()
                 .filter(|&&s| setup.promotes_into(target, s))
-                .filter_map(|&s| latest.bound[s])
-                .filter(|&bound| now < bound)
+                .flat_map(|&s| state.copies[s].iter())
+                .filter(|&&(v, bound)| v == value && now < bound)
+                .map(|&(_, bound)| bound)
                 .max();
             if let Some(source_bound) = source_bound {
                 let target_bound = setup.layers[target]
                     .ttl_ms
                     .map_or(NEVER, |ms| now.saturating_add(ms));
                 let copy = source_bound.min(target_bound);
-                let slot = &mut latest.bound[target];
-                *slot = Some(slot.map_or(copy, |old| old.max(copy)));
+                let copies = &mut state.copies[target];
+                match copies.iter_mut().find(|(v, _)| *v == value) {
+                    Some((_, bound)) => *bound = (*bound).max(copy),
+                    None => copies.push((value, copy)),
+                }
             }
         }
     }
 
-    fn write(&mut self, key: u64, value: u64, plan: &Plan) {
-        let bound = (0..self.layers())
+    /// What a `set` of `value` with `plan` must do in each layer, given the faults.
+    fn set_outcomes(&self, plan: &Plan, value: u64) -> Vec<Outcome> {
+        (0..self.layers())
             .map(|index| {
-                plan.targets[index].then(|| {
-                    plan.ttl_ms
-                        .or(self.setup.layers[index].ttl_ms)
-                        .map_or(NEVER, |ms| self.now.saturating_add(ms))
-                })
+                let layer = &self.setup.layers[index];
+                let fault = self.faults[index];
+                // An entry heavier than a memory tier's whole weight bound is accepted and
+                // dropped there (a custom layer cannot tell the cache it dropped one).
+                let heavy = !layer.faulty && layer.max_weight.is_some_and(|b| 1 + value % 4 > b);
+                if plan.targets[index] {
+                    if fault.sets() {
+                        Outcome::Failed(!fault.deletes())
+                    } else if heavy {
+                        Outcome::Dropped
+                    } else {
+                        Outcome::Written
+                    }
+                } else if plan.invalidate[index] {
+                    if fault.deletes() {
+                        Outcome::Failed(false)
+                    } else {
+                        Outcome::Invalidated
+                    }
+                } else {
+                    Outcome::Untouched
+                }
             })
-            .collect();
-        self.latest.insert(key, Latest { value, bound });
+            .collect()
     }
 
-    fn check_report(
-        &self,
-        at: &dyn std::fmt::Debug,
-        report: &WriteReport,
-        plan: &Plan,
-        value: u64,
-    ) {
-        assert!(
-            report.failures.is_empty(),
-            "{at:?}: memory layers never fail, got {report}"
-        );
-        // An entry heavier than a layer's whole weight bound is accepted and dropped there.
-        let heavy: Vec<bool> = (0..self.layers())
+    /// What a delete must do in each layer, given the faults.
+    fn delete_outcomes(&self) -> Vec<Outcome> {
+        (0..self.layers())
             .map(|index| {
-                self.setup.layers[index]
-                    .max_weight
-                    .is_some_and(|bound| 1 + value % 4 > bound)
+                if !self.setup.writable(index) {
+                    Outcome::Untouched
+                } else if self.faults[index].deletes() {
+                    Outcome::Failed(false)
+                } else {
+                    Outcome::Invalidated
+                }
             })
+            .collect()
+    }
+
+    /// Records a write's outcomes: `Some(value)` for a set (its copies expire as `ttl_ms`
+    /// says), `None` for a delete.
+    fn write(&mut self, key: u64, value: Option<u64>, outcomes: &[Outcome], ttl_ms: Option<u64>) {
+        let bounds: Vec<u64> = (0..self.layers())
+            .map(|index| self.expiry(index, ttl_ms))
             .collect();
-        let kept: Vec<bool> = plan
-            .targets
-            .iter()
-            .zip(&heavy)
-            .map(|(&t, &h)| t && !h)
-            .collect();
-        let dropped: Vec<bool> = plan
-            .targets
-            .iter()
-            .zip(&heavy)
-            .map(|(&t, &h)| t && h)
-            .collect();
+        let layers = self.layers();
+        let state = self.keys.entry(key).or_insert_with(|| KeyState {
+            latest: None,
+            copies: vec![Vec::new(); layers],
+        });
+        state.latest = value;
+        for (index, outcome) in outcomes.iter().enumerate() {
+            match (outcome, value) {
+                (Outcome::Written | Outcome::Dropped, Some(value)) => {
+                    state.copies[index] = vec![(value, bounds[index])];
+                }
+                (Outcome::Invalidated | Outcome::Failed(true), _) => state.copies[index].clear(),
+                // A failed write left the layer as it was; a read-only one is never written.
+                (Outcome::Failed(false) | Outcome::Untouched, _) => {}
+                (Outcome::Written | Outcome::Dropped, None) => unreachable!("a delete writes"),
+            }
+        }
+        if state.latest.is_none() && state.copies.iter().all(Vec::is_empty) {
+            self.keys.remove(&key);
+        }
+    }
+
+    /// Checks a write's result against the expected outcome in each layer.
+    fn check_write(
+        &mut self,
+        at: &dyn std::fmt::Debug,
+        what: &str,
+        result: Result<WriteReport, Error>,
+        expected: &[Outcome],
+    ) {
+        let failing = expected.iter().any(|o| matches!(o, Outcome::Failed(_)));
+        let report = match result {
+            Ok(report) if !failing => report,
+            Err(Error::Incomplete(report)) if failing => report,
+            other => panic!(
+                "{at:?}: {what}: expected {} (outcomes per layer {expected:?}), got {other:?}",
+                if failing { "Error::Incomplete" } else { "Ok" }
+            ),
+        };
+        let layers = |wanted: fn(&Outcome) -> bool| -> Vec<usize> {
+            (0..expected.len())
+                .filter(|&i| wanted(&expected[i]))
+                .collect()
+        };
         assert_eq!(
             indices(report.written),
-            set_of(&kept),
-            "{at:?}: layers written ({report})"
+            layers(|o| *o == Outcome::Written),
+            "{at:?}: {what}: layers written ({report})"
         );
         assert_eq!(
             indices(report.dropped),
-            set_of(&dropped),
-            "{at:?}: layers dropped ({report})"
+            layers(|o| *o == Outcome::Dropped),
+            "{at:?}: {what}: layers dropped ({report})"
         );
         assert_eq!(
             indices(report.invalidated),
-            set_of(&plan.invalidate),
-            "{at:?}: layers invalidated ({report})"
+            layers(|o| *o == Outcome::Invalidated),
+            "{at:?}: {what}: layers invalidated ({report})"
+        );
+        let mut failures: Vec<(usize, bool)> = report
+            .failures
+            .iter()
+            .map(|failure| {
+                self.check_failure(at, what, failure);
+                (failure.index, failure.invalidated)
+            })
+            .collect();
+        failures.sort_unstable();
+        let expected_failures: Vec<(usize, bool)> = (0..expected.len())
+            .filter_map(|i| match expected[i] {
+                Outcome::Failed(invalidated) => Some((i, invalidated)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            failures, expected_failures,
+            "{at:?}: {what}: failed layers and whether each was invalidated ({report})"
         );
     }
 
-    fn check_delete_report(&self, at: &dyn std::fmt::Debug, report: &WriteReport) {
-        let writable: Vec<usize> = (0..self.layers())
-            .filter(|&i| self.setup.writable(i))
-            .collect();
-        assert!(report.failures.is_empty(), "{at:?}: {report}");
-        assert!(report.written.is_empty(), "{at:?}: {report}");
-        assert_eq!(indices(report.invalidated), writable, "{at:?}: {report}");
+    /// One reported layer failure: names the layer, is the injected error; counts it.
+    fn check_failure(&mut self, at: &dyn std::fmt::Debug, what: &str, failure: &LayerFailure) {
+        assert!(
+            failure.index < self.layers() && self.setup.layers[failure.index].faulty,
+            "{at:?}: {what}: a layer that cannot fail failed: {failure}"
+        );
+        assert_eq!(
+            &*failure.layer,
+            self.setup.name_of(failure.index),
+            "{at:?}: {what}: {failure}"
+        );
+        assert!(
+            matches!(failure.error, LayerError::Unavailable(_)),
+            "{at:?}: {what}: {failure}"
+        );
+        self.failures_seen[failure.index] += 1;
+    }
+
+    /// A read's failures: exactly the layers in `expected`, none invalidated.
+    fn check_read_failures(
+        &mut self,
+        at: &dyn std::fmt::Debug,
+        what: &str,
+        failures: &[LayerFailure],
+        expected: &[usize],
+    ) {
+        let layers: Vec<usize> = failures.iter().map(|failure| failure.index).collect();
+        assert_eq!(
+            layers, expected,
+            "{at:?}: {what}: the layers that failed ({failures:?})"
+        );
+        for failure in failures {
+            assert!(!failure.invalidated, "{at:?}: {what}: {failure}");
+            self.check_failure(at, what, failure);
+        }
+    }
+
+    /// The answer of `get` (or one key of `get_many`).
+    fn check_get(
+        &mut self,
+        at: &dyn std::fmt::Debug,
+        key: u64,
+        result: Result<Option<u64>, Error>,
+    ) -> Option<u64> {
+        let failing = self.failing_reads();
+        match result {
+            Ok(Some(value)) => {
+                self.check_hit(at, key, value, Source::Any);
+                self.hits += 1;
+                return Some(value);
+            }
+            Ok(None) => assert!(
+                failing.is_empty(),
+                "{at:?}: get({key}) missed although layers {failing:?} could not be read"
+            ),
+            Err(Error::Unavailable(failures)) => {
+                assert!(
+                    !failing.is_empty(),
+                    "{at:?}: get({key}) unavailable with no failing layer: {failures:?}"
+                );
+                self.check_read_failures(at, "get", &failures, &failing);
+            }
+            Err(error) => panic!("{at:?}: get({key}) failed: {error:?}"),
+        }
+        self.misses += 1;
+        None
     }
 
     fn apply(
@@ -542,14 +992,8 @@ impl<'s> Model<'s> {
         match op {
             Op::Get(key) => {
                 let key = key_of(*key);
-                match cache.get(&key) {
-                    Ok(Some(value)) => {
-                        self.check_hit(at, key, value, Source::Any);
-                        self.hits += 1;
-                        self.promote(key, Source::Any);
-                    }
-                    Ok(None) => self.misses += 1,
-                    Err(error) => panic!("{at:?}: get failed: {error:?}"),
+                if let Some(value) = self.check_get(at, key, cache.get(&key)) {
+                    self.promote(key, value, Source::Any);
                 }
             }
             Op::TryGet(key) => {
@@ -557,13 +1001,20 @@ impl<'s> Model<'s> {
                 let lookup = cache
                     .lookup(&key)
                     .unwrap_or_else(|error| panic!("{at:?}: try_get failed: {error:?}"));
-                assert!(lookup.failures.is_empty(), "{at:?}: {lookup:?}");
+                // Every layer above the one that served was asked (all of them on a miss).
+                let above = lookup.served_by.unwrap_or(self.layers());
+                let failing: Vec<usize> = self
+                    .failing_reads()
+                    .into_iter()
+                    .filter(|&i| i < above)
+                    .collect();
+                self.check_read_failures(at, "try_get", &lookup.failures, &failing);
                 match (lookup.value, lookup.served_by) {
                     (Some(value), Some(layer)) => {
                         assert!(layer < self.layers(), "{at:?}: served by layer {layer}");
                         self.check_hit(at, key, value, Source::Layer(layer));
                         self.hits += 1;
-                        self.promote(key, Source::Layer(layer));
+                        self.promote(key, value, Source::Layer(layer));
                     }
                     (None, None) => self.misses += 1,
                     (value, served_by) => {
@@ -577,9 +1028,10 @@ impl<'s> Model<'s> {
                 let expected = self.setup.plan(opts);
                 let result = cache.set_with(key, value, &self.setup.options(opts));
                 match (expected, result) {
-                    (Ok(plan), Ok(report)) => {
-                        self.check_report(at, &report, &plan, value);
-                        self.write(key, value, &plan);
+                    (Ok(plan), result) => {
+                        let outcomes = self.set_outcomes(&plan, value);
+                        self.check_write(at, "set_with", result, &outcomes);
+                        self.write(key, Some(value), &outcomes, plan.ttl_ms);
                     }
                     (Err(refusal), Err(error)) if refusal_matches(refusal, &error) => {}
                     (expected, result) => {
@@ -589,46 +1041,54 @@ impl<'s> Model<'s> {
             }
             Op::Delete(key) => {
                 let key = key_of(*key);
-                match cache.delete(&key) {
-                    Ok(report) => self.check_delete_report(at, &report),
-                    Err(error) => panic!("{at:?}: delete failed: {error:?}"),
-                }
-                self.latest.remove(&key);
+                let outcomes = self.delete_outcomes();
+                self.check_write(at, "delete", cache.delete(&key), &outcomes);
+                self.write(key, None, &outcomes, None);
             }
             Op::Exists(key) => {
                 let key = key_of(*key);
-                let exists = cache
-                    .contains_key(&key)
-                    .unwrap_or_else(|error| panic!("{at:?}: exists failed: {error:?}"));
+                let result = cache.contains_key(&key);
                 // `exists` must agree with the layers read one by one (at the same time).
                 let mut in_some_layer = false;
                 for index in 0..self.layers() {
                     in_some_layer |= self.get_from_layer(cache, at, index, key);
                 }
-                assert_eq!(
-                    exists, in_some_layer,
-                    "{at:?}: exists({key}) disagrees with get_from_layer on every layer"
-                );
+                let failing = self.failing_reads();
+                match result {
+                    Ok(exists) => {
+                        assert_eq!(
+                            exists, in_some_layer,
+                            "{at:?}: exists({key}) disagrees with get_from_layer on every layer"
+                        );
+                        assert!(
+                            exists || failing.is_empty(),
+                            "{at:?}: exists({key}) is false although layers {failing:?} could \
+                             not be read"
+                        );
+                    }
+                    Err(Error::Unavailable(failures)) => {
+                        assert!(
+                            !in_some_layer,
+                            "{at:?}: exists({key}) unavailable, but a working layer holds it"
+                        );
+                        self.check_read_failures(at, "exists", &failures, &failing);
+                    }
+                    Err(error) => panic!("{at:?}: exists failed: {error:?}"),
+                }
             }
             Op::GetMany(keys) => {
                 let keys: Vec<u64> = keys.iter().take(MAX_BATCH).map(|&k| key_of(k)).collect();
                 let results = cache.get_many(&keys);
                 assert_eq!(results.len(), keys.len(), "{at:?}: one result per key");
-                let mut hit_keys = Vec::new();
+                let mut hits = Vec::new();
                 for (&key, result) in keys.iter().zip(results) {
-                    match result {
-                        Ok(Some(value)) => {
-                            self.check_hit(at, key, value, Source::Any);
-                            self.hits += 1;
-                            hit_keys.push(key);
-                        }
-                        Ok(None) => self.misses += 1,
-                        Err(error) => panic!("{at:?}: get_many failed for {key}: {error:?}"),
+                    if let Some(value) = self.check_get(at, key, result) {
+                        hits.push((key, value));
                     }
                 }
                 // Promotions run after every layer was read.
-                for key in hit_keys {
-                    self.promote(key, Source::Any);
+                for (key, value) in hits {
+                    self.promote(key, value, Source::Any);
                 }
             }
             Op::SetMany { items, opts } => {
@@ -642,9 +1102,10 @@ impl<'s> Model<'s> {
                 assert_eq!(results.len(), items.len(), "{at:?}: one result per item");
                 for (&(key, value), result) in items.iter().zip(results) {
                     match (&expected, result) {
-                        (Ok(plan), Ok(report)) => {
-                            self.check_report(at, &report, plan, value);
-                            self.write(key, value, plan);
+                        (Ok(plan), result) => {
+                            let outcomes = self.set_outcomes(plan, value);
+                            self.check_write(at, "set_many_with", result, &outcomes);
+                            self.write(key, Some(value), &outcomes, plan.ttl_ms);
                         }
                         (Err(refusal), Err(error)) if refusal_matches(*refusal, &error) => {}
                         (expected, result) => panic!(
@@ -657,12 +1118,10 @@ impl<'s> Model<'s> {
                 let keys: Vec<u64> = keys.iter().take(MAX_BATCH).map(|&k| key_of(k)).collect();
                 let results = cache.delete_many(&keys);
                 assert_eq!(results.len(), keys.len(), "{at:?}: one result per key");
-                for (key, result) in keys.iter().zip(results) {
-                    match result {
-                        Ok(report) => self.check_delete_report(at, &report),
-                        Err(error) => panic!("{at:?}: delete_many failed for {key}: {error:?}"),
-                    }
-                    self.latest.remove(key);
+                let outcomes = self.delete_outcomes();
+                for (&key, result) in keys.iter().zip(results) {
+                    self.check_write(at, "delete_many", result, &outcomes);
+                    self.write(key, None, &outcomes, None);
                 }
             }
             Op::GetFromLayer { layer, key } => {
@@ -679,9 +1138,13 @@ impl<'s> Model<'s> {
             }
             Op::Entries(layer) => {
                 let index = usize::from(*layer) % self.layers();
-                let entries = cache
-                    .entries(self.setup.name_of(index))
-                    .unwrap_or_else(|error| panic!("{at:?}: entries failed: {error:?}"));
+                let result = cache.entries(self.setup.name_of(index));
+                if self.faults[index].reads() {
+                    self.check_layer_error(at, "entries", index, result);
+                    return;
+                }
+                let entries =
+                    result.unwrap_or_else(|error| panic!("{at:?}: entries failed: {error:?}"));
                 let mut seen = HashSet::new();
                 for &(key, value) in &entries {
                     assert!(
@@ -728,18 +1191,44 @@ impl<'s> Model<'s> {
                     "{at:?}: queue after close"
                 );
             }
+            Op::Fail { layer, fault } => self.fail(*layer, *fault),
+        }
+    }
+
+    /// A by-name call to a layer whose reads fail: `Error::Layer` naming it.
+    fn check_layer_error<T: std::fmt::Debug>(
+        &mut self,
+        at: &dyn std::fmt::Debug,
+        what: &str,
+        index: usize,
+        result: Result<T, Error>,
+    ) {
+        match result {
+            Err(Error::Layer {
+                layer,
+                error: LayerError::Unavailable(_),
+            }) if &*layer == self.setup.name_of(index) => self.failures_seen[index] += 1,
+            other => panic!(
+                "{at:?}: {what} of layer {index}, whose reads fail, gave {other:?}, not \
+                 Error::Layer"
+            ),
         }
     }
 
     /// Reads one layer (no promotion, no counting) and checks a hit. Returns whether it hit.
     fn get_from_layer(
-        &self,
+        &mut self,
         cache: &Cache<u64, u64>,
         at: &dyn std::fmt::Debug,
         index: usize,
         key: u64,
     ) -> bool {
-        match cache.get_from_layer(self.setup.name_of(index), &key) {
+        let result = cache.get_from_layer(self.setup.name_of(index), &key);
+        if self.faults[index].reads() {
+            self.check_layer_error(at, "get_from_layer", index, result);
+            return false;
+        }
+        match result {
             Ok(Some(value)) => {
                 self.check_hit(at, key, value, Source::Layer(index));
                 true
@@ -829,6 +1318,7 @@ impl<'s> Model<'s> {
                 cache.close();
                 assert!(cache.is_closed(), "{at:?}: close is idempotent");
             }
+            Op::Fail { layer, fault } => self.fail(*layer, *fault),
         }
     }
 
@@ -846,10 +1336,19 @@ impl<'s> Model<'s> {
         assert_eq!(stats.layers.len(), self.layers(), "{at:?}: {stats:?}");
         for (index, (layer, setup)) in stats.layers.iter().zip(&self.setup.layers).enumerate() {
             assert_eq!(layer.name, setup.name, "{at:?}: layer {index} name");
-            assert_eq!(
-                layer.errors, 0,
-                "{at:?}: memory layer {index} counted errors"
-            );
+            if self.ever_failed[index] {
+                assert!(
+                    layer.errors >= self.failures_seen[index],
+                    "{at:?}: layer {index} counted {} errors, {} failures were reported",
+                    layer.errors,
+                    self.failures_seen[index]
+                );
+            } else {
+                assert_eq!(
+                    layer.errors, 0,
+                    "{at:?}: layer {index}, which never failed, counted errors"
+                );
+            }
             let len = layer
                 .len
                 .unwrap_or_else(|| panic!("{at:?}: memory layer {index} has no len"));
@@ -891,24 +1390,31 @@ impl std::fmt::Debug for At<'_> {
 }
 
 /// Builds the cache of `config` on a manual clock, runs `ops` against it and the reference
-/// model, and panics on the first disagreement. Ends with reads of every key (at three times)
-/// and a `close`.
+/// model, and panics on the first disagreement. Ends with reads of every key (with the faults
+/// left on, then after every layer recovered at three times) and a `close`.
 pub fn check_ops(config: &Config, ops: &[Op]) {
     let setup = Setup::new(config);
     let (clock, hand) = Clock::manual();
-    let cache = setup.build(clock);
+    let (cache, switches) = setup.build(clock);
     let names: Vec<&str> = cache.layer_names().collect();
     let expected: Vec<&str> = setup.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, expected, "layer names");
-    let mut model = Model::new(&setup);
+    let mut model = Model::new(&setup, switches);
     // The final sweep: every key read (exists first: a read drops expired entries) and every
-    // layer listed, three times with the clock moving in between, then reads after close.
+    // layer listed, with the faults the ops left on, then after every layer recovered three
+    // times with the clock moving in between, then reads after close.
     let pass = || {
         (0..KEYS as u8)
             .flat_map(|key| [Op::Exists(key), Op::TryGet(key), Op::Get(key)])
             .chain((0..setup.layers.len() as u8).map(Op::Entries))
     };
+    let recover = (0..setup.layers.len() as u8).map(|layer| Op::Fail {
+        layer,
+        fault: Fault::None,
+    });
     let sweep: Vec<Op> = pass()
+        .chain(recover)
+        .chain(pass())
         .chain([Op::RunPendingPromotions, Op::AdvanceClock(13)])
         .chain(pass())
         .chain([Op::RunPendingPromotions, Op::AdvanceClock(39)])

@@ -9,7 +9,8 @@ mod model;
 
 use arbitrary::{Arbitrary, Unstructured};
 use model::{
-    check_config, check_ops, BuilderInput, Config, LayerConfig, Mode, Op, Opts, PromotionMode,
+    check_config, check_ops, BuilderInput, Config, Fault, LayerConfig, Mode, Op, Opts,
+    PromotionMode,
 };
 use std::path::Path;
 
@@ -98,6 +99,7 @@ fn layer(capacity: u8, ttl_ms: Option<u8>) -> LayerConfig {
         ttl_ms,
         read_only: false,
         max_weight: None,
+        faulty: false,
     }
 }
 
@@ -293,4 +295,93 @@ fn deferred_promotion_overtaken_by_delete() {
         Op::Delete(65),
     ];
     check_ops(&config, &ops);
+}
+
+fn set(key: u8, value: u8) -> Op {
+    Op::Set {
+        key,
+        value,
+        opts: Opts::default(),
+    }
+}
+
+/// `Op::Fail` of the `layer`-th faulty layer.
+fn fail(layer: u8, fault: Fault) -> Op {
+    Op::Fail { layer, fault }
+}
+
+/// Layers that fail on command (l1 and l2 faulty, l3 a plain memory layer): reads fall through
+/// a failing layer or are `Unavailable` when nothing served; writes are `Incomplete`, the failing
+/// layer invalidated when its deletes work; a layer that could not be invalidated keeps, and may
+/// serve, its older value during the failure and after it recovers.
+#[test]
+fn failing_layers_degrade_reads_and_leave_writes_incomplete() {
+    let faulty = |capacity, ttl_ms| LayerConfig {
+        faulty: true,
+        ..layer(capacity, ttl_ms)
+    };
+    let ops = vec![
+        set(1, 1),
+        // l2 fails sets: invalidated instead.
+        fail(1, Fault::Sets),
+        set(1, 2),
+        Op::Get(1),
+        Op::TryGet(1),
+        fail(1, Fault::None),
+        set(1, 3),
+        // l2 fails every write: it keeps value 3 through a set and a delete.
+        fail(1, Fault::Writes),
+        set(1, 4),
+        Op::Delete(1),
+        Op::TryGet(1),
+        Op::Get(1),
+        Op::GetFromLayer { layer: 0, key: 1 },
+        // l2 fails reads: key 1 (only there) is unavailable, key 2 (nowhere) too.
+        fail(1, Fault::Reads),
+        Op::Get(1),
+        Op::Exists(1),
+        Op::GetMany(vec![1, 2, 1]),
+        Op::GetFromLayer { layer: 1, key: 1 },
+        Op::Entries(1),
+        // l1 fails everything: writes reach l2 and l3, reads are served by l3.
+        fail(0, Fault::All),
+        Op::SetMany {
+            items: vec![(2, 5), (3, 6)],
+            opts: Opts::default(),
+        },
+        Op::Get(2),
+        Op::TryGet(3),
+        Op::DeleteMany(vec![3, 2]),
+        Op::Exists(3),
+        Op::Entries(0),
+        Op::RunPendingPromotions,
+        // Both recover: the value l2 kept may come back, the others may not.
+        fail(0, Fault::None),
+        fail(1, Fault::None),
+        Op::Get(1),
+        Op::Get(2),
+        Op::TryGet(3),
+        Op::RunPendingPromotions,
+        Op::AdvanceClock(30),
+        Op::Get(1),
+    ];
+    for promotion in [
+        PromotionMode::Off,
+        PromotionMode::AllAbove,
+        PromotionMode::L1Only,
+    ] {
+        for write_mode in [Mode::WriteThrough, Mode::L1Only] {
+            for deferred in [None, Some(0), Some(3)] {
+                let config = Config {
+                    l1: faulty(4, None),
+                    l2: Some(faulty(8, Some(29))),
+                    l3: Some(layer(8, None)),
+                    promotion,
+                    write_mode,
+                    deferred,
+                };
+                check_ops(&config, &ops);
+            }
+        }
+    }
 }

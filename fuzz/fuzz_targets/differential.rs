@@ -1,6 +1,7 @@
 //! Differential fuzzing of the cache against the reference model of `fuzz/model.rs`: arbitrary
-//! configurations (1–3 memory layers, TTLs, read-only and weighted layers, promotion and write
-//! modes, deferred promotion) and arbitrary operation sequences on a manual clock.
+//! configurations (1–3 layers: memory tiers, TTLs, read-only and weighted layers, layers that
+//! fail on command; promotion and write modes, deferred promotion) and arbitrary operation
+//! sequences on a manual clock.
 #![no_main]
 
 #[path = "../model.rs"]
