@@ -61,15 +61,12 @@ pub use builder::{CacheBuilder, LayerSpec};
 pub use cache::Cache;
 pub use clock::{Clock, ManualClock};
 pub use error::{BuildError, Error};
-#[cfg(loom)]
-#[doc(hidden)]
-pub use memory::{
-    BREAK_DEAD_NODE_VALIDATION, BREAK_PROMOTION_CANCELLATION, BREAK_PROMOTION_VALIDATION,
-    BREAK_READ_RECHECK,
-};
 pub use options::{DeleteOptions, Promotion, SetOptions, WriteMode};
 pub use report::{LayerFailure, LayerSet, Lookup, WriteReport};
 pub use stats::{LayerStats, Stats};
+#[cfg(loom)]
+#[doc(hidden)]
+pub use sync::{break_for_test, Broken};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

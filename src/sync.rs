@@ -62,3 +62,42 @@ pub(crate) fn random_state() -> ahash::RandomState {
 pub(crate) fn random_state() -> ahash::RandomState {
     ahash::RandomState::with_seeds(0x5eed, 0x57a7a, 0xcafe, 0xf00d)
 }
+
+/// Deliberately broken variants of the protocol, for the loom models' broken twins
+/// (`loom-tests/tests/broken.rs`): each must make loom find a violation. They exist only to show
+/// that the models have teeth; in a normal build [`broken`] is a constant `false`.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum Broken {
+    /// A promotion publishes without validating its ticket.
+    PromotionValidation = 1,
+    /// A write does not cancel pending promotions of its key.
+    PromotionCancellation = 2,
+    /// A read does not re-read the layers above a lower-layer hit that overlapped a write.
+    ReadRecheck = 4,
+    /// A write replaces a dead node by version comparison alone, without validating.
+    DeadNodeValidation = 8,
+}
+
+/// The switches, a std atomic on purpose: test configuration, not modelled state.
+#[cfg(loom)]
+static BROKEN: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Loom builds only: switches a broken variant on for the rest of the process.
+#[cfg(loom)]
+#[doc(hidden)]
+pub fn break_for_test(which: Broken) {
+    BROKEN.fetch_or(which as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether a broken variant is on (never, outside loom builds).
+#[inline(always)]
+pub(crate) fn broken(which: Broken) -> bool {
+    #[cfg(loom)]
+    return BROKEN.load(std::sync::atomic::Ordering::Relaxed) & which as u8 != 0;
+    #[cfg(not(loom))]
+    {
+        let _ = which;
+        false
+    }
+}

@@ -7,12 +7,11 @@
 
 use loom::thread;
 use loom_tests::model::{below_l1, cache, in_layer};
-use std::sync::atomic::Ordering;
 
 #[test]
 #[should_panic(expected = "stale value after delete returned")]
 fn unvalidated_promotion_racing_delete_is_caught() {
-    strata::BREAK_PROMOTION_VALIDATION.store(true, Ordering::Relaxed);
+    strata::break_for_test(strata::Broken::PromotionValidation);
     loom::model(|| {
         let (cache, _) = cache(&[4, 4], None);
         below_l1(&cache, 1, 1);
@@ -33,7 +32,7 @@ fn unvalidated_promotion_racing_delete_is_caught() {
 #[test]
 #[should_panic(expected = "stale value after set returned")]
 fn unvalidated_promotion_racing_eviction_is_caught() {
-    strata::BREAK_PROMOTION_VALIDATION.store(true, Ordering::Relaxed);
+    strata::break_for_test(strata::Broken::PromotionValidation);
     loom::model(|| {
         let (cache, _) = cache(&[1, 4], None);
         below_l1(&cache, 1, 1);
@@ -57,7 +56,7 @@ fn unvalidated_promotion_racing_eviction_is_caught() {
 fn unvalidated_late_write_after_invalidation_is_caught() {
     use std::time::Duration;
     use strata::{Cache, Clock, LayerSpec, SetOptions};
-    strata::BREAK_PROMOTION_VALIDATION.store(true, Ordering::Relaxed);
+    strata::break_for_test(strata::Broken::PromotionValidation);
     loom::model(|| {
         let (clock, hand) = Clock::manual();
         let cache: Cache<u64, u64> = Cache::builder()
@@ -87,7 +86,7 @@ fn unvalidated_late_write_after_invalidation_is_caught() {
 #[test]
 #[should_panic(expected = "new then old")]
 fn read_without_recheck_is_caught() {
-    strata::BREAK_READ_RECHECK.store(true, Ordering::Relaxed);
+    strata::break_for_test(strata::Broken::ReadRecheck);
     loom::model(|| {
         let (cache, _) = cache(&[4, 4], None);
         let writer = {
@@ -110,7 +109,7 @@ fn read_without_recheck_is_caught() {
 #[test]
 #[should_panic(expected = "new then old")]
 fn promotion_without_cancellation_is_caught() {
-    strata::BREAK_PROMOTION_CANCELLATION.store(true, Ordering::Relaxed);
+    strata::break_for_test(strata::Broken::PromotionCancellation);
     loom_tests::model::check_with_preemptions(3, || {
         let (cache, _) = cache(&[4, 4], None);
         below_l1(&cache, 1, 1);
@@ -131,7 +130,7 @@ fn promotion_without_cancellation_is_caught() {
 #[test]
 #[should_panic(expected = "layers disagree")]
 fn dead_node_replaced_without_validation_is_caught() {
-    strata::BREAK_DEAD_NODE_VALIDATION.store(true, Ordering::Relaxed);
+    strata::break_for_test(strata::Broken::DeadNodeValidation);
     loom::model(|| {
         let (cache, _) = cache(&[4, 4], None);
         cache.set(1, 1).unwrap();

@@ -19,9 +19,9 @@ use super::tier::{Count, GetResult, Tier, REQUEST_MISSES};
 use super::Engine;
 use crate::clock::Timestamp;
 use crate::layer::Entry;
-use crate::memory::broken_read_recheck;
 use crate::protocol::Ticket;
 use crate::report::{LayerFailure, Lookup};
+use crate::sync::{broken, Broken};
 use std::borrow::Borrow;
 use std::hash::Hash;
 
@@ -162,7 +162,7 @@ where
         K: Borrow<Q>,
         Q: KeyRef<K> + ?Sized,
     {
-        if broken_read_recheck() {
+        if broken(Broken::ReadRecheck) {
             return (source, entry);
         }
         for tier in &self.tiers[..source] {

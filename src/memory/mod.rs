@@ -48,7 +48,7 @@ use crate::layer::LayerError;
 use crate::layer::{Entry, GetResults, Layer, LayerCounters};
 use crate::protocol::{Ticket, Version};
 use crate::stats::Counters;
-use crate::sync::{fence, random_state, spin_hint, Arc, Ordering};
+use crate::sync::{broken, fence, random_state, spin_hint, Arc, Broken, Ordering};
 use node::{Node, FREQ_MASK, NO_STRIPE, PENDING};
 use policy::{Item, Policy, Queue, Rebalance, Shard};
 use std::borrow::Borrow;
@@ -455,7 +455,10 @@ where
             key.clone(),
             |current| match current {
                 Some((_, node)) if node.version >= entry.version => Operation::Abort(()),
-                Some((_, node)) if node.is_live(now) || broken_dead_node_write(node) => {
+                Some((_, node))
+                    if node.is_live(now)
+                        || (node.is_dead() && broken(Broken::DeadNodeValidation)) =>
+                {
                     Operation::Insert(Node::new(
                         entry.value.clone(),
                         entry.version,
@@ -509,7 +512,7 @@ where
         valid: bool,
         guard: &TableGuard<'_>,
     ) -> bool {
-        if valid || broken_validation() {
+        if valid || broken(Broken::PromotionValidation) {
             node.publish();
             true
         } else {
@@ -622,7 +625,8 @@ where
         fence(Ordering::SeqCst);
         // A write that began after our validation may have cancelled the node meanwhile: then,
         // as with a stale ticket, remove exactly the node we inserted.
-        let published = (ticket.is_current() || broken_validation()) && node.publish_promotion();
+        let published = (ticket.is_current() || broken(Broken::PromotionValidation))
+            && node.publish_promotion();
         if !published {
             self.remove_exact(key, node, guard);
         }
@@ -774,7 +778,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if broken_cancellation() {
+        if broken(Broken::PromotionCancellation) {
             return;
         }
         let guard = self.map.guard();
@@ -952,72 +956,6 @@ where
     fn close(&self) {
         self.clear();
     }
-}
-
-/// Loom builds only: a switch that skips ticket validation, so the loom models can show they
-/// catch an unvalidated promotion (`loom-tests/tests/broken.rs`). It does not exist in normal
-/// builds. A std atomic on purpose: it is test configuration, not part of the modelled state.
-#[cfg(loom)]
-#[doc(hidden)]
-pub static BREAK_PROMOTION_VALIDATION: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
-/// Loom builds only: a switch that makes writes skip cancelling pending promotions, so the
-/// loom models can show they catch a promotion that publishes after a write began
-/// (`loom-tests/tests/broken.rs`).
-#[cfg(loom)]
-#[doc(hidden)]
-pub static BREAK_PROMOTION_CANCELLATION: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
-/// Loom builds only: a switch that makes reads skip re-reading the layers above a lower-layer
-/// hit that overlapped a write (`Inner::recheck_above` in `cache.rs`).
-#[cfg(loom)]
-#[doc(hidden)]
-pub static BREAK_READ_RECHECK: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
-/// Loom builds only: a switch that makes a write replace a dead node by version comparison
-/// alone, without the pending/validate steps (the gap a three-write interleaving exposes; see
-/// `set_racing_a_second_delete_of_a_dead_key` in `loom-tests/tests/contract.rs`).
-#[cfg(loom)]
-#[doc(hidden)]
-pub static BREAK_DEAD_NODE_VALIDATION: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
-#[inline(always)]
-fn broken_dead_node_write<V>(node: &Node<V>) -> bool {
-    #[cfg(loom)]
-    return node.is_dead() && BREAK_DEAD_NODE_VALIDATION.load(std::sync::atomic::Ordering::Relaxed);
-    #[cfg(not(loom))]
-    {
-        let _ = node;
-        false
-    }
-}
-
-#[inline(always)]
-fn broken_cancellation() -> bool {
-    #[cfg(loom)]
-    return BREAK_PROMOTION_CANCELLATION.load(std::sync::atomic::Ordering::Relaxed);
-    #[cfg(not(loom))]
-    false
-}
-
-#[inline(always)]
-pub(crate) fn broken_read_recheck() -> bool {
-    #[cfg(loom)]
-    return BREAK_READ_RECHECK.load(std::sync::atomic::Ordering::Relaxed);
-    #[cfg(not(loom))]
-    false
-}
-
-#[inline(always)]
-fn broken_validation() -> bool {
-    #[cfg(loom)]
-    return BREAK_PROMOTION_VALIDATION.load(std::sync::atomic::Ordering::Relaxed);
-    #[cfg(not(loom))]
-    false
 }
 
 #[cfg(all(test, not(loom)))]

@@ -1,0 +1,80 @@
+//! Runs `N` operations of one kind on a prepared cache, for counting instructions per operation
+//! with callgrind (stable from run to run, unlike time on a shared VM):
+//!
+//! ```sh
+//! cargo build --release -p strata-bench --example opcount
+//! for n in 0 100000; do
+//!   valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/opcount set $n 2>&1 | grep refs
+//! done   # (refs at 100000 − refs at 0) / 100000 = instructions per operation
+//! ```
+//!
+//! Kinds: `get-hit` (L1 hit), `get-promote` (L1 miss, L2 hit, promotion into a full L1), `miss`
+//! (through both layers), `set` (write-through over two layers, keys present), `delete` (keys
+//! present in both layers; at most 10 000, so run it with N = 10000), `get-many` (batches of 10
+//! L1 hits).
+//! Every cache has two memory layers; keys and values are `u64`.
+
+use std::hint::black_box;
+use strata::{Cache, LayerSpec, SetOptions};
+
+const KEYS: u64 = 10_000;
+
+fn cache(l1: usize) -> Cache<u64, u64> {
+    Cache::builder()
+        .layer(LayerSpec::memory("l1", l1))
+        .layer(LayerSpec::memory("l2", 400_000))
+        .build()
+        .expect("valid")
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let kind = args.next().expect("kind");
+    let n: u64 = args.next().expect("N").parse().expect("N");
+    let key = |i: u64| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % KEYS;
+    match kind.as_str() {
+        "get-hit" | "miss" | "get-many" => {
+            let cache = cache(20_000);
+            if kind != "miss" {
+                (0..KEYS).for_each(|k| drop(cache.set(k, k)));
+            }
+            for i in 0..n {
+                if kind == "get-many" {
+                    let batch: [u64; 10] = std::array::from_fn(|j| key(i * 10 + j as u64));
+                    black_box(cache.get_many(&batch));
+                } else {
+                    black_box(cache.get(&key(i)).ok());
+                }
+            }
+        }
+        "get-promote" => {
+            const WIDE: u64 = 200_000;
+            let cache = cache(1_000);
+            let lower = SetOptions::new().skip("l1");
+            (0..WIDE).for_each(|k| drop(cache.set_with(k, k, &lower)));
+            for i in 0..n {
+                black_box(
+                    cache
+                        .get(&(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % WIDE))
+                        .ok(),
+                );
+            }
+        }
+        "set" => {
+            let cache = cache(20_000);
+            (0..KEYS).for_each(|k| drop(cache.set(k, k)));
+            for i in 0..n {
+                black_box(cache.set(key(i), i).ok());
+            }
+        }
+        "delete" => {
+            // Present keys only: at most KEYS deletes.
+            let cache = cache(20_000);
+            (0..KEYS).for_each(|k| drop(cache.set(k, k)));
+            for k in 0..n.min(KEYS) {
+                black_box(cache.delete(&k).ok());
+            }
+        }
+        other => panic!("unknown kind {other:?}"),
+    }
+}
