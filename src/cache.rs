@@ -7,7 +7,7 @@
 //! probe, no lock, no allocation.
 
 use crate::engine::read::Read;
-use crate::engine::tier::Count;
+use crate::engine::tier::{L1_HITS, L1_MISSES};
 use crate::engine::write::{outcome, Write};
 use crate::engine::{key::Key, Engine, BATCH_CHUNK};
 use crate::error::Error;
@@ -78,11 +78,11 @@ where
             // on this thread's own stripe.
             Some(memory) => match memory.get_value(key) {
                 Some(value) => {
-                    engine.count(l1, Count::Hits);
+                    engine.counters.incr(L1_HITS);
                     return Ok(Some(value));
                 }
                 None => {
-                    engine.count(l1, Count::Misses);
+                    engine.counters.incr(L1_MISSES);
                     1
                 }
             },
@@ -157,10 +157,13 @@ where
             .map(|key| Read::new(Key::new(key, engine.hash(key))))
             .collect();
         engine.read(&mut reads, 0);
-        reads
-            .into_iter()
-            .map(|read| into_result(read.into_lookup()))
-            .collect()
+        let mut results = Vec::with_capacity(reads.len());
+        results.extend(
+            reads
+                .into_iter()
+                .map(|read| into_result(read.into_lookup())),
+        );
+        results
     }
 
     // ----- writes ------------------------------------------------------------------------

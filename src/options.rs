@@ -44,6 +44,11 @@ pub struct SetOptions {
 }
 
 impl SetOptions {
+    /// Whether these are the defaults (the engine keeps their plan ready).
+    pub(crate) fn is_default(&self) -> bool {
+        self.ttl.is_none() && self.mode.is_none() && self.skip.is_empty()
+    }
+
     /// The defaults: each layer's own TTL, the cache's write mode, no layer skipped.
     pub fn new() -> Self {
         SetOptions::default()
@@ -97,6 +102,11 @@ pub struct DeleteOptions {
 }
 
 impl DeleteOptions {
+    /// Whether these are the defaults (the engine keeps their plan ready).
+    pub(crate) fn is_default(&self) -> bool {
+        self.skip.is_empty() && !self.local_only
+    }
+
     /// The default: every writable layer.
     pub fn new() -> Self {
         Self::default()

@@ -37,6 +37,7 @@ where
     Q: KeyRef<K> + ?Sized,
 {
     /// A key the caller lent.
+    #[inline]
     pub(crate) fn new(borrowed: &'a Q, hash: u64) -> Self {
         Key {
             borrowed: Some(borrowed),
@@ -46,6 +47,7 @@ where
     }
 
     /// A key the caller handed over (a `set`): no clone is made to own it.
+    #[inline]
     pub(crate) fn from_owned(owned: K, hash: u64) -> Self {
         Key {
             borrowed: None,

@@ -29,13 +29,14 @@ pub(crate) mod write;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::layer::{Entry, LayerError};
-use crate::options::{Promotion, WriteMode};
+use crate::options::{DeleteOptions, Promotion, SetOptions, WriteMode};
 use crate::protocol::{RawTicket, WriteStripes};
 use crate::report::{LayerFailure, LayerSet};
 use crate::stats::{Counters, LayerStats, Stats};
 use crate::sync::{AtomicBool, Ordering, SegQueue};
 use std::hash::Hash;
 use tier::{counter_slots, Count, Tier, REQUEST_MISSES};
+use write::Plan;
 
 /// Largest number of writes a batch call keeps in flight at once (see `protocol`: the tokens of
 /// one stripe must stay far below the in-flight field's capacity).
@@ -50,6 +51,11 @@ struct Deferred<K, V> {
     ticket: RawTicket,
 }
 
+struct DefaultPlans {
+    set: Plan,
+    delete: Plan,
+}
+
 /// How the builder configures an engine.
 pub(crate) struct Config {
     pub(crate) write_mode: WriteMode,
@@ -61,6 +67,10 @@ pub(crate) struct Config {
 pub(crate) struct Engine<K, V> {
     pub(crate) tiers: Box<[Tier<K, V>]>,
     pub(crate) config: Config,
+    /// The layers that accept writes.
+    pub(crate) writable: LayerSet,
+    /// The plans of a `set` and a `delete` with default options, computed once.
+    plans: DefaultPlans,
     stripes: WriteStripes,
     hasher: ahash::RandomState,
     pub(crate) clock: Clock,
@@ -82,16 +92,35 @@ where
         clock: Clock,
     ) -> Self {
         let slots = counter_slots(tiers.len());
-        Engine {
+        let mut writable = LayerSet::empty();
+        for tier in tiers.iter().filter(|tier| tier.writable) {
+            writable.insert(tier.index);
+        }
+        let placeholder = Plan::nothing();
+        let mut engine = Engine {
             tiers: tiers.into(),
             config,
+            writable,
+            plans: DefaultPlans {
+                set: placeholder,
+                delete: placeholder,
+            },
             stripes: WriteStripes::new(),
             hasher,
             clock,
             counters: Counters::new(slots),
             deferred: SegQueue::new(),
             closed: AtomicBool::new(false),
-        }
+        };
+        engine.plans = DefaultPlans {
+            set: engine
+                .make_set_plan(&SetOptions::default())
+                .expect("the default options name no layer"),
+            delete: engine
+                .make_delete_plan(&DeleteOptions::default())
+                .expect("the default options name no layer"),
+        };
+        engine
     }
 
     #[inline]
@@ -120,15 +149,6 @@ where
             .iter()
             .find(|tier| &*tier.name == name)
             .ok_or_else(|| Error::UnknownLayer(name.to_owned()))
-    }
-
-    /// The layers that accept writes.
-    pub(crate) fn writable(&self) -> LayerSet {
-        let mut set = LayerSet::empty();
-        for tier in self.tiers.iter().filter(|tier| tier.writable) {
-            set.insert(tier.index);
-        }
-        set
     }
 
     #[inline]

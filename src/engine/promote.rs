@@ -47,14 +47,12 @@ where
     }
 
     /// Promotes the reads a lower layer served with a valid ticket.
+    #[inline]
     pub(crate) fn promote_reads<Q>(&self, reads: &[Read<'_, K, Q, V>])
     where
         K: Borrow<Q>,
         Q: KeyRef<K> + ?Sized,
     {
-        if self.config.promotion == Promotion::Off {
-            return;
-        }
         let candidates = || {
             reads
                 .iter()
@@ -65,6 +63,9 @@ where
                     _ => None,
                 })
         };
+        if self.config.promotion == Promotion::Off || candidates().next().is_none() {
+            return;
+        }
         // Deepest target first, as writes go.
         for target in (0..self.tiers.len() - 1).rev() {
             let bound =

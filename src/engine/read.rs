@@ -41,6 +41,7 @@ where
     K: Borrow<Q>,
     Q: KeyRef<K> + ?Sized,
 {
+    #[inline]
     pub(crate) fn new(key: Key<'a, K, Q>) -> Self {
         Read {
             key,
@@ -50,6 +51,7 @@ where
         }
     }
 
+    #[inline]
     pub(crate) fn into_lookup(self) -> Lookup<V> {
         let (served_by, value) = match self.found {
             Some((index, entry)) => (Some(index), Some(entry.value)),
@@ -70,6 +72,7 @@ where
 {
     /// The read path (see the module docs), from layer `from` on: `Cache::get` starts at 1 when
     /// it already missed L1 itself.
+    #[inline]
     pub(crate) fn read<'a, Q>(&'a self, reads: &mut [Read<'a, K, Q, V>], from: usize)
     where
         K: Borrow<Q>,
@@ -102,13 +105,15 @@ where
     }
 
     /// One layer's reads of the keys not found yet.
+    #[inline]
     fn read_tier<'a, Q>(&self, tier: &Tier<K, V>, reads: &mut [Read<'a, K, Q, V>], now: Timestamp)
     where
         K: Borrow<Q>,
         Q: KeyRef<K> + ?Sized,
     {
-        if let [read] = reads {
-            if read.found.is_none() {
+        // A memory tier, or a single key: one call per key, no batch to build.
+        if tier.memory().is_some() || reads.len() == 1 {
+            for read in reads.iter_mut().filter(|read| read.found.is_none()) {
                 let result = tier.get(&read.key, now);
                 self.take(tier, read, result);
             }
@@ -130,6 +135,7 @@ where
         }
     }
 
+    #[inline]
     fn take<Q>(&self, tier: &Tier<K, V>, read: &mut Read<'_, K, Q, V>, result: GetResult<V>)
     where
         Q: ?Sized,

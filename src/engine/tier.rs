@@ -37,6 +37,9 @@ pub(crate) enum Count {
 /// Counter slot 0 counts requests no layer served; each tier has four after it.
 pub(crate) const REQUEST_MISSES: usize = 0;
 const PER_TIER: usize = 4;
+/// L1's hit and miss slots, as constants for `Cache::get`'s fast path.
+pub(crate) const L1_HITS: usize = 1 + Count::Hits as usize;
+pub(crate) const L1_MISSES: usize = 1 + Count::Misses as usize;
 
 /// The number of counter slots a cache of `tiers` tiers needs.
 pub(crate) const fn counter_slots(tiers: usize) -> usize {
@@ -81,6 +84,7 @@ where
         }
     }
 
+    #[inline]
     pub(crate) fn get<Q>(&self, key: &Key<'_, K, Q>, now: Timestamp) -> GetResult<V>
     where
         K: Borrow<Q>,
@@ -137,6 +141,7 @@ where
 
     /// Writes; `Ok(false)` when the layer accepted an entry but did not keep it (only strata's
     /// memory tier can tell; see `MemoryLayer::store`). `done(i, result)` for each, in order.
+    #[inline]
     pub(crate) fn set_each<'k, 't, Q>(
         &self,
         entries: impl Iterator<Item = (&'k Key<'k, K, Q>, Entry<V>, Ticket<'t>)>,
@@ -171,6 +176,7 @@ where
     }
 
     /// Deletes or invalidations; `done(i, result)` for each, in order.
+    #[inline]
     pub(crate) fn delete_each<'k, 't, Q>(
         &self,
         keys: impl Iterator<Item = (&'k Key<'k, K, Q>, Ticket<'t>)>,
@@ -182,7 +188,7 @@ where
         match &self.store {
             Store::Memory(memory) => {
                 for (i, (key, ticket)) in keys.enumerate() {
-                    memory.remove(key.borrowed(), || key.owned().clone(), &ticket);
+                    memory.remove(key.borrowed(), || key.borrowed().to_owned(), &ticket);
                     done(i, Ok(()));
                 }
             }
@@ -203,6 +209,7 @@ where
     }
 
     /// Promotions; `done(i, result)` for each, in order (`Ok(true)`: the entry landed).
+    #[inline]
     pub(crate) fn promote_each<'k, 't>(
         &self,
         entries: impl Iterator<Item = (&'k K, u64, Entry<V>, Ticket<'t>)>,

@@ -28,6 +28,7 @@ use std::hash::Hash;
 use std::time::Duration;
 
 /// What a write call must do in each layer.
+#[derive(Clone, Copy)]
 pub(crate) struct Plan {
     targets: LayerSet,
     invalidate: LayerSet,
@@ -37,6 +38,16 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// A plan that touches no layer (a placeholder while the engine is built).
+    pub(super) fn nothing() -> Plan {
+        Plan {
+            targets: LayerSet::empty(),
+            invalidate: LayerSet::empty(),
+            ttl: None,
+            timed: false,
+        }
+    }
+
     /// The time the write's expiries count from (see [`Clock::write_time`]); not read when no
     /// entry of the write expires.
     fn written_at(&self, clock: &Clock) -> Timestamp {
@@ -63,8 +74,15 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// The plan of a `set` with `options`.
+    /// The plan of a `set` with `options` (the default options' plan is computed once).
     pub(crate) fn plan_set(&self, options: &SetOptions) -> Result<Plan, Error> {
+        if options.is_default() {
+            return Ok(self.plans.set);
+        }
+        self.make_set_plan(options)
+    }
+
+    pub(super) fn make_set_plan(&self, options: &SetOptions) -> Result<Plan, Error> {
         if options.ttl.is_some_and(|ttl| ttl.as_millis() == 0) {
             return Err(Error::ZeroTtl);
         }
@@ -72,7 +90,7 @@ where
         let mode = options.mode.unwrap_or(self.config.write_mode);
         let mut targets = LayerSet::empty();
         let mut invalidate = LayerSet::empty();
-        for index in self.writable().iter() {
+        for index in self.writable.iter() {
             let wanted = mode == WriteMode::WriteThrough || index == 0;
             if wanted && !skip.contains(index) {
                 targets.insert(index);
@@ -89,11 +107,19 @@ where
         })
     }
 
-    /// The plan of a delete with `options`: every writable layer not skipped is invalidated.
+    /// The plan of a delete with `options`: every writable layer not skipped is invalidated
+    /// (the default options' plan is computed once).
     pub(crate) fn plan_delete(&self, options: &DeleteOptions) -> Result<Plan, Error> {
+        if options.is_default() {
+            return Ok(self.plans.delete);
+        }
+        self.make_delete_plan(options)
+    }
+
+    pub(super) fn make_delete_plan(&self, options: &DeleteOptions) -> Result<Plan, Error> {
         let skip = self.layer_set(&options.skip)?;
         let mut invalidate = LayerSet::empty();
-        for index in self.writable().iter() {
+        for index in self.writable.iter() {
             let local = self.tiers[index].memory().is_some();
             if !skip.contains(index) && (local || !options.local_only) {
                 invalidate.insert(index);
@@ -116,6 +142,7 @@ where
     }
 
     /// Step 2 for one key: its token, with the key's pending promotions cancelled if needed.
+    #[inline]
     pub(crate) fn begin<'a, Q>(&'a self, key: Key<'a, K, Q>, value: Option<V>) -> Write<'a, K, Q, V>
     where
         K: Borrow<Q>,
@@ -147,6 +174,7 @@ where
     }
 
     /// Step 3 for every write of the call, deepest layer first; `reports[i]` is `writes[i]`'s.
+    #[inline]
     pub(crate) fn apply_writes<Q>(
         &self,
         writes: &[Write<'_, K, Q, V>],
@@ -193,6 +221,7 @@ where
 
     /// Records one layer's answer to a write. A failed `set` is followed by an invalidation
     /// attempt, so the layer does not keep serving an older value.
+    #[inline]
     fn record<Q>(
         &self,
         index: usize,
