@@ -9,7 +9,7 @@
 use crate::engine::read::Read;
 use crate::engine::tier::{L1_HITS, L1_MISSES};
 use crate::engine::write::{outcome, Write};
-use crate::engine::{key::Key, Engine, BATCH_CHUNK};
+use crate::engine::{Engine, BATCH_CHUNK};
 use crate::error::Error;
 use crate::options::{DeleteOptions, SetOptions};
 use crate::report::{Lookup, WriteReport};
@@ -88,7 +88,7 @@ where
             },
             None => 0,
         };
-        let mut reads = [Read::new(Key::new(key, engine.hash(key)))];
+        let mut reads = [Read::new(engine.key(key))];
         engine.read(&mut reads, from);
         let [read] = reads;
         into_result(read.into_lookup())
@@ -103,7 +103,7 @@ where
     {
         let engine = &*self.engine;
         engine.check_open()?;
-        let mut reads = [Read::new(Key::new(key, engine.hash(key)))];
+        let mut reads = [Read::new(engine.key(key))];
         engine.read(&mut reads, 0);
         let [read] = reads;
         Ok(read.into_lookup())
@@ -118,7 +118,7 @@ where
         let engine = &*self.engine;
         engine.check_open()?;
         let tier = engine.tier_named(layer)?;
-        match tier.get(&Key::new(key, engine.hash(key)), engine.clock.now()) {
+        match tier.get(&engine.key(key), engine.clock.now()) {
             Ok(entry) => Ok(entry.map(|entry| entry.value)),
             Err(error) => Err(engine.layer_error(tier, error)),
         }
@@ -134,7 +134,7 @@ where
         let engine = &*self.engine;
         engine.check_open()?;
         engine
-            .contains(&Key::new(key, engine.hash(key)))
+            .contains(&engine.key(key))
             .map_err(Error::Unavailable)
     }
 
@@ -153,9 +153,8 @@ where
         if engine.check_open().is_err() {
             return keys.map(|_| Err(Error::Closed)).collect();
         }
-        let mut reads: Vec<Read<'_, K, Q, V>> = keys
-            .map(|key| Read::new(Key::new(key, engine.hash(key))))
-            .collect();
+        let mut reads: Vec<Read<'_, K, Q, V>> =
+            keys.map(|key| Read::new(engine.key(key))).collect();
         engine.read(&mut reads, 0);
         let mut results = Vec::with_capacity(reads.len());
         results.extend(
@@ -181,8 +180,7 @@ where
         let engine = &*self.engine;
         engine.check_open()?;
         let plan = engine.plan_set(options)?;
-        let hash = engine.hash(&key);
-        let writes = [engine.begin(Key::<K, K>::from_owned(key, hash), Some(value))];
+        let writes = [engine.begin(engine.owned_key(key), Some(value))];
         let mut reports = [WriteReport::default()];
         engine.apply_writes(&writes, &mut reports, &plan);
         drop(writes);
@@ -213,10 +211,7 @@ where
             let writes: Vec<Write<'_, K, K, V>> = items
                 .by_ref()
                 .take(BATCH_CHUNK)
-                .map(|(key, value)| {
-                    let hash = engine.hash(&key);
-                    engine.begin(Key::from_owned(key, hash), Some(value))
-                })
+                .map(|(key, value)| engine.begin(engine.owned_key(key), Some(value)))
                 .collect();
             let mut reports = vec![WriteReport::default(); writes.len()];
             engine.apply_writes(&writes, &mut reports, &plan);
@@ -244,7 +239,7 @@ where
         let engine = &*self.engine;
         engine.check_open()?;
         let plan = engine.plan_delete(options)?;
-        let writes = [engine.begin(Key::new(key, engine.hash(key)), None)];
+        let writes = [engine.begin(engine.key(key), None)];
         let mut reports = [WriteReport::default()];
         engine.apply_writes(&writes, &mut reports, &plan);
         drop(writes);
@@ -288,7 +283,7 @@ where
             let writes: Vec<Write<'_, K, Q, V>> = keys
                 .by_ref()
                 .take(BATCH_CHUNK)
-                .map(|key| engine.begin(Key::new(key, engine.hash(key)), None))
+                .map(|key| engine.begin(engine.key(key), None))
                 .collect();
             let mut reports = vec![WriteReport::default(); writes.len()];
             engine.apply_writes(&writes, &mut reports, &plan);

@@ -11,7 +11,7 @@
 //! Kinds: `get-hit` (L1 hit), `get-promote` (L1 miss, L2 hit, promotion into a full L1), `miss`
 //! (through both layers), `set` (write-through over two layers, keys present), `delete` (keys
 //! present in both layers; at most 10 000, so run it with N = 10000), `get-many` (batches of 10
-//! L1 hits).
+//! L1 hits), `exists` (`contains_key` of present keys).
 //! Every cache has two memory layers; keys and values are `u64`.
 
 use std::hint::black_box;
@@ -33,13 +33,15 @@ fn main() {
     let n: u64 = args.next().expect("N").parse().expect("N");
     let key = |i: u64| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % KEYS;
     match kind.as_str() {
-        "get-hit" | "miss" | "get-many" => {
+        "get-hit" | "miss" | "get-many" | "exists" => {
             let cache = cache(20_000);
             if kind != "miss" {
                 (0..KEYS).for_each(|k| drop(cache.set(k, k)));
             }
             for i in 0..n {
-                if kind == "get-many" {
+                if kind == "exists" {
+                    black_box(cache.contains_key(&key(i)).ok());
+                } else if kind == "get-many" {
                     let batch: [u64; 10] = std::array::from_fn(|j| key(i * 10 + j as u64));
                     black_box(cache.get_many(&batch));
                 } else {

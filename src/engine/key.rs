@@ -1,9 +1,10 @@
 //! A key as one operation carries it: borrowed from the caller (or owned, for a `set`), hashed
 //! once, owned on demand.
 //!
-//! The engine hashes a key once per operation (with the cache's hasher) and hands the hash to
-//! the write stripes and to strata's memory tiers, which use the same hasher for their policy
-//! shards and ghost. Only papaya hashes the key again, inside its map. An owned key is made
+//! The engine hashes a key at most once per operation (with the cache's hasher), on first use,
+//! and hands the hash to the write stripes and to strata's memory tiers, which use the same
+//! hasher for their policy shards and ghost. Only papaya hashes the key again, inside its map. A
+//! read served by a memory tier needs no hash of ours at all, and computes none. An owned key is made
 //! (`ToOwned`) only where one is needed, at most once per operation: a custom layer's `&K`
 //! argument, or an insert into a memory tier's map. A lookup served by a memory tier never
 //! makes one.
@@ -27,7 +28,8 @@ where
 pub(crate) struct Key<'a, K, Q: ?Sized> {
     /// `None` when the operation was handed the owned key (then `owned` holds it).
     borrowed: Option<&'a Q>,
-    hash: u64,
+    hasher: &'a ahash::RandomState,
+    hash: OnceCell<u64>,
     owned: OnceCell<K>,
 }
 
@@ -38,19 +40,23 @@ where
 {
     /// A key the caller lent.
     #[inline]
-    pub(crate) fn new(borrowed: &'a Q, hash: u64) -> Self {
+    pub(crate) fn new(borrowed: &'a Q, hasher: &'a ahash::RandomState) -> Self {
         Key {
             borrowed: Some(borrowed),
-            hash,
+            hasher,
+            hash: OnceCell::new(),
             owned: OnceCell::new(),
         }
     }
 
     /// A key the caller handed over (a `set`): no clone is made to own it.
     #[inline]
-    pub(crate) fn from_owned(owned: K, hash: u64) -> Self {
+    pub(crate) fn from_owned(owned: K, hasher: &'a ahash::RandomState) -> Self {
+        // A write needs the hash at once (its stripe).
+        let hash = OnceCell::from(hasher.hash_one(owned.borrow()));
         Key {
             borrowed: None,
+            hasher,
             hash,
             owned: OnceCell::from(owned),
         }
@@ -64,9 +70,12 @@ where
         }
     }
 
+    /// The key's hash under the cache's hasher, computed on first use.
     #[inline]
     pub(crate) fn hash(&self) -> u64 {
-        self.hash
+        *self
+            .hash
+            .get_or_init(|| self.hasher.hash_one(self.borrowed()))
     }
 
     /// The owned key, made on first use.

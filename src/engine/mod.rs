@@ -34,6 +34,8 @@ use crate::protocol::{RawTicket, WriteStripes};
 use crate::report::{LayerFailure, LayerSet};
 use crate::stats::{Counters, LayerStats, Stats};
 use crate::sync::{AtomicBool, Ordering, SegQueue};
+use key::{Key, KeyRef};
+use std::borrow::Borrow;
 use std::hash::Hash;
 use tier::{counter_slots, Count, Tier, REQUEST_MISSES};
 use write::Plan;
@@ -138,10 +140,20 @@ where
         self.closed.load(Ordering::SeqCst)
     }
 
-    /// The key's hash: computed once per operation, used by the stripes and the memory tiers.
+    /// An operation's key, lent by the caller (hashed on first use, see `key.rs`).
     #[inline]
-    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
-        self.hasher.hash_one(key)
+    pub(crate) fn key<'a, Q>(&'a self, key: &'a Q) -> Key<'a, K, Q>
+    where
+        K: Borrow<Q>,
+        Q: KeyRef<K> + ?Sized,
+    {
+        Key::new(key, &self.hasher)
+    }
+
+    /// An operation's key, handed over by the caller (a `set`).
+    #[inline]
+    pub(crate) fn owned_key(&self, key: K) -> Key<'_, K, K> {
+        Key::from_owned(key, &self.hasher)
     }
 
     pub(crate) fn tier_named(&self, name: &str) -> Result<&Tier<K, V>, Error> {
