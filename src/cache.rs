@@ -88,6 +88,18 @@ where
             },
             None => 0,
         };
+        self.get_from(key, from)
+    }
+
+    /// `get` past the L1 fast path: the read path from layer `from` on. Out of line, so that
+    /// the hit path stays small.
+    #[inline]
+    fn get_from<Q>(&self, key: &Q, from: usize) -> Result<Option<V>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let engine = &*self.engine;
         let mut reads = [Read::new(engine.key(key))];
         engine.read(&mut reads, from);
         let [read] = reads;

@@ -57,6 +57,7 @@ impl Floors {
     /// that follows. `None` (a write outside any cache) does nothing. SeqCst, then a fence: the
     /// raise must be ordered before the removal (or the absence check) that follows, for every
     /// inserter that checks the floor afterwards.
+    #[inline]
     pub fn raise(&self, stripe: Option<usize>, version: Version) {
         if let Some(stripe) = stripe {
             self.floors[stripe % STRIPES].fetch_max(version, Ordering::SeqCst);
@@ -67,6 +68,7 @@ impl Floors {
     /// Whether a write with `ticket` may make its entry, inserted into a slot the key had left,
     /// visible: its version is above the stripe's floor. Call it after the insert; it issues the
     /// fence that pairs with [`Floors::raise`].
+    #[inline]
     pub fn admits(&self, ticket: &Ticket<'_>) -> bool {
         fence(Ordering::SeqCst);
         match ticket.stripe() {

@@ -111,11 +111,20 @@ where
         K: Borrow<Q>,
         Q: KeyRef<K> + ?Sized,
     {
-        // A memory tier, or a single key: one call per key, no batch to build.
-        if tier.memory().is_some() || reads.len() == 1 {
-            for read in reads.iter_mut().filter(|read| read.found.is_none()) {
+        // A single key: one call.
+        if let [read] = reads {
+            if read.found.is_none() {
                 let result = tier.get(&read.key, now);
                 self.take(tier, read, result);
+            }
+            return;
+        }
+        // A memory tier: one pin of its map for all the keys, no batch to build.
+        if let Some(memory) = tier.memory() {
+            let reader = memory.pinned();
+            for read in reads.iter_mut().filter(|read| read.found.is_none()) {
+                let entry = reader.get_entry(read.key.borrowed());
+                self.take(tier, read, Ok(entry));
             }
             return;
         }

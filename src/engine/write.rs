@@ -219,8 +219,7 @@ where
         }
     }
 
-    /// Records one layer's answer to a write. A failed `set` is followed by an invalidation
-    /// attempt, so the layer does not keep serving an older value.
+    /// Records one layer's answer to a write.
     #[inline]
     fn record<Q>(
         &self,
@@ -237,18 +236,34 @@ where
             Ok(true) if was_set => report.written.insert(index),
             Ok(false) if was_set => report.dropped.insert(index),
             Ok(_) => report.invalidated.insert(index),
-            Err(error) => {
-                let tier = &self.tiers[index];
-                let mut invalidated = false;
-                if was_set {
-                    let ticket = write.token.ticket();
-                    tier.delete_each(std::iter::once((&write.key, ticket)), |_, result| {
-                        invalidated = result.is_ok()
-                    });
-                }
-                report.failures.push(self.failure(tier, error, invalidated));
-            }
+            Err(error) => self.record_failure(index, write, report, error, was_set),
         }
+    }
+
+    /// A layer failed a write: a failed `set` is followed by an invalidation attempt, so the
+    /// layer does not keep serving an older value; the failure is reported either way.
+    #[cold]
+    #[inline(never)]
+    fn record_failure<Q>(
+        &self,
+        index: usize,
+        write: &Write<'_, K, Q, V>,
+        report: &mut WriteReport,
+        error: LayerError,
+        was_set: bool,
+    ) where
+        K: Borrow<Q>,
+        Q: KeyRef<K> + ?Sized,
+    {
+        let tier = &self.tiers[index];
+        let mut invalidated = false;
+        if was_set {
+            let ticket = write.token.ticket();
+            tier.delete_each(std::iter::once((&write.key, ticket)), |_, result| {
+                invalidated = result.is_ok()
+            });
+        }
+        report.failures.push(self.failure(tier, error, invalidated));
     }
 }
 

@@ -810,6 +810,14 @@ where
         self.read(key, &guard).map(Self::entry_of)
     }
 
+    /// A reader that pins the map once for several reads (a batch).
+    pub(crate) fn pinned(&self) -> Pinned<'_, K, V> {
+        Pinned {
+            layer: self,
+            guard: self.map.guard(),
+        }
+    }
+
     /// Whether a live value is held, without recording an access.
     pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
     where
@@ -857,6 +865,30 @@ where
     fn freq(&self, key: &K) -> Option<u8> {
         let guard = self.map.guard();
         self.map.get(key, &guard).map(|n| n.meta() & FREQ_MASK)
+    }
+}
+
+/// Reads under one pin of the map (see [`MemoryLayer::pinned`]).
+pub(crate) struct Pinned<'a, K, V> {
+    layer: &'a MemoryLayer<K, V>,
+    guard: TableGuard<'a>,
+}
+
+impl<K, V> Pinned<'_, K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// As [`MemoryLayer::get_entry`].
+    #[inline]
+    pub(crate) fn get_entry<Q>(&self, key: &Q) -> Option<Entry<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.layer
+            .read(key, &self.guard)
+            .map(MemoryLayer::<K, V>::entry_of)
     }
 }
 
