@@ -124,7 +124,7 @@
 //!    before its first lower-layer read; promotions take the same one) tells it whether a
 //!    write was in flight or began meanwhile. If so and a lower layer served the value, the
 //!    layers above are read once more, top down, and the first value found is returned
-//!    (`Inner::recheck_above` in `cache.rs`). After the write's `begin`, no value older than
+//!    (`recheck_above` in `engine/read.rs`). After the write's `begin`, no value older than
 //!    what those layers hold can appear in them (promotions are cancelled or fail their
 //!    tickets, and the one writer is busy), so one more pass is enough.
 //!
@@ -138,7 +138,7 @@
 //!
 //! # Writes across layers
 //!
-//! Writes touch layers **deepest first, L1 last** (see `cache.rs`), and every layer keeps the
+//! Writes touch layers **deepest first, L1 last** (see `engine/write.rs`), and every layer keeps the
 //! highest version it holds for a key. So a value is visible in a faster layer only once every
 //! slower writable layer holds it or something newer, and two concurrent writes of a key leave
 //! every layer agreeing with the higher version once both return — also when one layer dropped
