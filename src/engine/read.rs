@@ -88,18 +88,24 @@ where
             self.read_tier(tier, reads, now);
         }
         for read in reads.iter_mut() {
-            let Some((index, entry)) = read.found.take() else {
-                self.counters.incr(REQUEST_MISSES);
-                continue;
+            let served = match &read.found {
+                None => {
+                    self.counters.incr(REQUEST_MISSES);
+                    continue;
+                }
+                Some((index, _)) if *index > 0 && !read.ticket.is_some_and(|t| t.is_current()) => {
+                    read.ticket = None;
+                    let rechecked = read
+                        .found
+                        .take()
+                        .map(|(index, entry)| self.recheck_above(&read.key, index, entry, now));
+                    read.found = rechecked;
+                    read.found.as_ref().map_or(0, |(index, _)| *index)
+                }
+                // The common case: nothing moves.
+                Some((index, _)) => *index,
             };
-            let served = if index > 0 && !read.ticket.is_some_and(|t| t.is_current()) {
-                read.ticket = None;
-                self.recheck_above(&read.key, index, entry, now)
-            } else {
-                (index, entry)
-            };
-            self.count(&self.tiers[served.0], Count::Hits);
-            read.found = Some(served);
+            self.count(&self.tiers[served], Count::Hits);
         }
         self.promote_reads(reads);
     }
