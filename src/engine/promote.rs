@@ -63,7 +63,7 @@ where
                     _ => None,
                 })
         };
-        if self.config.promotion == Promotion::Off || candidates().next().is_none() {
+        if self.config.promotion == Promotion::Off {
             return;
         }
         // Deepest target first, as writes go.

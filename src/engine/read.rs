@@ -87,6 +87,7 @@ where
             }
             self.read_tier(tier, reads, now);
         }
+        let mut promotable = false;
         for read in reads.iter_mut() {
             let served = match &read.found {
                 None => {
@@ -105,9 +106,12 @@ where
                 // The common case: nothing moves.
                 Some((index, _)) => *index,
             };
+            promotable |= served > 0 && read.ticket.is_some();
             self.count(&self.tiers[served], Count::Hits);
         }
-        self.promote_reads(reads);
+        if promotable {
+            self.promote_reads(reads);
+        }
     }
 
     /// One layer's reads of the keys not found yet.
