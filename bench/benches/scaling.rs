@@ -21,8 +21,10 @@
 //! Candidates: `strata-1L` (a cache of one memory layer), `strata-2L` (the 2-layer engine, its
 //! reads hitting L1; read workload only), `papaya` (the raw map strata's tier is built on:
 //! `pin().get/insert/remove`), `papaya-56B` (papaya with entries as large as strata's, 56 bytes;
-//! read workload only), `quick_cache` (`sync::Cache`), `moka` (`sync::Cache`), `dashmap`
-//! (raw) and `mutex-lru` (`Mutex<lru::LruCache>`).
+//! read workload only), `quick_cache` (`sync::Cache`), `moka` (`sync::Cache`), `tinyufo`
+//! (pingora's TinyUFO: lock-free S3-FIFO with TinyLFU admission, the published design closest to
+//! strata's tier; every entry weighs 1, it hashes with its own ahash), `dashmap` (raw) and
+//! `mutex-lru` (`Mutex<lru::LruCache>`).
 //!
 //! Timing: `iter_custom`; one iteration is one operation, the iterations of a sample are split
 //! evenly over the threads, and the time is the wall time from the first thread's start to the
@@ -169,6 +171,21 @@ impl Store for QuickCache {
     #[inline]
     fn delete(&self, key: u64) {
         self.remove(&key);
+    }
+}
+
+impl Store for tinyufo::TinyUfo<u64, u64> {
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        tinyufo::TinyUfo::get(self, &key)
+    }
+    #[inline]
+    fn set(&self, key: u64, value: u64) {
+        black_box(self.put(key, value, 1));
+    }
+    #[inline]
+    fn delete(&self, key: u64) {
+        black_box(self.remove(&key));
     }
 }
 
@@ -442,6 +459,15 @@ fn main() {
                 &group_name,
                 "moka",
                 moka,
+                workload,
+                &keys,
+                threads,
+            );
+            bench_store(
+                &mut group,
+                &group_name,
+                "tinyufo",
+                tinyufo::TinyUfo::new(capacity, capacity),
                 workload,
                 &keys,
                 threads,
