@@ -110,7 +110,7 @@ impl Clock {
     /// The time to compute expiries from: never earlier than the real time. The coarse
     /// reading of the system clock can lag the real time (it is rounded down, and its thread
     /// can be scheduled late), so this reads the precise time, rounded up (one `Instant::now()`,
-    /// about 20 ns); a manual clock is exact.
+    /// on writes with a TTL only); a manual clock is exact.
     pub fn write_time(&self) -> Timestamp {
         match &self.source {
             #[cfg(not(loom))]
@@ -118,6 +118,7 @@ impl Clock {
                 let elapsed = system_origin().elapsed().as_nanos().div_ceil(1_000_000);
                 Timestamp(u64::try_from(elapsed).unwrap_or(u64::MAX - 1))
             }
+            // Relaxed, as in `Clock::now`: time publishes no other memory.
             #[cfg(loom)]
             Source::System(now) => Timestamp(now.load(Ordering::Relaxed)),
             Source::Manual(now) => Timestamp(now.load(Ordering::Relaxed)),

@@ -226,6 +226,7 @@ pub fn all(config: Config) -> Vec<Scenario> {
     }
     let l1_only = move |keys| sets(cache(layers, Promotion::AllAbove, WriteMode::L1Only), keys);
     let through = |keys| sets(cache(3, Promotion::AllAbove, WriteMode::WriteThrough), keys);
+    let mixed_row = move |keys| mixed(filled(layers, Promotion::AllAbove, 0), keys);
     rows.extend([
         Scenario::new(
             format!("set, L1 only ({layers} layers)"),
@@ -289,13 +290,13 @@ pub fn all(config: Config) -> Vec<Scenario> {
             format!("mixed 80/10/10 ({layers} layers)"),
             163.0,
             "2",
-            move |keys| mixed(filled(layers, Promotion::AllAbove, 0), keys),
+            mixed_row,
         ),
         Scenario::new(
             format!("mixed 80/10/10 ({layers} layers)"),
             301.0,
             "2",
-            move |keys| mixed(filled(layers, Promotion::AllAbove, 0), keys),
+            mixed_row,
         )
         .parallel(),
         Scenario::new(

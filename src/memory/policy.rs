@@ -241,7 +241,9 @@ impl<K> Shard<K> {
         }
     }
 
-    /// The shard's bound on entries (see "Quotas" in the module docs).
+    /// The shard's bound on entries (see "Quotas" in the module docs). Relaxed, as every quota
+    /// access: quotas bound memory and publish nothing; a stale quota only moves an eviction or
+    /// a transfer a little later.
     pub(crate) fn quota(&self) -> usize {
         self.state.quota.load(Ordering::Relaxed)
     }
