@@ -90,7 +90,7 @@
 //!     goes back.
 //! - Deletes are writes too, so contract 2 follows in the same way.
 //!
-//! A ticket is plain data (stripe index, the value seen and a mask), so a promotion can be
+//! A ticket is plain data (stripe index and the value seen, one bit marking its kind), so a promotion can be
 //! **deferred**: queued with its ticket and applied later by another thread. The argument never
 //! uses the time between the lower-layer read and the insert, so it holds unchanged; a deferred
 //! promotion that waited past a write is simply undone.
@@ -190,6 +190,19 @@ pub const STRIPES: usize = 4;
 const IN_FLIGHT_BITS: u32 = 20;
 const IN_FLIGHT_MASK: u64 = (1 << IN_FLIGHT_BITS) - 1;
 const EPOCH_ONE: u64 = 1 << IN_FLIGHT_BITS;
+/// The bit of a ticket's `seen` that marks a write ticket (see [`Ticket`]).
+const WRITE_TICKET: u64 = 1;
+
+/// A ticket's version from its `seen` field: the epoch for a ticket on a stripe, the field
+/// itself for one on none.
+#[inline]
+fn version_of(on_stripe: bool, seen: u64) -> Version {
+    if on_stripe {
+        seen >> IN_FLIGHT_BITS
+    } else {
+        seen
+    }
+}
 
 /// The write versions of a key: higher is later.
 pub type Version = u64;
@@ -267,8 +280,6 @@ impl WriteStripes {
             owner: Some(&self.words),
             index,
             seen,
-            mask: u64::MAX,
-            version: seen >> IN_FLIGHT_BITS,
         })
     }
 
@@ -277,8 +288,6 @@ impl WriteStripes {
         RawTicket {
             index: ticket.index,
             seen: ticket.seen,
-            mask: ticket.mask,
-            version: ticket.version,
         }
     }
 
@@ -290,8 +299,6 @@ impl WriteStripes {
             owner: Some(&self.words),
             index,
             seen: raw.seen,
-            mask: raw.mask,
-            version: raw.version,
         }
     }
 }
@@ -302,8 +309,6 @@ impl WriteStripes {
 pub(crate) struct RawTicket {
     index: usize,
     seen: u64,
-    mask: u64,
-    version: Version,
 }
 
 /// An in-flight write. Dropping it marks the write finished (also on unwinding, so a panicking
@@ -337,9 +342,7 @@ impl WriteToken<'_> {
             stripe: Some(self.stripe),
             owner: Some(self.owner),
             index: self.index,
-            seen: self.version << IN_FLIGHT_BITS,
-            mask: !IN_FLIGHT_MASK,
-            version: self.version,
+            seen: (self.version << IN_FLIGHT_BITS) | WRITE_TICKET,
         }
     }
 }
@@ -369,11 +372,10 @@ pub struct Ticket<'a> {
     /// The array `stripe` lives in, for [`Ticket::owned`].
     owner: Option<&'a StripeArray>,
     index: usize,
+    /// With a stripe: the stripe word seen, its lowest bit replaced by [`WRITE_TICKET`] for a
+    /// write ticket (the in-flight field of a seen word is zero for a promotion ticket, and
+    /// ignored for a write ticket, so the bit is free). Without one: the ticket's version.
     seen: u64,
-    /// Which bits of the stripe word must still equal `seen`.
-    mask: u64,
-    /// See [`Ticket::version`].
-    version: Version,
 }
 
 impl Ticket<'_> {
@@ -384,9 +386,7 @@ impl Ticket<'_> {
             stripe: None,
             owner: None,
             index: 0,
-            seen: 0,
-            mask: 0,
-            version: Version::MAX,
+            seen: Version::MAX,
         }
     }
 
@@ -397,9 +397,7 @@ impl Ticket<'_> {
             stripe: None,
             owner: None,
             index: 0,
-            seen: 0,
-            mask: 0,
-            version,
+            seen: version,
         }
     }
 
@@ -408,7 +406,17 @@ impl Ticket<'_> {
     pub fn is_current(&self) -> bool {
         match self.stripe {
             // SeqCst: see the module docs; callers issue `fence(SeqCst)` after their insert.
-            Some(stripe) => stripe.word.load(Ordering::SeqCst) & self.mask == self.seen,
+            Some(stripe) => {
+                // A promotion ticket: the whole word, in-flight field included, is unchanged.
+                // A write ticket: the epoch is unchanged (writes that began earlier may still
+                // be in flight).
+                let mask = if self.seen & WRITE_TICKET != 0 {
+                    !IN_FLIGHT_MASK
+                } else {
+                    u64::MAX
+                };
+                stripe.word.load(Ordering::SeqCst) & mask == self.seen & !WRITE_TICKET
+            }
             None => true,
         }
     }
@@ -434,7 +442,7 @@ impl Ticket<'_> {
     /// database's timestamps, cannot make later writes of this cache look older).
     /// [`Version::MAX`] for an unconditional ticket.
     pub fn version(&self) -> Version {
-        self.version
+        version_of(self.stripe.is_some(), self.seen)
     }
 }
 
@@ -457,8 +465,6 @@ impl Ticket<'_> {
             owner: self.owner.cloned(),
             index: self.index,
             seen: self.seen,
-            mask: self.mask,
-            version: self.version,
         }
     }
 }
@@ -469,9 +475,8 @@ impl Ticket<'_> {
 pub struct OwnedTicket {
     owner: Option<StripeArray>,
     index: usize,
+    /// As in [`Ticket`].
     seen: u64,
-    mask: u64,
-    version: Version,
 }
 
 impl OwnedTicket {
@@ -482,8 +487,6 @@ impl OwnedTicket {
             owner: self.owner.as_ref(),
             index: self.index,
             seen: self.seen,
-            mask: self.mask,
-            version: self.version,
         }
     }
 
@@ -494,7 +497,7 @@ impl OwnedTicket {
 
     /// See [`Ticket::version`].
     pub fn version(&self) -> Version {
-        self.version
+        version_of(self.owner.is_some(), self.seen)
     }
 }
 

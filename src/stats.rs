@@ -30,12 +30,14 @@ const SHARED: usize = 0;
 
 /// The calling thread's stripe: its owned stripe, or [`SHARED`].
 #[cfg(not(loom))]
+#[inline(always)]
 fn thread_stripe() -> usize {
     lease::current()
 }
 
 /// Under loom every thread counts on the shared stripe: the models need no more.
 #[cfg(loom)]
+#[inline(always)]
 fn thread_stripe() -> usize {
     let _ = AtomicUsize::new(0);
     SHARED
@@ -46,17 +48,24 @@ fn thread_stripe() -> usize {
 #[cfg(not(loom))]
 mod lease {
     use super::{AtomicUsize, Ordering, SHARED, STRIPES};
+    use std::cell::Cell;
     use std::sync::Mutex;
 
     /// Stripes given back by exited threads.
     static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
     /// The next never-leased stripe. Relaxed: only uniqueness matters (the RMW gives it).
     static NEXT: AtomicUsize = AtomicUsize::new(1);
+    /// `STRIPE` before the thread's first count.
+    const UNLEASED: usize = usize::MAX;
 
+    /// Gives the stripe back when its thread exits.
     struct Lease(usize);
 
     impl Drop for Lease {
         fn drop(&mut self) {
+            // Counting from a later thread-local destructor goes to the shared stripe.
+            // `try_with`: the cell has no destructor, but be safe during teardown.
+            let _ = STRIPE.try_with(|stripe| stripe.set(SHARED));
             if self.0 != SHARED {
                 // The mutex orders this thread's last increments before the next owner's first
                 // load of the stripe (release here, acquire in `take`): no count is lost.
@@ -65,22 +74,50 @@ mod lease {
         }
     }
 
-    fn take() -> Lease {
+    fn take() -> usize {
         if let Some(stripe) = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            return Lease(stripe);
+            return stripe;
         }
         let next = NEXT.fetch_add(1, Ordering::Relaxed);
-        Lease(if next < STRIPES { next } else { SHARED })
+        if next < STRIPES {
+            next
+        } else {
+            SHARED
+        }
     }
 
     thread_local! {
-        static LEASE: Lease = take();
+        /// The thread's stripe, read on every increment: a const-initialised cell without a
+        /// destructor, so reading it is one thread-local load (no lazy-init check).
+        static STRIPE: Cell<usize> = const { Cell::new(UNLEASED) };
+        /// Holds the lease; its destructor gives the stripe back.
+        static LEASE: Cell<Option<Lease>> = const { Cell::new(None) };
     }
 
-    /// `SHARED` once the thread-local is gone (counting from another thread-local's destructor).
-    #[inline]
+    #[cold]
+    fn lease() -> usize {
+        let stripe = take();
+        // If the thread is already tearing down its thread-locals, the lease cannot be held:
+        // give it back at once and count on the shared stripe.
+        match LEASE.try_with(|lease| lease.set(Some(Lease(stripe)))) {
+            Ok(()) => {
+                STRIPE.with(|cell| cell.set(stripe));
+                stripe
+            }
+            Err(_) => {
+                drop(Lease(stripe));
+                SHARED
+            }
+        }
+    }
+
+    #[inline(always)]
     pub(super) fn current() -> usize {
-        LEASE.try_with(|lease| lease.0).unwrap_or(SHARED)
+        match STRIPE.try_with(Cell::get) {
+            Ok(UNLEASED) => lease(),
+            Ok(stripe) => stripe,
+            Err(_) => SHARED,
+        }
     }
 }
 
@@ -95,7 +132,7 @@ impl Counters {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn add(&self, counter: usize, n: u64) {
         let stripe = thread_stripe();
         let cell = &self.blocks[stripe * self.blocks_per_stripe + counter / PER_BLOCK]

@@ -21,6 +21,7 @@ use crate::clock::Timestamp;
 use crate::layer::Entry;
 use crate::protocol::Ticket;
 use crate::report::{LayerFailure, Lookup};
+use crate::stats::Counters;
 use crate::sync::{broken, Broken};
 use std::borrow::Borrow;
 use std::hash::Hash;
@@ -88,10 +89,12 @@ where
             self.read_tier(tier, reads, now);
         }
         let mut promotable = false;
+        // Counted in runs of one slot: a batch served by one layer bumps its counter once.
+        let mut tally = Tally::new(&self.counters);
         for read in reads.iter_mut() {
             let served = match &read.found {
                 None => {
-                    self.counters.incr(REQUEST_MISSES);
+                    tally.add(REQUEST_MISSES);
                     continue;
                 }
                 Some((index, _)) if *index > 0 && !read.ticket.is_some_and(|t| t.is_current()) => {
@@ -107,8 +110,9 @@ where
                 Some((index, _)) => *index,
             };
             promotable |= served > 0 && read.ticket.is_some();
-            self.count(&self.tiers[served], Count::Hits);
+            tally.add(self.tiers[served].slot(Count::Hits));
         }
+        drop(tally);
         if promotable {
             self.promote_reads(reads);
         }
@@ -132,9 +136,15 @@ where
         // A memory tier: one pin of its map for all the keys, no batch to build.
         if let Some(memory) = tier.memory() {
             let reader = memory.pinned();
+            let mut misses = 0;
             for read in reads.iter_mut().filter(|read| read.found.is_none()) {
-                let entry = reader.get_entry(read.key.borrowed());
-                self.take(tier, read, Ok(entry));
+                match reader.get_entry(read.key.borrowed()) {
+                    Some(entry) => read.found = Some((tier.index, entry)),
+                    None => misses += 1,
+                }
+            }
+            if misses > 0 {
+                self.counters.add(tier.slot(Count::Misses), misses);
             }
             return;
         }
@@ -218,6 +228,43 @@ where
             Ok(false)
         } else {
             Err(failures)
+        }
+    }
+}
+
+/// Counter increments gathered while consecutive ones hit the same slot, added once per run.
+struct Tally<'a> {
+    counters: &'a Counters,
+    slot: usize,
+    n: u64,
+}
+
+impl<'a> Tally<'a> {
+    #[inline]
+    fn new(counters: &'a Counters) -> Self {
+        Tally {
+            counters,
+            slot: 0,
+            n: 0,
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, slot: usize) {
+        if self.n > 0 && slot != self.slot {
+            self.counters.add(self.slot, self.n);
+            self.n = 0;
+        }
+        self.slot = slot;
+        self.n += 1;
+    }
+}
+
+impl Drop for Tally<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.n > 0 {
+            self.counters.add(self.slot, self.n);
         }
     }
 }
