@@ -102,8 +102,7 @@ where
         let engine = &*self.engine;
         let mut reads = [Read::new(engine.key(key))];
         engine.read(&mut reads, from);
-        let [read] = reads;
-        into_result(read.into_lookup())
+        reads[0].take_result()
     }
 
     /// Like [`get`](Cache::get), with the layer that served the value and every layer failure
@@ -169,11 +168,7 @@ where
             keys.map(|key| Read::new(engine.key(key))).collect();
         engine.read(&mut reads, 0);
         let mut results = Vec::with_capacity(reads.len());
-        results.extend(
-            reads
-                .into_iter()
-                .map(|read| into_result(read.into_lookup())),
-        );
+        results.extend(reads.iter_mut().map(Read::take_result));
         results
     }
 
@@ -364,14 +359,5 @@ where
     /// Whether [`close`](Cache::close) has been called.
     pub fn is_closed(&self) -> bool {
         self.engine.is_closed()
-    }
-}
-
-/// What `get` returns for a lookup: the value, a miss, or the failures when nothing served it.
-fn into_result<V>(lookup: Lookup<V>) -> Result<Option<V>, Error> {
-    match lookup.value {
-        Some(value) => Ok(Some(value)),
-        None if lookup.failures.is_empty() => Ok(None),
-        None => Err(Error::Unavailable(lookup.failures)),
     }
 }

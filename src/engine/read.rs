@@ -18,6 +18,7 @@ use super::key::{Key, KeyRef};
 use super::tier::{Count, GetResult, Tier, REQUEST_MISSES};
 use super::Engine;
 use crate::clock::Timestamp;
+use crate::error::Error;
 use crate::layer::Entry;
 use crate::protocol::Ticket;
 use crate::report::{LayerFailure, Lookup};
@@ -49,6 +50,17 @@ where
             ticket: None,
             found: None,
             failures: Vec::new(),
+        }
+    }
+
+    /// What `get` returns (the value, or the failures if no layer served it), taken out of
+    /// the read in place.
+    #[inline]
+    pub(crate) fn take_result(&mut self) -> Result<Option<V>, Error> {
+        match self.found.take() {
+            Some((_, entry)) => Ok(Some(entry.value)),
+            None if self.failures.is_empty() => Ok(None),
+            None => Err(Error::Unavailable(std::mem::take(&mut self.failures))),
         }
     }
 
