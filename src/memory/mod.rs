@@ -481,12 +481,16 @@ where
             },
             guard,
         );
-        if let Some(node) = self.after_insert(result, shard, hash, now) {
+        if let Some((node, grew)) = self.after_insert(result, shard, hash, now) {
             if node.is_pending() && !self.validate_write(key, node, ticket, guard) {
                 self.counters.incr(DROPPED);
                 return false;
             }
-            self.enforce(self.shard_index(hash), guard);
+            // An overwrite of a live value that weighs no more leaves the bounds as they were
+            // (and makes no orphan): nothing to enforce.
+            if grew {
+                self.enforce(self.shard_index(hash), guard);
+            }
         }
         true
     }
@@ -539,19 +543,19 @@ where
     }
 
     /// Policy bookkeeping after a `compute` that may have inserted or replaced a node. Returns
-    /// the node now in the map, if this call put it there. Capacity is enforced by the caller,
-    /// once the node is validated.
+    /// the node now in the map, if this call put it there, and whether the shard's length or
+    /// weight grew. Capacity is enforced by the caller, once the node is validated.
     fn after_insert<'g>(
         &self,
         result: Compute<'g, K, Node<V>, ()>,
         shard: &Shard<K>,
         hash: u64,
         now: Timestamp,
-    ) -> Option<&'g Node<V>> {
+    ) -> Option<(&'g Node<V>, bool)> {
         match result {
             Compute::Inserted(key, node) => {
                 shard.admit(key.clone(), node.birth, hash, node.weight());
-                Some(node)
+                Some((node, true))
             }
             Compute::Updated {
                 old: (_, old),
@@ -559,13 +563,13 @@ where
             } => {
                 if old.is_dead() {
                     shard.revive(new.weight());
-                } else {
-                    if old.is_expired(now) && !old.is_pending() {
-                        self.counters.incr(EXPIRATIONS);
-                    }
-                    shard.adjust_weight(old.weight(), new.weight());
+                    return Some((new, true));
                 }
-                Some(new)
+                if old.is_expired(now) && !old.is_pending() {
+                    self.counters.incr(EXPIRATIONS);
+                }
+                shard.adjust_weight(old.weight(), new.weight());
+                Some((new, new.weight() > old.weight()))
             }
             Compute::Removed(..) | Compute::Aborted(()) => None,
         }
@@ -617,7 +621,7 @@ where
             },
             guard,
         );
-        let Some(node) = self.after_insert(result, shard, hash, now) else {
+        let Some((node, _)) = self.after_insert(result, shard, hash, now) else {
             return false;
         };
         // The fence pairs with the one in `WriteStripes::begin`: either our validation load sees
