@@ -1168,7 +1168,7 @@ impl<'s> Model<'s> {
                 assert_eq!(hand.now().0, self.now, "{at:?}: manual clock");
             }
             Op::RunPendingPromotions => {
-                let landed = cache.run_pending_promotions();
+                let landed = cache.run_pending_tasks();
                 if self.setup.deferred.is_none() {
                     assert_eq!(landed, 0, "{at:?}: promotions landed from an empty queue");
                 }
@@ -1185,11 +1185,7 @@ impl<'s> Model<'s> {
                         layer.name
                     );
                 }
-                assert_eq!(
-                    cache.run_pending_promotions(),
-                    0,
-                    "{at:?}: queue after close"
-                );
+                assert_eq!(cache.run_pending_tasks(), 0, "{at:?}: queue after close");
             }
             Op::Fail { layer, fault } => self.fail(*layer, *fault),
         }
@@ -1308,11 +1304,7 @@ impl<'s> Model<'s> {
                 self.now += ms;
             }
             Op::RunPendingPromotions => {
-                assert_eq!(
-                    cache.run_pending_promotions(),
-                    0,
-                    "{at:?}: queue after close"
-                );
+                assert_eq!(cache.run_pending_tasks(), 0, "{at:?}: queue after close");
             }
             Op::Close => {
                 cache.close();

@@ -6,9 +6,10 @@ use crate::clock::Clock;
 use crate::engine::tier::{Store, Tier};
 use crate::engine::{Config, Engine};
 use crate::error::BuildError;
+use crate::heat::FrequencySketch;
 use crate::layer::Layer;
 use crate::memory::{MemoryConfig, MemoryLayer};
-use crate::options::{Promotion, WriteMode};
+use crate::options::{Promotion, PromotionGate, WriteMode};
 use crate::report::LayerSet;
 use crate::sync::random_state;
 use std::collections::HashSet;
@@ -122,9 +123,13 @@ pub struct CacheBuilder<K, V> {
     layers: Vec<LayerSpec<K, V>>,
     write_mode: WriteMode,
     promotion: Promotion,
+    gate: PromotionGate,
     deferred: Option<usize>,
     clock: Option<Clock>,
 }
+
+/// The heat sketch's capacity when L1 is not a memory tier (whose capacity sizes it otherwise).
+const DEFAULT_HEAT_CAPACITY: usize = 65_536;
 
 impl<K, V> fmt::Debug for CacheBuilder<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -132,6 +137,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
             .field("layers", &self.layers)
             .field("write_mode", &self.write_mode)
             .field("promotion", &self.promotion)
+            .field("gate", &self.gate)
             .field("deferred", &self.deferred)
             .finish()
     }
@@ -143,6 +149,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
             layers: Vec::new(),
             write_mode: WriteMode::default(),
             promotion: Promotion::default(),
+            gate: PromotionGate::default(),
             deferred: None,
             clock: None,
         }
@@ -172,10 +179,20 @@ where
         self
     }
 
-    /// Queue promotions instead of applying them on the reading thread; the queue is applied in
-    /// batches of `batch` by whichever thread fills it, or by
-    /// [`Cache::run_pending_promotions`]. Correctness is unchanged (see
-    /// [`protocol`](crate::protocol)): a queued promotion overtaken by a write is dropped.
+    /// Which lower-layer hits are promoted into L1: all of them (the default), or only keys hot
+    /// enough (see [`PromotionGate`]).
+    pub fn promotion_gate(mut self, gate: PromotionGate) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    /// Queue promotions instead of applying them on the reading thread: each target layer gets
+    /// striped, bounded queues that a reader fills without waiting and that are applied in
+    /// batches (one call into the layer per batch) by the reader whose push brings a stripe to
+    /// `batch` items, or by [`Cache::run_pending_tasks`]. A push onto a full stripe is dropped
+    /// (`promotions_dropped` in [`Stats`](crate::Stats)): the value stays served by the lower
+    /// layer. Correctness is unchanged (see [`protocol`](crate::protocol)): a queued promotion
+    /// overtaken by a write is dropped.
     pub fn deferred_promotion(mut self, batch: usize) -> Self {
         self.deferred = Some(batch);
         self
@@ -221,6 +238,16 @@ where
         let clock = self.clock.unwrap_or_else(Clock::system);
         // One hasher for the engine and its memory tiers: a key is hashed once per operation.
         let hasher = random_state();
+        // The heat sketch is sized for L1: it must tell L1-worthy keys from the rest.
+        let heat = match self.gate {
+            PromotionGate::Hot { min_reads } if min_reads > 1 => {
+                Some(FrequencySketch::new(match &self.layers[0].kind {
+                    Kind::Memory(config) => config.capacity,
+                    _ => DEFAULT_HEAT_CAPACITY,
+                }))
+            }
+            _ => None,
+        };
         let mut tiers = Vec::with_capacity(self.layers.len());
         for (index, spec) in self.layers.into_iter().enumerate() {
             let store = match spec.kind {
@@ -244,10 +271,11 @@ where
         let config = Config {
             write_mode: self.write_mode,
             promotion: self.promotion,
+            gate: self.gate,
             deferred: self.deferred,
         };
         Ok(Cache::from_engine(Engine::new(
-            tiers, config, hasher, clock,
+            tiers, config, heat, hasher, clock,
         )))
     }
 }

@@ -300,17 +300,19 @@ where
         results
     }
 
-    // ----- promotion queue ---------------------------------------------------------------
+    // ----- pending work ------------------------------------------------------------------
 
     /// Applies every queued promotion now (with
-    /// [`deferred_promotion`](crate::CacheBuilder::deferred_promotion)). Returns how many were
-    /// promoted; queued promotions overtaken by a write are dropped, as the protocol requires.
-    /// After [`close`](Cache::close), applies nothing.
-    pub fn run_pending_promotions(&self) -> usize {
+    /// [`deferred_promotion`](crate::CacheBuilder::deferred_promotion); moka's name for the
+    /// same idea). Queues are also drained on their own, by the reads that fill them, so a
+    /// cache that never calls this still promotes. Returns how many were promoted; queued
+    /// promotions overtaken by a write are dropped, as the protocol requires. After
+    /// [`close`](Cache::close), applies nothing.
+    pub fn run_pending_tasks(&self) -> usize {
         if self.engine.check_open().is_err() {
             return 0;
         }
-        self.engine.drain_deferred(usize::MAX)
+        self.engine.drain_queues()
     }
 
     // ----- iteration, stats, lifecycle ---------------------------------------------------

@@ -49,6 +49,7 @@ mod clock;
 mod engine;
 mod error;
 mod floors;
+mod heat;
 pub mod layer;
 pub mod memory;
 mod options;
@@ -61,7 +62,7 @@ pub use builder::{CacheBuilder, LayerSpec};
 pub use cache::Cache;
 pub use clock::{Clock, ManualClock};
 pub use error::{BuildError, Error};
-pub use options::{DeleteOptions, Promotion, SetOptions, WriteMode};
+pub use options::{DeleteOptions, Promotion, PromotionGate, SetOptions, WriteMode};
 pub use report::{LayerFailure, LayerSet, Lookup, WriteReport};
 pub use stats::{LayerStats, Stats};
 #[cfg(loom)]

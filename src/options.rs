@@ -25,6 +25,47 @@ pub enum Promotion {
     L1Only,
 }
 
+/// Which lower-layer hits are promoted into L1 (the layers between L1 and the source follow
+/// [`Promotion`] alone).
+///
+/// ```
+/// use strata::{Cache, LayerSpec, PromotionGate};
+///
+/// let cache: Cache<u64, u64> = Cache::builder()
+///     .layer(LayerSpec::memory("l1", 1_000))
+///     .layer(LayerSpec::memory("l2", 100_000))
+///     .promotion_gate(PromotionGate::by_heat())
+///     .build()
+///     .expect("a valid configuration");
+/// cache.set_with(1, 10, &strata::SetOptions::new().skip("l1")).unwrap();
+/// cache.get(&1).unwrap(); // first read below L1: served from l2, not promoted
+/// cache.get(&1).unwrap(); // second: hot enough, promoted into l1
+/// assert_eq!(cache.get_from_layer("l1", &1).unwrap(), Some(10));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PromotionGate {
+    /// Every lower-layer hit (the default).
+    #[default]
+    Always,
+    /// Only keys read below L1 at least `min_reads` times in the recent past, as counted by the
+    /// cache's frequency sketch (see the `heat` notes in the README): a key read once below L1
+    /// (a one-hit wonder, a scan) is served from the lower layer and not copied into L1, where
+    /// it would evict a hotter key. `min_reads` of 0 or 1 promotes every hit, like `Always`.
+    Hot {
+        /// Reads below L1 (this one included) a key needs before it is promoted into L1.
+        min_reads: u8,
+    },
+}
+
+impl PromotionGate {
+    /// [`PromotionGate::Hot`] with `min_reads: 2`: a key is promoted into L1 on its second
+    /// read below L1 within the sketch's window (ten times L1's capacity in reads below L1).
+    /// Two is TinyLFU's doorkeeper rule: it turns away one-hit wonders and nothing else.
+    pub const fn by_heat() -> Self {
+        PromotionGate::Hot { min_reads: 2 }
+    }
+}
+
 /// Options of one `set`: TTL override, write mode override, layers to skip.
 ///
 /// A layer that a `set` does not write (skipped, or below L1 in L1-only mode) is invalidated

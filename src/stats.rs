@@ -31,14 +31,14 @@ const SHARED: usize = 0;
 /// The calling thread's stripe: its owned stripe, or [`SHARED`].
 #[cfg(not(loom))]
 #[inline(always)]
-fn thread_stripe() -> usize {
+pub(crate) fn thread_stripe() -> usize {
     lease::current()
 }
 
 /// Under loom every thread counts on the shared stripe: the models need no more.
 #[cfg(loom)]
 #[inline(always)]
-fn thread_stripe() -> usize {
+pub(crate) fn thread_stripe() -> usize {
     let _ = AtomicUsize::new(0);
     SHARED
 }
@@ -176,6 +176,12 @@ pub struct LayerStats {
     pub misses: u64,
     /// Values promoted into this layer from a lower one.
     pub promotions_in: u64,
+    /// Lower-layer hits not promoted into this layer because the key was not hot enough (see
+    /// [`PromotionGate`](crate::PromotionGate)).
+    pub promotions_declined: u64,
+    /// Promotions into this layer dropped because their queue was full (deferred promotion
+    /// only; the value stays served by the lower layer).
+    pub promotions_dropped: u64,
     /// Entries the layer evicted to stay within its bounds.
     pub evictions: u64,
     /// Entries the layer dropped because their TTL passed.

@@ -15,7 +15,7 @@ pub(crate) use loom::sync::atomic::{
 
 pub(crate) use std::sync::Arc;
 
-/// The unbounded lock-free FIFO of the policy and of deferred promotions: crossbeam's
+/// The unbounded lock-free FIFO of the policy: crossbeam's
 /// `SegQueue`, or under loom a mutex-protected `VecDeque` loom can instrument.
 #[cfg(not(loom))]
 pub(crate) use crossbeam_queue::SegQueue;
@@ -39,6 +39,41 @@ impl<T> SegQueue<T> {
     }
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The bounded lock-free queue of the promotion queues: crossbeam's `ArrayQueue`, or under
+/// loom a mutex-protected `VecDeque` with the same capacity rule.
+#[cfg(not(loom))]
+pub(crate) use crossbeam_queue::ArrayQueue;
+
+#[cfg(loom)]
+pub(crate) struct ArrayQueue<T> {
+    queue: loom::sync::Mutex<std::collections::VecDeque<T>>,
+    capacity: usize,
+}
+
+#[cfg(loom)]
+impl<T> ArrayQueue<T> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        ArrayQueue {
+            queue: loom::sync::Mutex::new(std::collections::VecDeque::new()),
+            capacity,
+        }
+    }
+    pub(crate) fn push(&self, value: T) -> Result<(), T> {
+        let mut queue = self.queue.lock().unwrap();
+        if queue.len() >= self.capacity {
+            return Err(value);
+        }
+        queue.push_back(value);
+        Ok(())
+    }
+    pub(crate) fn pop(&self) -> Option<T> {
+        self.queue.lock().unwrap().pop_front()
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.queue.lock().unwrap().len()
     }
 }
 

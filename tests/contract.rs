@@ -162,7 +162,7 @@ fn run(layers: usize, deferred: Option<usize>, ops_per_thread: u64) {
                         check(&shared, key, floor, dead, cache.get(&key).unwrap(), "get");
                     }
                     if deferred.is_some() && reads % 64 == 0 {
-                        cache.run_pending_promotions();
+                        cache.run_pending_tasks();
                     }
                     reads += 1;
                 }

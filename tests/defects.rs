@@ -117,7 +117,7 @@ impl Layer<u64, u64> for Stalling {
 }
 
 /// A read still running when `close` is called queues its deferred promotion after `close`
-/// emptied the queue; `run_pending_promotions` after `close` must not apply it (the `Layer::close`
+/// emptied the queue; `run_pending_tasks` after `close` must not apply it (the `Layer::close`
 /// promise: operations started after `close` returned never call the layer).
 #[test]
 fn promotion_queued_during_close_is_never_applied() {
@@ -147,7 +147,7 @@ fn promotion_queued_during_close_is_never_applied() {
         Some(7),
         "the read started before close"
     );
-    assert_eq!(cache.run_pending_promotions(), 0);
+    assert_eq!(cache.run_pending_tasks(), 0);
     assert_eq!(
         l1.calls_after_close.load(Ordering::SeqCst),
         0,

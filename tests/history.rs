@@ -6,7 +6,7 @@
 //! Four threads run a mix of operations against a real multi-layer cache (2 or 3 in-memory
 //! layers with tiny capacities, so eviction never stops; short TTLs on the manual clock, which
 //! the threads themselves advance; promotion into every layer above, applied at once or
-//! deferred): `get`, `try_get`, `get_many`, `set`, `set_many`, `set_with` (L1 only, skipping
+//! deferred): `get`, `lookup`, `get_many`, `set`, `set_many`, `set_with` (L1 only, skipping
 //! L2, a short TTL), `delete` and `delete_many`. A single shared `AtomicU64` stamps each call
 //! at invocation and at response (`fetch_add`, SeqCst), so "A's response stamp is below B's
 //! invocation stamp" means A returned before B started. A batch call is one operation per key,
@@ -70,7 +70,7 @@ use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::thread;
 use std::time::{Duration, Instant};
-use strata::{Cache, Clock, LayerSpec, ManualClock, SetOptions};
+use strata::{Cache, Clock, LayerSpec, ManualClock, PromotionGate, SetOptions};
 
 // ===== the checker =====
 
@@ -89,7 +89,7 @@ enum Kind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Call {
     Get,
-    TryGet,
+    Lookup,
     GetMany,
     Set,
     SetMany,
@@ -106,7 +106,7 @@ impl Call {
     fn name(self) -> &'static str {
         match self {
             Call::Get => "get",
-            Call::TryGet => "try_get",
+            Call::Lookup => "lookup",
             Call::GetMany => "get_many",
             Call::Set => "set",
             Call::SetMany => "set_many",
@@ -130,7 +130,7 @@ struct Op {
     response: u64,
     thread: u8,
     call: Call,
-    /// For `try_get` hits: the layer that served the value (L1 is 0).
+    /// For `lookup` hits: the layer that served the value (L1 is 0).
     layer: u8,
 }
 
@@ -545,6 +545,7 @@ struct Config {
     capacities: &'static [usize],
     ttls_ms: &'static [u64],
     deferred: Option<usize>,
+    gate: PromotionGate,
     writers: Writers,
 }
 
@@ -553,6 +554,7 @@ const TWO_LAYERS_OWNED: Config = Config {
     capacities: &[16, 64],
     ttls_ms: &[20, 80],
     deferred: None,
+    gate: PromotionGate::Always,
     writers: Writers::Owned,
 };
 
@@ -561,22 +563,25 @@ const THREE_LAYERS_OWNED: Config = Config {
     capacities: &[16, 64, 256],
     ttls_ms: &[20, 80, 300],
     deferred: None,
+    gate: PromotionGate::Always,
     writers: Writers::Owned,
 };
 
 const THREE_LAYERS_SHARED: Config = Config {
-    name: "three layers, shared writes",
+    name: "three layers, heat-gated promotion, shared writes",
     capacities: &[16, 64, 256],
     ttls_ms: &[20, 80, 300],
     deferred: None,
+    gate: PromotionGate::by_heat(),
     writers: Writers::Shared,
 };
 
 const DEFERRED_SHARED: Config = Config {
-    name: "two layers, deferred promotion, shared writes",
+    name: "two layers, heat-gated queued promotion, shared writes",
     capacities: &[16, 64],
     ttls_ms: &[20, 80],
     deferred: Some(4),
+    gate: PromotionGate::by_heat(),
     writers: Writers::Shared,
 };
 
@@ -652,7 +657,7 @@ fn worker(
             hand.advance(Duration::from_millis(1));
         }
         if config.deferred.is_some() && calls % 64 == 0 {
-            cache.run_pending_promotions();
+            cache.run_pending_tasks();
         }
         let invoke = stamps.fetch_add(1, SeqCst);
         let base = invoke / GENERATION * KEYS;
@@ -670,7 +675,7 @@ fn worker(
                 let response = stamps.fetch_add(1, SeqCst);
                 let layer = lookup.served_by.map_or(NO_LAYER, |l| l as u8);
                 let kind = read(lookup.value);
-                records.push((key, op(kind, invoke, response, Call::TryGet, layer)));
+                records.push((key, op(kind, invoke, response, Call::Lookup, layer)));
             }
             38..=45 => {
                 let count = 2 + rng.below(3);
@@ -784,7 +789,7 @@ fn run(config: &Config, ops: u64) {
     if let Some(batch) = config.deferred {
         builder = builder.deferred_promotion(batch);
     }
-    let cache: Cache<u64, u64> = builder.build().unwrap();
+    let cache: Cache<u64, u64> = builder.promotion_gate(config.gate).build().unwrap();
     let stamps = AtomicU64::new(0);
     let per_thread = ops.div_ceil(THREADS as u64);
     let outputs: Vec<(Vec<(u64, Op)>, u64)> = thread::scope(|scope| {
@@ -855,7 +860,7 @@ fn run(config: &Config, ops: u64) {
     let expired: u64 = stats.layers.iter().map(|l| l.expirations).sum();
     eprintln!(
         "history [{}]: {total} ops in {calls} calls on {} keys (longest history {longest}), \
-         {hits} hits ({lower_hits} seen served below L1 by try_get), {misses} misses; \
+         {hits} hits ({lower_hits} seen served below L1, seen by lookup), {misses} misses; \
          {promoted} promotions, {evicted} evictions, {expired} expirations; \
          run {ran:.2?}, check {checked:.2?}; keys not linearizable: {not_linearizable}, \
          against the contract: {against_contract}",
@@ -925,12 +930,12 @@ fn three_layers_owned_writes_are_linearizable() {
 }
 
 #[test]
-fn three_layers_shared_writes_keep_the_contract() {
+fn three_layers_heat_gated_shared_writes_keep_the_contract() {
     run(&THREE_LAYERS_SHARED, share(20));
 }
 
 #[test]
-fn deferred_promotion_shared_writes_keep_the_contract() {
+fn heat_gated_queued_promotion_shared_writes_keep_the_contract() {
     run(&DEFERRED_SHARED, total_ops() - share(30) - 2 * share(20));
 }
 

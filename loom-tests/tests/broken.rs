@@ -1,6 +1,7 @@
 //! The models have teeth: with ticket validation switched off (a loom-only test switch in
 //! strata), loom must find the interleavings where a stale promotion outlives a `delete`, or a
-//! `set` whose L1 copy was evicted meanwhile (the ABA case).
+//! `set` whose L1 copy was evicted or expired meanwhile (the ABA case), immediate or queued;
+//! and with each other protection switched off, the interleaving it exists for.
 //!
 //! A separate test binary, so the switch cannot leak into the real models.
 #![cfg(loom)]
@@ -47,6 +48,34 @@ fn unvalidated_promotion_racing_eviction_is_caught() {
             cache.get(&1).unwrap(),
             Some(2),
             "stale value after set returned"
+        );
+    });
+}
+
+#[test]
+#[should_panic(expected = "stale value after the set's value expired")]
+fn unvalidated_queued_promotion_applied_late_is_caught() {
+    use std::time::Duration;
+    use strata::SetOptions;
+    strata::break_for_test(strata::Broken::PromotionValidation);
+    loom::model(|| {
+        let (cache, hand) = cache(&[4, 4], Some(64));
+        below_l1(&cache, 1, 1);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&1).unwrap())
+        };
+        cache
+            .set_with(1, 2, &SetOptions::new().ttl(Duration::from_millis(10)))
+            .unwrap();
+        hand.advance(Duration::from_millis(10)); // the new value expires in every layer
+        assert_eq!(cache.get(&1).unwrap(), None); // and this read removes it
+        reader.join().unwrap();
+        cache.run_pending_tasks();
+        assert_eq!(
+            cache.get(&1).unwrap(),
+            None,
+            "stale value after the set's value expired"
         );
     });
 }

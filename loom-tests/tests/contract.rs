@@ -136,9 +136,86 @@ fn deferred_promotion_applied_after_delete() {
         let seen = reader.join().unwrap();
         deleter.join().unwrap();
         assert!(matches!(seen, None | Some(1)), "{seen:?}");
-        cache.run_pending_promotions();
+        cache.run_pending_tasks();
         assert_eq!(in_layer(&cache, "l1", K), None);
         assert_eq!(cache.get(&K).unwrap(), None);
+    });
+}
+
+/// A promotion queued before a `set` and applied after the writer's L1 copy was evicted (the
+/// ABA case, through the promotion queue): it must not land.
+#[test]
+fn queued_promotion_overtaken_by_a_set_and_an_eviction() {
+    loom::model(|| {
+        let (cache, _) = cache(&[1, 4], Some(64));
+        below_l1(&cache, K, 1);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&K).unwrap())
+        };
+        cache.set(K, 2).unwrap();
+        cache.set(K + 1, 9).unwrap(); // evicts K from L1 (capacity 1)
+        let seen = reader.join().unwrap();
+        assert!(matches!(seen, Some(1) | Some(2)), "{seen:?}");
+        // Drained on another thread while this one reads (see the broken twin).
+        let drainer = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.run_pending_tasks())
+        };
+        assert_eq!(cache.get(&K).unwrap(), Some(2));
+        drainer.join().unwrap();
+        assert!(matches!(in_layer(&cache, "l1", K), None | Some(2)));
+        assert_eq!(cache.get(&K).unwrap(), Some(2));
+    });
+}
+
+/// A promotion queued before a `set` whose value then expires everywhere, applied after the
+/// expiry: the old value must not come back.
+#[test]
+fn queued_promotion_applied_after_the_writers_value_expired() {
+    loom::model(|| {
+        let (cache, hand) = cache(&[4, 4], Some(64));
+        below_l1(&cache, K, 1);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&K).unwrap())
+        };
+        cache
+            .set_with(K, 2, &SetOptions::new().ttl(Duration::from_millis(10)))
+            .unwrap();
+        hand.advance(Duration::from_millis(10));
+        assert_eq!(cache.get(&K).unwrap(), None); // removes the expired copies
+        let seen = reader.join().unwrap();
+        assert!(matches!(seen, None | Some(1) | Some(2)), "{seen:?}");
+        cache.run_pending_tasks();
+        assert_eq!(cache.get(&K).unwrap(), None);
+        assert_eq!(in_layer(&cache, "l1", K), None);
+    });
+}
+
+/// Two readers push and drain the same promotion queue (a batch of one: every push drains)
+/// while a `set` runs: the drain flag lets one drainer in at a time, a push during a drain
+/// waits for the next one, and whatever lands is never older than the set once it returned.
+#[test]
+fn queued_promotions_drained_by_racing_readers_and_a_set() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4, 4], Some(1));
+        below_l1(&cache, K, 1);
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let cache = cache.clone();
+                thread::spawn(move || cache.get(&K).unwrap())
+            })
+            .collect();
+        cache.set(K, 2).unwrap();
+        assert_eq!(cache.get(&K).unwrap(), Some(2));
+        for reader in readers {
+            let seen = reader.join().unwrap();
+            assert!(matches!(seen, Some(1) | Some(2)), "{seen:?}");
+        }
+        cache.run_pending_tasks();
+        assert!(matches!(in_layer(&cache, "l1", K), None | Some(2)));
+        assert_eq!(cache.get(&K).unwrap(), Some(2));
     });
 }
 

@@ -8,7 +8,8 @@
 //! | `tier.rs` | one layer as the engine holds it, and the calls into it (single and batch) |
 //! | `read.rs` | the read path (`get`, `lookup`, `get_many`): L1 → Ln, first hit wins |
 //! | `write.rs` | the write path (`set`, `delete` and their batches): deepest layer first |
-//! | `promote.rs` | promotion of lower-layer hits, immediate or through the deferred queue |
+//! | `promote.rs` | promotion of lower-layer hits, immediate or queued, gated by heat |
+//! | `queue.rs` | the batched promotion queues: per target tier, striped, bounded, lossy |
 //!
 //! # Invariants
 //!
@@ -22,19 +23,22 @@
 
 pub(crate) mod key;
 mod promote;
+mod queue;
 pub(crate) mod read;
 pub(crate) mod tier;
 pub(crate) mod write;
 
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::heat::FrequencySketch;
 use crate::layer::{Entry, LayerError};
-use crate::options::{DeleteOptions, Promotion, SetOptions, WriteMode};
+use crate::options::{DeleteOptions, Promotion, PromotionGate, SetOptions, WriteMode};
 use crate::protocol::{RawTicket, WriteStripes};
 use crate::report::{LayerFailure, LayerSet};
 use crate::stats::{Counters, LayerStats, Stats};
-use crate::sync::{AtomicBool, Ordering, SegQueue};
+use crate::sync::{AtomicBool, Ordering};
 use key::{Key, KeyRef};
+use queue::PromotionQueues;
 use std::borrow::Borrow;
 use std::hash::Hash;
 use tier::{counter_slots, Count, Tier, REQUEST_MISSES};
@@ -44,12 +48,11 @@ use write::Plan;
 /// one stripe must stay far below the in-flight field's capacity).
 pub(crate) const BATCH_CHUNK: usize = 4096;
 
-/// A promotion waiting in the deferred queue.
-struct Deferred<K, V> {
+/// A promotion waiting in a promotion queue.
+pub(crate) struct Deferred<K, V> {
     key: K,
     hash: u64,
     entry: Entry<V>,
-    target: usize,
     ticket: RawTicket,
 }
 
@@ -62,6 +65,7 @@ struct DefaultPlans {
 pub(crate) struct Config {
     pub(crate) write_mode: WriteMode,
     pub(crate) promotion: Promotion,
+    pub(crate) gate: PromotionGate,
     /// `Some(batch)`: promotions are queued and applied in batches of this size.
     pub(crate) deferred: Option<usize>,
 }
@@ -73,11 +77,14 @@ pub(crate) struct Engine<K, V> {
     pub(crate) writable: LayerSet,
     /// The plans of a `set` and a `delete` with default options, computed once.
     plans: DefaultPlans,
-    stripes: WriteStripes,
+    pub(crate) stripes: WriteStripes,
+    /// Heat of the keys read below L1, when promotion into L1 is gated by heat.
+    pub(crate) heat: Option<FrequencySketch>,
     hasher: ahash::RandomState,
     pub(crate) clock: Clock,
     pub(crate) counters: Counters,
-    deferred: SegQueue<Deferred<K, V>>,
+    /// The promotion queues, when promotions are deferred.
+    queues: Option<PromotionQueues<K, V>>,
     closed: AtomicBool,
 }
 
@@ -90,10 +97,14 @@ where
     pub(crate) fn new(
         tiers: Vec<Tier<K, V>>,
         config: Config,
+        heat: Option<FrequencySketch>,
         hasher: ahash::RandomState,
         clock: Clock,
     ) -> Self {
         let slots = counter_slots(tiers.len());
+        let queues = config
+            .deferred
+            .map(|batch| PromotionQueues::new(tiers.len(), batch));
         let mut writable = LayerSet::empty();
         for tier in tiers.iter().filter(|tier| tier.writable) {
             writable.insert(tier.index);
@@ -108,10 +119,11 @@ where
                 delete: placeholder,
             },
             stripes: WriteStripes::new(),
+            heat,
             hasher,
             clock,
             counters: Counters::new(slots),
-            deferred: SegQueue::new(),
+            queues,
             closed: AtomicBool::new(false),
         };
         engine.plans = DefaultPlans {
@@ -204,6 +216,8 @@ where
                     hits: self.counters.sum(tier.slot(Count::Hits)),
                     misses: self.counters.sum(tier.slot(Count::Misses)),
                     promotions_in: self.counters.sum(tier.slot(Count::PromotionsIn)),
+                    promotions_declined: self.counters.sum(tier.slot(Count::PromotionsDeclined)),
+                    promotions_dropped: self.counters.sum(tier.slot(Count::PromotionsDropped)),
                     evictions: own.evictions,
                     expirations: own.expirations,
                     dropped_writes: own.dropped,
@@ -226,7 +240,9 @@ where
         if self.closed.swap(true, Ordering::SeqCst) {
             return;
         }
-        while self.deferred.pop().is_some() {}
+        if let Some(queues) = &self.queues {
+            queues.clear();
+        }
         for tier in self.tiers.iter() {
             tier.layer().close();
         }

@@ -1,19 +1,21 @@
 //! Promotion: a lower-layer hit is copied into the writable layers above it, deepest target
 //! first, under the ticket protocol of [`crate::protocol`].
 //!
-//! Immediate and deferred promotion share one step, [`Engine::apply`]: one call per target
-//! layer with the batch of entries bound for it. Deferred promotion queues `(key, entry,
-//! target, ticket)` instead, as plain data (a detached ticket validates exactly as well later),
-//! and applies a batch once the queue holds one, or on `run_pending_promotions`. A promoted
-//! entry expires at the earlier of its source's expiry and the target layer's TTL from now, and
-//! keeps the source's version clamped to the ticket's epoch (see `Ticket::version`).
+//! Immediate and queued promotion share one step, [`Engine::apply`]: one call per target
+//! layer with the batch of entries bound for it. Queued (deferred) promotion pushes `(key,
+//! hash, entry, ticket)` onto the target's promotion queue instead (`queue.rs`), as plain data
+//! (a detached ticket validates exactly as well later). Promotion into L1 may be gated by heat
+//! (see [`PromotionGate`]): a key not read below L1 often enough is served, not promoted. A
+//! promoted entry expires at the earlier of its source's expiry and the target layer's TTL
+//! from now, and keeps the source's version clamped to the ticket's epoch (see `Ticket::version`).
 
 use super::key::KeyRef;
+use super::queue::{PromotionQueues, Pushed};
 use super::read::Read;
 use super::tier::Count;
 use super::{Deferred, Engine};
 use crate::layer::Entry;
-use crate::options::Promotion;
+use crate::options::{Promotion, PromotionGate};
 use crate::protocol::Ticket;
 use crate::sync::Ordering;
 use std::borrow::Borrow;
@@ -33,6 +35,22 @@ where
                 Promotion::AllAbove => true,
                 Promotion::L1Only => target == 0,
             }
+    }
+
+    /// Whether a key is hot enough to be promoted into `target` (see [`PromotionGate`]): only
+    /// L1 is gated; a declined promotion is counted.
+    #[inline]
+    fn hot_enough(&self, target: usize, hash: u64) -> bool {
+        let (0, Some(heat), PromotionGate::Hot { min_reads }) =
+            (target, &self.heat, self.config.gate)
+        else {
+            return true;
+        };
+        let hot = heat.estimate(hash) >= min_reads;
+        if !hot {
+            self.count(&self.tiers[0], Count::PromotionsDeclined);
+        }
+        hot
     }
 
     /// The entry as promoted into `target` (see the module docs).
@@ -68,17 +86,28 @@ where
         }
         // Deepest target first, as writes go.
         for target in (0..self.tiers.len() - 1).rev() {
-            let bound =
-                candidates().filter(|&(_, source, _, _)| self.promotes_into(target, source));
-            if self.config.deferred.is_some() {
+            let bound = candidates().filter(|&(read, source, _, _)| {
+                self.promotes_into(target, source) && self.hot_enough(target, read.key.hash())
+            });
+            if let Some(queues) = &self.queues {
+                let mut drain = false;
                 for (read, _, entry, ticket) in bound {
-                    self.deferred.push(Deferred {
+                    let item = Deferred {
                         key: read.key.owned().clone(),
                         hash: read.key.hash(),
                         entry: self.promoted(entry, target, &ticket),
-                        target,
                         ticket: self.stripes.detach(&ticket),
-                    });
+                    };
+                    match queues.push(target, item) {
+                        Pushed::Queued => {}
+                        Pushed::Drain => drain = true,
+                        Pushed::Dropped => {
+                            self.count(&self.tiers[target], Count::PromotionsDropped)
+                        }
+                    }
+                }
+                if drain {
+                    self.drain_target(queues, target, usize::MAX);
                 }
             } else {
                 self.apply(
@@ -88,11 +117,6 @@ where
                         (read.key.owned(), read.key.hash(), promoted, ticket)
                     }),
                 );
-            }
-        }
-        if let Some(batch) = self.config.deferred {
-            if self.deferred.len() >= batch {
-                self.drain_deferred(batch);
             }
         }
     }
@@ -119,40 +143,41 @@ where
         landed
     }
 
-    /// Pops up to `max` queued promotions and applies them, one batch per target layer,
-    /// deepest target first (the order `promote_reads` queued them in for each key).
+    /// Applies every queued promotion, deepest target first (the order `promote_reads` queues
+    /// a key's promotions in). A target another thread is draining is skipped: that thread
+    /// applies what is queued. Returns how many landed.
+    pub(crate) fn drain_queues(&self) -> usize {
+        let Some(queues) = &self.queues else {
+            return 0;
+        };
+        (0..queues.tiers())
+            .rev()
+            .map(|target| self.drain_target(queues, target, usize::MAX))
+            .sum()
+    }
+
+    /// Takes up to `max` of `target`'s queued promotions and applies them as one batch, unless
+    /// another thread is draining `target`.
     ///
-    /// After `close`, whatever is queued is dropped unapplied: a read that was running when
-    /// `close` was called can still queue a promotion after `close` emptied the queue, and
+    /// After `close`, whatever is taken is dropped unapplied: a read that was running when
+    /// `close` was called can still queue a promotion after `close` emptied the queues, and
     /// applying it later would call a closed layer.
-    pub(crate) fn drain_deferred(&self, max: usize) -> usize {
-        let mut taken = Vec::new();
-        while taken.len() < max {
-            match self.deferred.pop() {
-                Some(item) => taken.push(item),
-                None => break,
-            }
-        }
-        // Checked after popping: an item pushed after `close` drained the queue is either
-        // seen here as closed, or was popped by `close` itself.
+    fn drain_target(&self, queues: &PromotionQueues<K, V>, target: usize, max: usize) -> usize {
+        let Some(batch) = queues.take(target, max) else {
+            return 0;
+        };
+        // Checked after taking: an item pushed after `close` cleared the queues is either seen
+        // here as closed, or was cleared by `close` itself.
         if self.closed.load(Ordering::SeqCst) {
-            while self.deferred.pop().is_some() {}
+            queues.clear();
             return 0;
         }
-        (0..self.tiers.len())
-            .rev()
-            .map(|target| {
-                self.apply(
-                    target,
-                    taken
-                        .iter()
-                        .filter(|item| item.target == target)
-                        .map(|item| {
-                            let ticket = self.stripes.attach(item.ticket);
-                            (&item.key, item.hash, item.entry.clone(), ticket)
-                        }),
-                )
-            })
-            .sum()
+        self.apply(
+            target,
+            batch.items.iter().map(|item| {
+                let ticket = self.stripes.attach(item.ticket);
+                (&item.key, item.hash, item.entry.clone(), ticket)
+            }),
+        )
     }
 }

@@ -4,7 +4,8 @@
 //!    gets one batch call for several keys). A miss is counted for the layer; a failure is
 //!    counted, remembered for the key, and the next layer is asked: it may still serve it.
 //! 2. Just before the first lower-layer read, each key takes its write stripe's [`Ticket`]:
-//!    promotions need it, and so does linearizability. If a lower layer served a key while a
+//!    promotions need it, and so does linearizability. When promotion into L1 is gated by heat,
+//!    the key's count in the heat sketch goes up here too (an L1 hit never touches it). If a lower layer served a key while a
 //!    write of its stripe was in flight or began during the read, the layers above are read
 //!    once more and the first value found there is served instead (see "reads that span a
 //!    write" in [`crate::protocol`]); such a read is not promoted.
@@ -95,7 +96,11 @@ where
         for tier in &self.tiers[from..] {
             if tier.index == from.max(1) {
                 for read in reads.iter_mut().filter(|read| read.found.is_none()) {
-                    read.ticket = self.stripes.ticket(read.key.hash());
+                    let hash = read.key.hash();
+                    read.ticket = self.stripes.ticket(hash);
+                    if let Some(heat) = &self.heat {
+                        heat.increment(hash);
+                    }
                 }
             }
             self.read_tier(tier, reads, now);

@@ -32,11 +32,15 @@ pub(crate) enum Count {
     Misses = 1,
     PromotionsIn = 2,
     Errors = 3,
+    /// Lower-layer hits not promoted into this tier: the key was not hot enough.
+    PromotionsDeclined = 4,
+    /// Promotions into this tier dropped because their queue stripe was full.
+    PromotionsDropped = 5,
 }
 
-/// Counter slot 0 counts requests no layer served; each tier has four after it.
+/// Counter slot 0 counts requests no layer served; each tier has `PER_TIER` after it.
 pub(crate) const REQUEST_MISSES: usize = 0;
-const PER_TIER: usize = 4;
+const PER_TIER: usize = 6;
 /// L1's hit and miss slots, as constants for `Cache::get`'s fast path.
 pub(crate) const L1_HITS: usize = 1 + Count::Hits as usize;
 pub(crate) const L1_MISSES: usize = 1 + Count::Misses as usize;
@@ -219,8 +223,10 @@ where
     {
         match &self.store {
             Store::Memory(memory) => {
+                // One pin of the map for the whole batch.
+                let pinned = memory.pinned();
                 for (i, (key, hash, entry, ticket)) in entries.enumerate() {
-                    done(i, Ok(memory.promote_hashed(key, hash, entry, &ticket)));
+                    done(i, Ok(pinned.promote(key, hash, entry, &ticket)));
                 }
             }
             Store::Custom(custom) => {

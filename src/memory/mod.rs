@@ -894,6 +894,12 @@ where
             .read(key, &self.guard)
             .map(MemoryLayer::<K, V>::entry_of)
     }
+
+    /// As [`MemoryLayer::promote_hashed`], under this pin (a batch of promotions pins once).
+    #[inline]
+    pub(crate) fn promote(&self, key: &K, hash: u64, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
+        self.layer.promote_in(key, hash, entry, ticket, &self.guard)
+    }
 }
 
 impl<K, V> Layer<K, V> for MemoryLayer<K, V>

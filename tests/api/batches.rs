@@ -46,7 +46,7 @@ fn get_many_promotes_lower_layer_hits() {
             values,
             [Some(s("one")), Some(s("two")), None, Some(s("four"))]
         );
-        cache.run_pending_promotions();
+        cache.run_pending_tasks();
         assert_eq!(in_layer(&cache, "l1", 2), Some(s("two")));
         assert_eq!(in_layer(&cache, "l1", 4), Some(s("four")));
         assert_eq!(in_layer(&cache, "l1", 3), None);

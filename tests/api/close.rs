@@ -46,7 +46,7 @@ fn close_makes_every_operation_fail_with_closed() {
         deletes
             .into_iter()
             .for_each(|r| assert_closed("delete_many", r));
-        assert_eq!(cache.run_pending_promotions(), 0);
+        assert_eq!(cache.run_pending_tasks(), 0);
     });
 }
 
@@ -100,6 +100,6 @@ fn close_drops_queued_promotions() {
         .unwrap();
     assert_eq!(cache.get(&1).unwrap(), Some(s("one")));
     cache.close();
-    assert_eq!(cache.run_pending_promotions(), 0);
+    assert_eq!(cache.run_pending_tasks(), 0);
     assert_eq!(cache.stats().layers[0].promotions_in, 0);
 }

@@ -1,5 +1,6 @@
-//! Deferred promotion: queued, applied in batches or on `run_pending_promotions`, and dropped when overtaken by a write.
+//! Deferred promotion: queued, applied in batches or on `run_pending_tasks`, and dropped when overtaken by a write.
 
+use std::sync::atomic::Ordering;
 use strata::{Cache, Clock, LayerSpec, SetOptions};
 
 use crate::support::*;
@@ -45,22 +46,22 @@ fn deferred_promotion_waits_for_a_full_queue() {
         );
     }
     assert_eq!(cache.stats().layers[0].promotions_in, 4);
-    assert_eq!(cache.run_pending_promotions(), 0);
+    assert_eq!(cache.run_pending_tasks(), 0);
 }
 
 #[test]
-fn run_pending_promotions_applies_the_queue() {
+fn run_pending_tasks_applies_the_queue() {
     let (clock, _hand) = manual();
     let cache = deferred(&clock, 4);
     only_in_l2(&cache, 1..=2);
     cache.get(&1).unwrap();
     cache.get(&2).unwrap();
     assert_eq!(in_layer(&cache, "l1", 1), None);
-    assert_eq!(cache.run_pending_promotions(), 2);
+    assert_eq!(cache.run_pending_tasks(), 2);
     assert_eq!(in_layer(&cache, "l1", 1), Some(s("v1")));
     assert_eq!(in_layer(&cache, "l1", 2), Some(s("v2")));
     assert_eq!(cache.stats().layers[0].promotions_in, 2);
-    assert_eq!(cache.run_pending_promotions(), 0);
+    assert_eq!(cache.run_pending_tasks(), 0);
 }
 
 #[test]
@@ -70,7 +71,7 @@ fn queued_promotion_overtaken_by_a_set_does_not_land() {
     only_in_l2(&cache, [1]);
     assert_eq!(cache.get(&1).unwrap(), Some(s("v1")));
     cache.set(1, s("newer")).unwrap();
-    assert_eq!(cache.run_pending_promotions(), 0);
+    assert_eq!(cache.run_pending_tasks(), 0);
     assert_eq!(in_layer(&cache, "l1", 1), Some(s("newer")));
     assert_eq!(cache.get(&1).unwrap(), Some(s("newer")));
 }
@@ -84,7 +85,7 @@ fn queued_promotion_overtaken_by_an_l2_only_set_does_not_land() {
     cache
         .set_with(1, s("newer"), &SetOptions::new().skip("l1"))
         .unwrap();
-    assert_eq!(cache.run_pending_promotions(), 0);
+    assert_eq!(cache.run_pending_tasks(), 0);
     assert_eq!(in_layer(&cache, "l1", 1), None);
     assert_eq!(cache.get(&1).unwrap(), Some(s("newer")));
 }
@@ -96,7 +97,7 @@ fn queued_promotion_overtaken_by_a_delete_does_not_land() {
     only_in_l2(&cache, [1]);
     assert_eq!(cache.get(&1).unwrap(), Some(s("v1")));
     cache.delete(&1).unwrap();
-    assert_eq!(cache.run_pending_promotions(), 0);
+    assert_eq!(cache.run_pending_tasks(), 0);
     assert_eq!(in_layer(&cache, "l1", 1), None);
     assert_eq!(cache.get(&1).unwrap(), None);
 }
@@ -131,6 +132,54 @@ fn deferred_promotion_also_defers_get_many_promotions() {
         None,
         "promoted on the reading thread"
     );
-    assert_eq!(cache.run_pending_promotions(), 2);
+    assert_eq!(cache.run_pending_tasks(), 2);
     assert_eq!(in_layer(&cache, "l1", 1), Some(s("v1")));
+}
+
+/// The queues are bounded and lossy: while one reader is applying a batch into a slow L1,
+/// another reader keeps reading; its stripe fills and further promotions are dropped (counted),
+/// never waited for. Everything queued before the stripe filled is applied afterwards.
+#[test]
+fn full_queues_drop_promotions_instead_of_blocking_readers() {
+    let (clock, _hand) = manual();
+    let l1 = TestLayer::<u64, String>::new("l1", 1_000, &clock);
+    let cache: C = Cache::builder()
+        .clock(clock.clone())
+        .deferred_promotion(2)
+        .layer(LayerSpec::shared("l1", l1.clone()))
+        .layer(LayerSpec::memory("l2", 1_000))
+        .build()
+        .unwrap();
+    only_in_l2(&cache, 1..=100);
+    l1.hold_promote.store(true, Ordering::SeqCst);
+    // A reader whose second read fills its stripe to the batch size: it drains, and waits
+    // inside the slow layer.
+    let drainer = {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            cache.get(&1).unwrap();
+            cache.get(&2).unwrap();
+        })
+    };
+    while l1.promote_calls.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    // Meanwhile this thread reads 40 more keys: none of its reads waits for the drain.
+    for key in 3..=42 {
+        assert_eq!(cache.get(&key).unwrap(), Some(format!("v{key}")));
+    }
+    let dropped = cache.stats().layers[0].promotions_dropped;
+    l1.hold_promote.store(false, Ordering::SeqCst);
+    drainer.join().unwrap();
+    // A stripe holds four batches (16 items here): the rest was dropped.
+    assert_eq!(dropped, 40 - 16, "dropped {dropped}");
+    assert_eq!(cache.run_pending_tasks(), 16);
+    assert_eq!(cache.stats().layers[0].promotions_in, 2 + 16);
+    for key in 3..=18 {
+        assert_eq!(
+            in_layer(&cache, "l1", key),
+            Some(format!("v{key}")),
+            "key {key}"
+        );
+    }
 }

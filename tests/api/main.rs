@@ -20,6 +20,7 @@ mod concurrency;
 mod deferred;
 mod eviction;
 mod failures;
+mod heat;
 mod iteration;
 mod promotion;
 mod read_only;

@@ -135,7 +135,7 @@ fn a_lower_layer_hit_is_promoted_into_l1() {
             .set_with(1, s("one"), &SetOptions::new().skip("l1"))
             .unwrap();
         assert_eq!(cache.lookup(&1).unwrap().served_by, Some(1));
-        cache.run_pending_promotions();
+        cache.run_pending_tasks();
         assert_eq!(in_layer(&cache, "l1", 1), Some(s("one")));
         assert_eq!(cache.stats().layers[0].promotions_in, 1);
         assert_eq!(cache.lookup(&1).unwrap().served_by, Some(0));

@@ -32,6 +32,10 @@ pub struct TestLayer<K, V> {
     pub fail_set: AtomicBool,
     pub fail_delete: AtomicBool,
     pub fail_promote: AtomicBool,
+    /// While on, promotions wait inside the layer (a slow layer, for the queue tests).
+    pub hold_promote: AtomicBool,
+    /// Promotion calls that entered the layer.
+    pub promote_calls: AtomicUsize,
     /// How many times the cache called `close`.
     pub closes: AtomicUsize,
 }
@@ -49,12 +53,22 @@ where
             fail_set: AtomicBool::new(false),
             fail_delete: AtomicBool::new(false),
             fail_promote: AtomicBool::new(false),
+            hold_promote: AtomicBool::new(false),
+            promote_calls: AtomicUsize::new(0),
             closes: AtomicUsize::new(0),
         })
     }
 
     fn on(flag: &AtomicBool) -> bool {
         flag.load(Ordering::SeqCst)
+    }
+
+    /// Counts a promotion call, then waits while `hold_promote` is on.
+    fn enter_promote(&self) {
+        self.promote_calls.fetch_add(1, Ordering::SeqCst);
+        while Self::on(&self.hold_promote) {
+            std::thread::yield_now();
+        }
     }
 
     /// Reads the wrapped layer directly (ignores the switches), at time `now`.
@@ -114,6 +128,7 @@ where
     }
 
     fn promote(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> Result<bool, LayerError> {
+        self.enter_promote();
         if Self::on(&self.fail_promote) {
             return Err(injected());
         }
@@ -145,6 +160,7 @@ where
         &self,
         entries: Vec<(&K, Entry<V>, Ticket<'_>)>,
     ) -> Vec<Result<bool, LayerError>> {
+        self.enter_promote();
         if Self::on(&self.fail_promote) {
             return entries.iter().map(|_| Err(injected())).collect();
         }
@@ -414,7 +430,7 @@ pub enum Kind {
     /// Memory l1 (capacity 100) over memory l2 (capacity 1000): the default.
     Memory,
     /// The same with deferred promotion, in batches larger than any test fills: a promotion
-    /// lands only on `run_pending_promotions`.
+    /// lands only on `run_pending_tasks`.
     Deferred,
     /// A custom l1 with no memory tier inside ([`MapLayer`]) over memory l2 (capacity 1000).
     CustomL1,
@@ -509,7 +525,7 @@ impl Setup {
 /// failed; the test then fails with a message naming each failing configuration and its panic.
 ///
 /// A test run through this must hold in every configuration: it addresses layers by name
-/// (`l1`, `l2`), and calls `run_pending_promotions()` before it expects a promotion to have
+/// (`l1`, `l2`), and calls `run_pending_tasks()` before it expects a promotion to have
 /// landed (in [`Kind::Deferred`] none lands before).
 pub fn each_config(test: impl Fn(&Setup)) {
     let mut failed = Vec::new();

@@ -26,7 +26,7 @@ fn promoted_copy_expires_with_its_source_when_that_is_sooner() {
             .unwrap();
         hand.advance(secs(70));
         assert_eq!(cache.get(&1).unwrap(), Some(s("v")));
-        cache.run_pending_promotions();
+        cache.run_pending_tasks();
         assert_eq!(in_layer(&cache, "l1", 1), Some(s("v")), "promoted");
         // Remaining 30 s < L1 TTL 60 s: the copy lives 30 s.
         hand.advance(secs(29));
@@ -47,7 +47,7 @@ fn promoted_copy_expires_exactly_when_its_source_does() {
             .unwrap();
         hand.advance(secs(70));
         assert_eq!(cache.get(&1).unwrap(), Some(s("v")));
-        cache.run_pending_promotions();
+        cache.run_pending_tasks();
         hand.advance(Duration::from_millis(29_999));
         assert_eq!(in_layer(&cache, "l1", 1), Some(s("v")));
         hand.advance(Duration::from_millis(1));
@@ -66,7 +66,7 @@ fn promoted_copy_gets_the_layer_ttl_when_that_is_sooner() {
             .unwrap();
         hand.advance(secs(5));
         assert_eq!(cache.get(&1).unwrap(), Some(s("v")));
-        cache.run_pending_promotions();
+        cache.run_pending_tasks();
         // Remaining 95 s > L1 TTL 10 s: the copy lives 10 s.
         hand.advance(secs(9));
         assert_eq!(in_layer(&cache, "l1", 1), Some(s("v")));
@@ -86,7 +86,7 @@ fn promoted_copy_of_a_non_expiring_value_gets_the_layer_ttl() {
             .unwrap();
         hand.advance(secs(1000));
         assert_eq!(cache.get(&1).unwrap(), Some(s("v")));
-        cache.run_pending_promotions();
+        cache.run_pending_tasks();
         hand.advance(Duration::from_millis(9_999));
         assert_eq!(in_layer(&cache, "l1", 1), Some(s("v")));
         hand.advance(Duration::from_millis(1));
@@ -104,7 +104,7 @@ fn promoted_copy_into_a_layer_without_ttl_keeps_the_source_expiry() {
             .unwrap();
         hand.advance(secs(50));
         assert_eq!(cache.get(&1).unwrap(), Some(s("v")));
-        cache.run_pending_promotions();
+        cache.run_pending_tasks();
         hand.advance(Duration::from_millis(49_999));
         assert_eq!(in_layer(&cache, "l1", 1), Some(s("v")));
         hand.advance(Duration::from_millis(1));
