@@ -6,6 +6,7 @@ use crate::clock::Clock;
 use crate::engine::tier::{Store, Tier};
 use crate::engine::{Config, Engine};
 use crate::error::BuildError;
+use crate::filter::{FilterConfig, NegativeFilter};
 use crate::heat::FrequencySketch;
 use crate::layer::Layer;
 use crate::memory::{MemoryConfig, MemoryLayer};
@@ -25,6 +26,17 @@ pub struct LayerSpec<K, V> {
     pub(crate) ttl: Option<Duration>,
     pub(crate) read_only: bool,
     kind: Kind<K, V>,
+    filter: FilterChoice,
+}
+
+/// Whether a layer gets a negative filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FilterChoice {
+    /// On for a custom layer that asks for one (`Layer::wants_negative_filter`), off otherwise.
+    Default,
+    /// On, sized for this many keys at first.
+    On(usize),
+    Off,
 }
 
 enum Kind<K, V> {
@@ -39,7 +51,8 @@ impl<K, V> fmt::Debug for LayerSpec<K, V> {
         let mut s = f.debug_struct("LayerSpec");
         s.field("name", &self.name)
             .field("ttl", &self.ttl)
-            .field("read_only", &self.read_only);
+            .field("read_only", &self.read_only)
+            .field("filter", &self.filter);
         match &self.kind {
             Kind::Memory(config) => s.field("memory", config),
             Kind::Custom(_) | Kind::WeightOnCustom => s.field("custom", &true),
@@ -56,6 +69,7 @@ impl<K, V> LayerSpec<K, V> {
             ttl: None,
             read_only: false,
             kind: Kind::Memory(MemoryConfig::new(capacity)),
+            filter: FilterChoice::Default,
         }
     }
 
@@ -71,6 +85,7 @@ impl<K, V> LayerSpec<K, V> {
             ttl: None,
             read_only: false,
             kind: Kind::Custom(layer),
+            filter: FilterChoice::Default,
         }
     }
 
@@ -84,6 +99,24 @@ impl<K, V> LayerSpec<K, V> {
     /// Keeping it current is the owner's job (a database the cache fronts, for example).
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
+        self
+    }
+
+    /// Puts a negative filter (a Bloom filter, see the README's "Negative filters") in front of
+    /// this layer, sized for `expected_items` keys at first: a lookup skips the layer when the
+    /// filter says the key is certainly absent. On by default for custom layers that ask for
+    /// one ([`Layer::wants_negative_filter`], a remote store), off for memory tiers. Not for
+    /// L1 (always asked first) nor a read-only layer (others write it, so the filter would
+    /// hide their keys).
+    pub fn negative_filter(mut self, expected_items: usize) -> Self {
+        self.filter = FilterChoice::On(expected_items);
+        self
+    }
+
+    /// No negative filter in front of this layer, even if the layer asks for one (a layer
+    /// other processes write too: a filter would hide their keys until its next rebuild).
+    pub fn without_negative_filter(mut self) -> Self {
+        self.filter = FilterChoice::Off;
         self
     }
 
@@ -127,6 +160,12 @@ pub struct CacheBuilder<K, V> {
     deferred: Option<usize>,
     clock: Option<Clock>,
 }
+
+/// Keys a default negative filter is sized for at first (about 1.2 MB of bits at 1 %); a
+/// rebuild resizes it to twice the keys the layer holds.
+const DEFAULT_FILTER_ITEMS: usize = 1 << 20;
+/// The false-positive rate every filter is sized for.
+const FILTER_FALSE_POSITIVE_RATE: f64 = 0.01;
 
 /// The heat sketch's capacity when L1 is not a memory tier (whose capacity sizes it otherwise).
 const DEFAULT_HEAT_CAPACITY: usize = 65_536;
@@ -250,6 +289,7 @@ where
         };
         let mut tiers = Vec::with_capacity(self.layers.len());
         for (index, spec) in self.layers.into_iter().enumerate() {
+            let filter = filter_for(index, &spec)?;
             let store = match spec.kind {
                 Kind::Memory(config) => Store::Memory(MemoryLayer::with_hasher(
                     &spec.name,
@@ -266,6 +306,14 @@ where
                 ttl: spec.ttl,
                 writable: !spec.read_only,
                 store,
+                filter: None,
+            });
+            let tier = tiers.last_mut().expect("just pushed");
+            tier.filter = filter.map(|config| {
+                // A layer known to be empty starts with a ready filter; any other waits for
+                // its first rebuild (it lets every lookup through until then).
+                let empty = tier.layer().counters().len == Some(0);
+                NegativeFilter::new(config, empty)
             });
         }
         let config = Config {
@@ -278,6 +326,39 @@ where
             tiers, config, heat, hasher, clock,
         )))
     }
+}
+
+/// The filter a layer gets, or the error that refuses it (see [`LayerSpec::negative_filter`]).
+fn filter_for<K, V>(
+    index: usize,
+    spec: &LayerSpec<K, V>,
+) -> Result<Option<FilterConfig>, BuildError> {
+    let wanted = match (spec.filter, &spec.kind) {
+        (FilterChoice::Off, _) => None,
+        (FilterChoice::On(items), _) => Some(items),
+        (FilterChoice::Default, Kind::Custom(layer))
+            if index > 0 && !spec.read_only && layer.wants_negative_filter() =>
+        {
+            Some(DEFAULT_FILTER_ITEMS)
+        }
+        (FilterChoice::Default, _) => None,
+    };
+    let Some(expected_items) = wanted else {
+        return Ok(None);
+    };
+    if index == 0 {
+        return Err(BuildError::FilterOnL1(spec.name.clone()));
+    }
+    if spec.read_only {
+        return Err(BuildError::FilterOnReadOnly(spec.name.clone()));
+    }
+    if expected_items == 0 {
+        return Err(BuildError::ZeroFilterItems(spec.name.clone()));
+    }
+    Ok(Some(FilterConfig {
+        expected_items,
+        target_fp: FILTER_FALSE_POSITIVE_RATE,
+    }))
 }
 
 impl<K, V> Cache<K, V>

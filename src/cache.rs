@@ -302,7 +302,7 @@ where
 
     // ----- pending work ------------------------------------------------------------------
 
-    /// Applies every queued promotion now (with
+    /// Runs the cache's pending maintenance now: applies every queued promotion (with
     /// [`deferred_promotion`](crate::CacheBuilder::deferred_promotion); moka's name for the
     /// same idea). Queues are also drained on their own, by the reads that fill them, so a
     /// cache that never calls this still promotes. Returns how many were promoted; queued
@@ -312,7 +312,21 @@ where
         if self.engine.check_open().is_err() {
             return 0;
         }
-        self.engine.drain_queues()
+        let promoted = self.engine.drain_queues();
+        // Filters that ask for a rebuild (too full, or too many false positives) are rebuilt
+        // here, never on a request: listing a remote layer can take long.
+        self.engine.maintain_filters(false);
+        promoted
+    }
+
+    /// Rebuilds every negative filter now from its layer's listing (for example after loading
+    /// a layer from outside the cache). Returns how many filters were rebuilt; a layer that
+    /// cannot list its keys keeps its filter (counted as an error of the layer).
+    pub fn rebuild_filters(&self) -> usize {
+        if self.engine.check_open().is_err() {
+            return 0;
+        }
+        self.engine.maintain_filters(true)
     }
 
     // ----- iteration, stats, lifecycle ---------------------------------------------------

@@ -95,4 +95,14 @@ pub enum BuildError {
     /// Deferred promotion needs a batch size of at least one.
     #[error("the deferred-promotion batch size must be at least 1")]
     ZeroPromotionBatch,
+    /// A negative filter was asked for L1, which every lookup asks first anyway.
+    #[error("layer `{0}` is L1: a negative filter there would save nothing")]
+    FilterOnL1(String),
+    /// A negative filter was asked for a read-only layer: others write it, so the filter would
+    /// hide their keys.
+    #[error("layer `{0}` is read-only: a negative filter would hide the keys its owner writes")]
+    FilterOnReadOnly(String),
+    /// A negative filter sized for zero keys.
+    #[error("the negative filter of layer `{0}` must expect at least one key")]
+    ZeroFilterItems(String),
 }

@@ -150,6 +150,14 @@ pub trait Layer<K, V>: Send + Sync {
         LayerCounters::default()
     }
 
+    /// Whether the cache puts a negative filter in front of this layer unless told otherwise
+    /// (see `LayerSpec::negative_filter`): say yes for a layer that is slow to ask (a network
+    /// round trip) and that only this cache writes. A filter is rebuilt from
+    /// [`for_each`](Layer::for_each), which must then visit every key held for the whole call.
+    fn wants_negative_filter(&self) -> bool {
+        false
+    }
+
     /// Called once by [`Cache::close`](crate::Cache::close): release resources. Operations that
     /// were already running when `close` was called may still complete and call the layer;
     /// operations started after `close` returned never do.

@@ -48,6 +48,7 @@ mod cache;
 mod clock;
 mod engine;
 mod error;
+mod filter;
 mod floors;
 mod heat;
 pub mod layer;
@@ -64,7 +65,7 @@ pub use clock::{Clock, ManualClock};
 pub use error::{BuildError, Error};
 pub use options::{DeleteOptions, Promotion, PromotionGate, SetOptions, WriteMode};
 pub use report::{LayerFailure, LayerSet, Lookup, WriteReport};
-pub use stats::{LayerStats, Stats};
+pub use stats::{FilterStats, LayerStats, Stats};
 #[cfg(loom)]
 #[doc(hidden)]
 pub use sync::{break_for_test, Broken};

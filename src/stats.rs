@@ -165,6 +165,25 @@ impl Counters {
     }
 }
 
+/// A layer's negative filter in a [`Stats`] snapshot (see `LayerSpec::negative_filter`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilterStats {
+    /// Whether the filter answers lookups (a filter over a layer that was not empty at build
+    /// time lets every lookup through until its first rebuild).
+    pub ready: bool,
+    /// Lookups that skipped the layer: the filter said the key was absent.
+    pub skips: u64,
+    /// Lookups the filter let through that missed.
+    pub false_positives: u64,
+    /// Sampled skips (one in 1024) that found the key after all: keys written to the layer
+    /// by someone other than this cache. Zero for a layer only this cache writes.
+    pub false_negatives: u64,
+    /// Rebuilds completed (a new generation swapped in).
+    pub rebuilds: u64,
+    /// Rebuilds given up (the layer could not be listed, or writes never drained).
+    pub abandoned_rebuilds: u64,
+}
+
 /// Per-layer figures in a [`Stats`] snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LayerStats {
@@ -182,6 +201,8 @@ pub struct LayerStats {
     /// Promotions into this layer dropped because their queue was full (deferred promotion
     /// only; the value stays served by the lower layer).
     pub promotions_dropped: u64,
+    /// The layer's negative filter, if it has one.
+    pub filter: Option<FilterStats>,
     /// Entries the layer evicted to stay within its bounds.
     pub evictions: u64,
     /// Entries the layer dropped because their TTL passed.

@@ -112,6 +112,10 @@ pub enum Broken {
     ReadRecheck = 4,
     /// A write replaces a dead node by version comparison alone, without validating.
     DeadNodeValidation = 8,
+    /// A write sets a negative filter's bits after the layer call instead of before.
+    FilterInsertAfterWrite = 16,
+    /// A filter rebuild lists the layer without waiting for in-flight inserts to drain.
+    FilterRebuildWithoutDrain = 32,
 }
 
 /// The switches, a std atomic on purpose: test configuration, not modelled state.

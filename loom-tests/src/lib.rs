@@ -26,6 +26,17 @@ pub mod model {
         (builder.build().expect("valid configuration"), hand)
     }
 
+    /// Two memory tiers, L2 behind a negative filter, on a manual clock.
+    pub fn filtered_cache() -> Cache<u64, u64> {
+        let (clock, _) = Clock::manual();
+        Cache::builder()
+            .clock(clock)
+            .layer(LayerSpec::memory("l1", 4))
+            .layer(LayerSpec::memory("l2", 4).negative_filter(16))
+            .build()
+            .expect("valid configuration")
+    }
+
     /// Puts `key = value` in every layer but L1 (L1 is invalidated, so a read must promote).
     pub fn below_l1(cache: &Cache<u64, u64>, key: u64, value: u64) {
         cache

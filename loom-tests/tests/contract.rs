@@ -4,7 +4,9 @@
 #![cfg(loom)]
 
 use loom::thread;
-use loom_tests::model::{below_l1, cache, check_with_preemptions, in_layer, two_reads_around};
+use loom_tests::model::{
+    below_l1, cache, check_with_preemptions, filtered_cache, in_layer, two_reads_around,
+};
 use std::time::Duration;
 use strata::{Error, SetOptions};
 
@@ -216,6 +218,83 @@ fn queued_promotions_drained_by_racing_readers_and_a_set() {
         cache.run_pending_tasks();
         assert!(matches!(in_layer(&cache, "l1", K), None | Some(2)));
         assert_eq!(cache.get(&K).unwrap(), Some(2));
+    });
+}
+
+/// A write into a filtered layer races a reader that looks at the layer directly and then
+/// through the cache: once the reader saw the value in the layer, the filter must not hide it
+/// (the write set the key's bits before the value reached the layer).
+#[test]
+fn filtered_layer_never_hides_a_value_it_holds() {
+    loom::model(|| {
+        let cache = filtered_cache();
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.set_with(K, 2, &SetOptions::new().skip("l1")).unwrap())
+        };
+        if in_layer(&cache, "l2", K) == Some(2) {
+            assert_eq!(cache.get(&K).unwrap(), Some(2));
+        }
+        writer.join().unwrap();
+        assert_eq!(cache.get(&K).unwrap(), Some(2));
+    });
+}
+
+/// A filter rebuild (a new generation listed from the layer and swapped in) races a write into
+/// the layer and a lookup: the lookup sees nothing or the value, and once both are done the new
+/// generation holds the key.
+#[test]
+fn filter_rebuild_racing_a_write_keeps_the_key() {
+    loom::model(|| {
+        let cache = filtered_cache();
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.set_with(K, 2, &SetOptions::new().skip("l1")).unwrap())
+        };
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&K).unwrap())
+        };
+        cache.rebuild_filters();
+        writer.join().unwrap();
+        let seen = reader.join().unwrap();
+        assert!(matches!(seen, None | Some(2)), "{seen:?}");
+        assert_eq!(in_layer(&cache, "l2", K), Some(2));
+        assert_eq!(cache.get(&K).unwrap(), Some(2));
+    });
+}
+
+/// A queued promotion into a filtered layer is applied while the filter is rebuilt: whatever
+/// the layer ends up holding, the filter does not hide it.
+#[test]
+fn queued_promotion_racing_a_filter_rebuild() {
+    use strata::{Cache, Clock, DeleteOptions, LayerSpec};
+    loom::model(|| {
+        let (clock, _) = Clock::manual();
+        let cache: Cache<u64, u64> = Cache::builder()
+            .clock(clock)
+            .layer(LayerSpec::memory("l1", 4))
+            .layer(LayerSpec::memory("l2", 4).negative_filter(16))
+            .layer(LayerSpec::memory("l3", 4))
+            .promotion(strata::Promotion::AllAbove)
+            .deferred_promotion(64)
+            .build()
+            .unwrap();
+        cache
+            .set_with(K, 1, &SetOptions::new().skip("l1").skip("l2"))
+            .unwrap();
+        assert_eq!(cache.get(&K).unwrap(), Some(1)); // queues promotions into l2 and l1
+        let drainer = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.run_pending_tasks())
+        };
+        cache.rebuild_filters();
+        drainer.join().unwrap();
+        // Leave the value in l2 only, if the promotion put it there.
+        cache
+            .delete_with(&K, &DeleteOptions::new().skip("l2"))
+            .unwrap();
+        assert_eq!(cache.get(&K).unwrap(), in_layer(&cache, "l2", K));
     });
 }
 

@@ -35,7 +35,7 @@ use crate::layer::{Entry, LayerError};
 use crate::options::{DeleteOptions, Promotion, PromotionGate, SetOptions, WriteMode};
 use crate::protocol::{RawTicket, WriteStripes};
 use crate::report::{LayerFailure, LayerSet};
-use crate::stats::{Counters, LayerStats, Stats};
+use crate::stats::{Counters, FilterStats, LayerStats, Stats};
 use crate::sync::{AtomicBool, Ordering};
 use key::{Key, KeyRef};
 use queue::PromotionQueues;
@@ -218,6 +218,21 @@ where
                     promotions_in: self.counters.sum(tier.slot(Count::PromotionsIn)),
                     promotions_declined: self.counters.sum(tier.slot(Count::PromotionsDeclined)),
                     promotions_dropped: self.counters.sum(tier.slot(Count::PromotionsDropped)),
+                    filter: tier.filter.as_ref().map(|filter| {
+                        let (ready, rebuilds, abandoned_rebuilds) = filter.figures();
+                        FilterStats {
+                            ready,
+                            skips: self.counters.sum(tier.slot(Count::FilterSkips)),
+                            false_positives: self
+                                .counters
+                                .sum(tier.slot(Count::FilterFalsePositives)),
+                            false_negatives: self
+                                .counters
+                                .sum(tier.slot(Count::FilterFalseNegatives)),
+                            rebuilds,
+                            abandoned_rebuilds,
+                        }
+                    }),
                     evictions: own.evictions,
                     expirations: own.expirations,
                     dropped_writes: own.dropped,
@@ -231,6 +246,39 @@ where
             misses: self.counters.sum(REQUEST_MISSES),
             layers,
         }
+    }
+
+    /// Rebuilds the negative filters that ask for it (see [`crate::filter`]), or all of them if
+    /// `force`, from their layers' listings. Returns how many were rebuilt.
+    pub(crate) fn maintain_filters(&self, force: bool) -> usize {
+        let now = self.clock.now();
+        let mut rebuilt = 0;
+        for tier in self.tiers.iter() {
+            let Some(filter) = &tier.filter else {
+                continue;
+            };
+            let skips = self.counters.sum(tier.slot(Count::FilterSkips));
+            let false_positives = self.counters.sum(tier.slot(Count::FilterFalsePositives));
+            if !filter.wants_rebuild(skips, false_positives) && !force {
+                continue;
+            }
+            let layer = tier.layer();
+            let live = layer.counters().len.and_then(|n| usize::try_from(n).ok());
+            let swapped = filter.rebuild(live, |insert| {
+                // Keys hash as the engine hashes their borrowed form (`Borrow` guarantees the
+                // same hash), so the bits match the lookups' probes.
+                match layer.for_each(now, &mut |key, _| insert(self.hasher.hash_one(key))) {
+                    Ok(()) => true,
+                    Err(_) => {
+                        // A layer that cannot list its keys keeps its filter as it is.
+                        self.count(tier, Count::Errors);
+                        false
+                    }
+                }
+            });
+            rebuilt += usize::from(swapped);
+        }
+        rebuilt
     }
 
     /// Every later operation returns [`Error::Closed`]; each layer's `close` is called once;

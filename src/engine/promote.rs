@@ -14,6 +14,7 @@ use super::queue::{PromotionQueues, Pushed};
 use super::read::Read;
 use super::tier::Count;
 use super::{Deferred, Engine};
+use crate::filter::NegativeFilter;
 use crate::layer::Entry;
 use crate::options::{Promotion, PromotionGate};
 use crate::protocol::Ticket;
@@ -132,6 +133,13 @@ where
     {
         let tier = &self.tiers[target];
         let mut landed = 0;
+        // A filtered tier gets each key's bits before the key can land (see `filter`).
+        let inserts = tier.filter.as_ref().map(NegativeFilter::begin_inserts);
+        let batch = batch.inspect(|(_, hash, _, _)| {
+            if let Some(inserts) = &inserts {
+                inserts.insert(*hash);
+            }
+        });
         tier.promote_each(batch, |_, result| match result {
             Ok(true) => {
                 self.count(tier, Count::PromotionsIn);

@@ -20,6 +20,7 @@ use super::tier::{Count, GetResult, Tier, REQUEST_MISSES};
 use super::Engine;
 use crate::clock::Timestamp;
 use crate::error::Error;
+use crate::filter::Probe;
 use crate::layer::Entry;
 use crate::protocol::Ticket;
 use crate::report::{LayerFailure, Lookup};
@@ -135,7 +136,7 @@ where
         }
     }
 
-    /// One layer's reads of the keys not found yet.
+    /// One layer's reads of the keys not found yet and not ruled out by its filter.
     #[inline]
     fn read_tier<'a, Q>(&self, tier: &Tier<K, V>, reads: &mut [Read<'a, K, Q, V>], now: Timestamp)
     where
@@ -145,8 +146,10 @@ where
         // A single key: one call.
         if let [read] = reads {
             if read.found.is_none() {
-                let result = tier.get(&read.key, now);
-                self.take(tier, read, result);
+                if let Some(probe) = self.probe(tier, &read.key) {
+                    let result = tier.get(&read.key, now);
+                    self.take(tier, read, result, probe);
+                }
             }
             return;
         }
@@ -155,9 +158,13 @@ where
             let reader = memory.pinned();
             let mut misses = 0;
             for read in reads.iter_mut().filter(|read| read.found.is_none()) {
+                let Some(probe) = self.probe(tier, &read.key) else {
+                    continue;
+                };
                 match reader.get_entry(read.key.borrowed()) {
-                    Some(entry) => read.found = Some((tier.index, entry)),
-                    None => misses += 1,
+                    Some(entry) if probe == Probe::Ask => read.found = Some((tier.index, entry)),
+                    None if probe == Probe::Ask && tier.filter.is_none() => misses += 1,
+                    entry => self.take(tier, read, Ok(entry), probe),
                 }
             }
             if misses > 0 {
@@ -165,31 +172,93 @@ where
             }
             return;
         }
-        let pending: Vec<usize> = (0..reads.len())
+        let pending: Vec<(usize, Probe)> = (0..reads.len())
             .filter(|&i| reads[i].found.is_none())
+            .filter_map(|i| Some((i, self.probe(tier, &reads[i].key)?)))
             .collect();
         if pending.is_empty() {
             return;
         }
         let mut results = Vec::with_capacity(pending.len());
         {
-            let keys: Vec<&Key<'a, K, Q>> = pending.iter().map(|&i| &reads[i].key).collect();
+            let keys: Vec<&Key<'a, K, Q>> = pending.iter().map(|&(i, _)| &reads[i].key).collect();
             tier.get_each(&keys, now, |_, result| results.push(result));
         }
-        for (&i, result) in pending.iter().zip(results) {
-            self.take(tier, &mut reads[i], result);
+        for (&(i, probe), result) in pending.iter().zip(results) {
+            self.take(tier, &mut reads[i], result, probe);
         }
     }
 
+    /// Whether a lookup asks `tier` for `key`, by the tier's filter: `None` to skip it (counted).
     #[inline]
-    fn take<Q>(&self, tier: &Tier<K, V>, read: &mut Read<'_, K, Q, V>, result: GetResult<V>)
+    pub(crate) fn probe<Q>(&self, tier: &Tier<K, V>, key: &Key<'_, K, Q>) -> Option<Probe>
     where
-        Q: ?Sized,
+        K: Borrow<Q>,
+        Q: KeyRef<K> + ?Sized,
     {
+        let Some(filter) = &tier.filter else {
+            return Some(Probe::Ask);
+        };
+        match filter.probe(key.hash()) {
+            Probe::Skip => {
+                self.count(tier, Count::FilterSkips);
+                None
+            }
+            probe => Some(probe),
+        }
+    }
+
+    /// Records what `tier` answered for `read` after `probe`: the value, a miss (a false
+    /// positive of its filter if the filter let the lookup through), or a failure.
+    #[inline]
+    fn take<Q>(
+        &self,
+        tier: &Tier<K, V>,
+        read: &mut Read<'_, K, Q, V>,
+        result: GetResult<V>,
+        probe: Probe,
+    ) where
+        K: Borrow<Q>,
+        Q: KeyRef<K> + ?Sized,
+    {
+        self.filter_outcome(
+            tier,
+            &read.key,
+            probe,
+            matches!(result, Ok(Some(_))),
+            &result,
+        );
         match result {
             Ok(Some(entry)) => read.found = Some((tier.index, entry)),
             Ok(None) => self.count(tier, Count::Misses),
             Err(error) => read.failures.push(self.failure(tier, error, false)),
+        }
+    }
+
+    /// Filter accounting after a probe of `tier` that `found` the key or not.
+    #[inline]
+    pub(crate) fn filter_outcome<Q, T>(
+        &self,
+        tier: &Tier<K, V>,
+        key: &Key<'_, K, Q>,
+        probe: Probe,
+        found: bool,
+        result: &Result<T, crate::layer::LayerError>,
+    ) where
+        K: Borrow<Q>,
+        Q: KeyRef<K> + ?Sized,
+    {
+        let Some(filter) = &tier.filter else {
+            return;
+        };
+        match (probe, found, result.is_ok()) {
+            (Probe::Ask, false, true) => self.count(tier, Count::FilterFalsePositives),
+            (Probe::Verify, true, _) => {
+                self.count(tier, Count::FilterFalseNegatives);
+                filter.false_negative(key.hash());
+            }
+            (Probe::Verify, false, true) => self.count(tier, Count::FilterSkips),
+            _ => {}
         }
     }
 
@@ -235,7 +304,13 @@ where
         let now = self.clock.now();
         let mut failures = Vec::new();
         for tier in self.tiers.iter() {
-            match tier.contains(key, now) {
+            let Some(probe) = self.probe(tier, key) else {
+                continue;
+            };
+            let result = tier.contains(key, now);
+            let found = matches!(result, Ok(true));
+            self.filter_outcome(tier, key, probe, found, &result);
+            match result {
                 Ok(true) => return Ok(true),
                 Ok(false) => {}
                 Err(error) => failures.push(self.failure(tier, error, false)),

@@ -8,6 +8,7 @@
 
 use super::key::{Key, KeyRef};
 use crate::clock::Timestamp;
+use crate::filter::NegativeFilter;
 use crate::layer::{Entry, Layer, LayerError};
 use crate::memory::MemoryLayer;
 use crate::protocol::Ticket;
@@ -36,11 +37,17 @@ pub(crate) enum Count {
     PromotionsDeclined = 4,
     /// Promotions into this tier dropped because their queue stripe was full.
     PromotionsDropped = 5,
+    /// Lookups that skipped this tier: its filter said the key was absent.
+    FilterSkips = 6,
+    /// Lookups the filter let through that missed.
+    FilterFalsePositives = 7,
+    /// Sampled skips that found the key after all.
+    FilterFalseNegatives = 8,
 }
 
 /// Counter slot 0 counts requests no layer served; each tier has `PER_TIER` after it.
 pub(crate) const REQUEST_MISSES: usize = 0;
-const PER_TIER: usize = 6;
+const PER_TIER: usize = 9;
 /// L1's hit and miss slots, as constants for `Cache::get`'s fast path.
 pub(crate) const L1_HITS: usize = 1 + Count::Hits as usize;
 pub(crate) const L1_MISSES: usize = 1 + Count::Misses as usize;
@@ -58,6 +65,8 @@ pub(crate) struct Tier<K, V> {
     /// False for a read-only layer (a source of truth the cache never writes).
     pub(crate) writable: bool,
     pub(crate) store: Store<K, V>,
+    /// The tier's negative filter, if it has one (see [`crate::filter`]).
+    pub(crate) filter: Option<NegativeFilter>,
 }
 
 impl<K, V> Tier<K, V>

@@ -18,10 +18,12 @@ use super::key::{Key, KeyRef};
 use super::Engine;
 use crate::clock::{Clock, Timestamp};
 use crate::error::Error;
+use crate::filter::NegativeFilter;
 use crate::layer::{Entry, LayerError};
 use crate::options::{DeleteOptions, SetOptions, WriteMode};
 use crate::protocol::WriteToken;
 use crate::report::{LayerSet, WriteReport};
+use crate::sync::{broken, Broken};
 use std::borrow::Borrow;
 use std::cell::Cell;
 use std::hash::Hash;
@@ -191,7 +193,14 @@ where
             if plan.targets.contains(index) {
                 let last = Some(index) == last_target;
                 let expires_at = written_at.after(plan.ttl.or(tier.ttl));
+                // A filtered tier gets each key's bits before the key reaches it, and the
+                // inserts stay announced until the tier's call returned (see `filter`).
+                let inserts = tier.filter.as_ref().map(NegativeFilter::begin_inserts);
+                let before = !broken(Broken::FilterInsertAfterWrite);
                 let entries = writes.iter().filter_map(|write| {
+                    if let (Some(inserts), true) = (&inserts, before) {
+                        inserts.insert(write.key.hash());
+                    }
                     let value = write.value.take()?;
                     if !last {
                         write.value.set(Some(value.clone()));
@@ -207,6 +216,12 @@ where
                 tier.set_each(entries, |i, result| {
                     self.record(index, &writes[i], &mut reports[i], result, true)
                 });
+                if let (Some(inserts), false) = (&inserts, before) {
+                    writes
+                        .iter()
+                        .for_each(|write| inserts.insert(write.key.hash()));
+                }
+                drop(inserts);
             } else if plan.invalidate.contains(index) {
                 let deletes = writes
                     .iter()

@@ -20,6 +20,7 @@ mod concurrency;
 mod deferred;
 mod eviction;
 mod failures;
+mod filter;
 mod heat;
 mod iteration;
 mod promotion;

@@ -36,6 +36,8 @@ pub struct TestLayer<K, V> {
     pub hold_promote: AtomicBool,
     /// Promotion calls that entered the layer.
     pub promote_calls: AtomicUsize,
+    /// Keys the cache asked for (`get`, `get_many`, `contains`), one per key.
+    pub lookups: AtomicUsize,
     /// How many times the cache called `close`.
     pub closes: AtomicUsize,
 }
@@ -55,6 +57,7 @@ where
             fail_promote: AtomicBool::new(false),
             hold_promote: AtomicBool::new(false),
             promote_calls: AtomicUsize::new(0),
+            lookups: AtomicUsize::new(0),
             closes: AtomicUsize::new(0),
         })
     }
@@ -100,6 +103,7 @@ where
     V: Clone + Send + Sync + 'static,
 {
     fn get(&self, key: &K, now: Timestamp) -> Result<Option<Entry<V>>, LayerError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
         if Self::on(&self.fail_get) {
             return Err(injected());
         }
@@ -107,6 +111,7 @@ where
     }
 
     fn contains(&self, key: &K, now: Timestamp) -> Result<bool, LayerError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
         if Self::on(&self.fail_get) {
             return Err(injected());
         }
@@ -136,6 +141,7 @@ where
     }
 
     fn get_many(&self, keys: &[&K], now: Timestamp) -> GetResults<V> {
+        self.lookups.fetch_add(keys.len(), Ordering::SeqCst);
         if Self::on(&self.fail_get) {
             return keys.iter().map(|_| Err(injected())).collect();
         }
