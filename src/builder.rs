@@ -161,9 +161,9 @@ pub struct CacheBuilder<K, V> {
     clock: Option<Clock>,
 }
 
-/// Keys a default negative filter is sized for at first (about 1.2 MB of bits at 1 %); a
-/// rebuild resizes it to twice the keys the layer holds.
-const DEFAULT_FILTER_ITEMS: usize = 1 << 20;
+/// Keys a default negative filter is sized for at first (about 160 KB of bits at 1 %, small
+/// enough to stay in a core's cache); a rebuild resizes it to twice the keys the layer holds.
+const DEFAULT_FILTER_ITEMS: usize = 1 << 17;
 /// The false-positive rate every filter is sized for.
 const FILTER_FALSE_POSITIVE_RATE: f64 = 0.01;
 

@@ -175,7 +175,7 @@ pub struct FilterStats {
     pub skips: u64,
     /// Lookups the filter let through that missed.
     pub false_positives: u64,
-    /// Sampled skips (one in 1024) that found the key after all: keys written to the layer
+    /// Sampled skips (one in 65 536) that found the key after all: keys written to the layer
     /// by someone other than this cache. Zero for a layer only this cache writes.
     pub false_negatives: u64,
     /// Rebuilds completed (a new generation swapped in).

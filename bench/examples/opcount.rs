@@ -11,7 +11,8 @@
 //! Kinds: `get-hit` (L1 hit), `get-promote` (L1 miss, L2 hit, promotion into a full L1), `miss`
 //! (through both layers), `set` (write-through over two layers, keys present), `delete` (keys
 //! present in both layers; at most 10 000, so run it with N = 10000), `get-many` (batches of 10
-//! L1 hits), `exists` (`contains_key` of present keys).
+//! L1 hits), `exists` (`contains_key` of present keys), `filtered-miss` (a miss through L1 and
+//! two lower layers whose negative filters rule the key out).
 //! Every cache has two memory layers; keys and values are `u64`.
 
 use std::hint::black_box;
@@ -47,6 +48,18 @@ fn main() {
                 } else {
                     black_box(cache.get(&key(i)).ok());
                 }
+            }
+        }
+        "filtered-miss" => {
+            // Through L1 and two filtered lower layers, every filter saying "absent".
+            let cache: Cache<u64, u64> = Cache::builder()
+                .layer(LayerSpec::memory("l1", 20_000))
+                .layer(LayerSpec::memory("l2", 20_000).negative_filter(1 << 20))
+                .layer(LayerSpec::memory("l3", 20_000).negative_filter(1 << 20))
+                .build()
+                .expect("valid");
+            for i in 0..n {
+                black_box(cache.get(&key(i)).ok());
             }
         }
         "get-promote" => {

@@ -18,10 +18,13 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use strata::{Cache, LayerSpec, Promotion, WriteMode};
+use std::time::Duration;
+
+use strata::{Cache, LayerSpec, Promotion, PromotionGate, WriteMode};
 
 use crate::fixtures::{cache, fill_layer, KEYS};
 use crate::keys::{uniform, KeyDist, Keys};
+use crate::remote::Remote;
 
 /// How the generic rows are set up (the runner's `--layers` and `--keys`).
 #[derive(Clone, Copy, Debug)]
@@ -188,21 +191,10 @@ pub fn all(config: Config) -> Vec<Scenario> {
             format!("L2 hit with promotion ({layers} layers, every op promotes)"),
             120.0,
             "1",
-            move |_| {
-                // A small L1 over a large key set: every read misses L1, hits L2 and promotes,
-                // evicting another key from L1. Uniform keys whatever the key distribution: a
-                // skewed stream would mostly hit L1.
-                const WIDE: u64 = 200_000;
-                let mut builder = Cache::builder().layer(LayerSpec::memory("l1", 1_000));
-                for layer in 1..layers {
-                    builder = builder.layer(LayerSpec::memory(format!("l{}", layer + 1), 400_000));
-                }
-                let cache: Cache<u64, u64> = builder.build().expect("valid");
-                fill_layer(&cache, 1, WIDE);
-                timed(move |t, i| {
-                    black_box(cache.get(&uniform(t, i, WIDE)).ok());
-                })
-            },
+            // A small L1 over a large key set: every read misses L1, hits L2 and promotes,
+            // evicting another key from L1. Uniform keys whatever the key distribution: a
+            // skewed stream would mostly hit L1.
+            move |_| l2_hits(layers, PromotionGate::Always, false),
         ),
         Scenario::new(
             format!("miss through all layers ({layers})"),
@@ -339,4 +331,151 @@ pub fn curves(config: Config) -> Vec<Scenario> {
         .filter(|row| row.parallel)
         .filter(|row| !row.name.starts_with("set, write-through"))
         .collect()
+}
+
+/// A row of the design-card table: what a filter, heat-gated promotion or a promotion queue
+/// buys, measured against a `baseline` row of the same table where the target is a ratio.
+pub struct DesignRow {
+    pub scenario: Scenario,
+    /// The row this one is compared with (its name), if any.
+    pub baseline: Option<&'static str>,
+    /// The target, in words.
+    pub target: &'static str,
+}
+
+/// The round trip of the simulated remote layers.
+pub const REMOTE_RTT: Duration = Duration::from_micros(50);
+
+const PROMOTION_KEYS: u64 = 200_000;
+
+/// The "L2 hit with promotion" workload: an L1 of 1 000 entries over 200 000 keys in L2 (of
+/// `layers` memory tiers), read uniformly, so every read misses L1 and hits L2.
+fn l2_hits(layers: usize, gate: PromotionGate, queued: bool) -> Prepared {
+    let mut builder = Cache::builder()
+        .layer(LayerSpec::memory("l1", 1_000))
+        .promotion_gate(gate);
+    for layer in 1..layers {
+        builder = builder.layer(LayerSpec::memory(format!("l{}", layer + 1), 400_000));
+    }
+    if queued {
+        builder = builder.deferred_promotion(64);
+    }
+    let cache: Cache<u64, u64> = builder.build().expect("valid");
+    fill_layer(&cache, 1, PROMOTION_KEYS);
+    timed(move |t, i| {
+        black_box(cache.get(&uniform(t, i, PROMOTION_KEYS)).ok());
+    })
+}
+
+/// Misses through L1 (memory) and two remote layers, with or without their filters.
+fn remote_misses(filters: bool) -> Prepared {
+    let remote = |name: &str| {
+        let spec = LayerSpec::custom(name, Remote::new(name, 100_000, REMOTE_RTT));
+        if filters {
+            // Sized for the layer's capacity (the default is sized for 2^17 keys).
+            spec.negative_filter(100_000)
+        } else {
+            spec.without_negative_filter()
+        }
+    };
+    let cache: Cache<u64, u64> = Cache::builder()
+        .layer(LayerSpec::memory("l1", 10_000))
+        .layer(remote("l2"))
+        .layer(remote("l3"))
+        .build()
+        .expect("valid");
+    // Keys 0..1000 were written through the cache (their bits are set); the reads ask for
+    // keys above them, which no layer holds.
+    for key in 0..1_000u64 {
+        cache.set(key, key).expect("fill");
+    }
+    timed(move |_, i| {
+        black_box(cache.get(&(1_000_000 + i)).ok());
+    })
+}
+
+/// The design card's rows (issue: filters, heat, queues), in the order the runner prints them.
+pub fn design() -> Vec<DesignRow> {
+    vec![
+        DesignRow {
+            scenario: Scenario::new(
+                "L2 hit, every read promotes (2 memory layers)",
+                120.0,
+                "-",
+                |_| l2_hits(2, PromotionGate::Always, false),
+            ),
+            baseline: None,
+            target: "-",
+        },
+        DesignRow {
+            scenario: Scenario::new(
+                "L2 hit, heat-gated queued promotion (same reads)",
+                120.0,
+                "-",
+                |_| l2_hits(2, PromotionGate::by_heat(), true),
+            ),
+            baseline: None,
+            target: "<= 120 ns (not met: the L2 read of 200 000 keys is the cost)",
+        },
+        DesignRow {
+            scenario: Scenario::new(
+                "L2 hit, promoted, then read from L1 (the seed's setup)",
+                120.0,
+                "-",
+                |keys| gets(filled(2, Promotion::AllAbove, 1), keys),
+            ),
+            baseline: None,
+            target: "<= 120 ns (the seed measured this: \"then L1 cached\")",
+        },
+        DesignRow {
+            scenario: Scenario::new(
+                "L2 hit, heat-gated queued promotion, then L1 (seed's setup)",
+                120.0,
+                "-",
+                |keys| {
+                    let cache = Cache::builder()
+                        .layer(LayerSpec::memory("l1", crate::fixtures::BIG))
+                        .layer(LayerSpec::memory("l2", crate::fixtures::BIG))
+                        .promotion_gate(PromotionGate::by_heat())
+                        .deferred_promotion(64)
+                        .build()
+                        .expect("valid");
+                    fill_layer(&cache, 1, KEYS);
+                    gets(cache, keys)
+                },
+            ),
+            baseline: None,
+            target: "<= 120 ns",
+        },
+        DesignRow {
+            scenario: Scenario::new("miss, one memory layer", 0.0, "-", |_| {
+                let cache = cache(1, Promotion::AllAbove, WriteMode::WriteThrough);
+                timed(move |_, i| {
+                    black_box(cache.get(&(1_000_000 + i)).ok());
+                })
+            }),
+            baseline: None,
+            target: "-",
+        },
+        DesignRow {
+            scenario: Scenario::new(
+                "miss, 3 layers (L2, L3 remote 50 us), no filters",
+                0.0,
+                "-",
+                |_| remote_misses(false),
+            ),
+            baseline: Some("miss, one memory layer"),
+            target: "-",
+        },
+        DesignRow {
+            scenario: Scenario::new(
+                "miss, 3 layers (L2, L3 remote 50 us), negative filters",
+                0.0,
+                "-",
+                |_| remote_misses(true),
+            ),
+            baseline: Some("miss, one memory layer"),
+            target: "<= 2x the one-layer miss",
+        },
+    ]
 }

@@ -94,12 +94,12 @@ fn keys_written_behind_the_cache_s_back_are_found_by_sampling_and_counted() {
     let (cache, l2) = filtered(1_000);
     l2.put(5, s("five")); // the filter never saw this key
     let mut found = 0;
-    for _ in 0..2_048 {
+    for _ in 0..2 * 65_536 {
         if cache.get(&5).unwrap().is_some() {
             found += 1;
         }
     }
-    // One skip in 1024 is verified: the first verification finds the key and sets its
+    // One skip in 65 536 is verified: the first verification finds the key and sets its
     // bits; from then on it is served (and promoted into L1).
     assert!(found > 0, "never verified");
     let filter = cache.stats().layers[1].filter.clone().unwrap();

@@ -170,7 +170,11 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
             .collect(),
         None => Vec::new(),
     };
-    if scenarios.is_empty() {
+    if scenarios.is_empty()
+        && !scenarios::design()
+            .iter()
+            .any(|row| selected(&row.scenario.name))
+    {
         return Err(format!(
             "no scenario matches --only {:?}",
             args.only.as_deref().unwrap_or_default()
@@ -250,6 +254,52 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
         }
         rows.push(row);
         bar.inc(1);
+    }
+
+    // The design card's rows: what filters, heat and queues buy (single-threaded).
+    let design: Vec<_> = scenarios::design()
+        .into_iter()
+        .filter(|row| selected(&row.scenario.name))
+        .collect();
+    let mut design_ns: Vec<(&'static str, f64)> = Vec::new();
+    if !design.is_empty() && !args.json {
+        bar.suspend(|| {
+            println!(
+                "\nDesign-card rows (negative filters, heat-gated promotion, promotion queues; remote layers spin {} us per call):\n",
+                scenarios::REMOTE_RTT.as_micros()
+            );
+            println!(
+                "| {:<62} | {:>13} | {:>8} | target",
+                "row", "strata ns/op", "vs base"
+            );
+            println!("|{:-<64}|{:->15}|{:->10}|--------", "", "", "");
+        });
+    }
+    for row in &design {
+        bar.set_message(row.scenario.name.clone());
+        let outcome = scenarios::run(&row.scenario, config.keys, 1, duration);
+        let ns = outcome.ns_per_op();
+        let name: &'static str = row.scenario.name.clone().leak();
+        design_ns.push((name, ns));
+        let versus = row
+            .baseline
+            .and_then(|base| design_ns.iter().find(|(n, _)| *n == base))
+            .map_or("-".to_owned(), |(_, base)| format!("{:.2}x", ns / base));
+        if !args.json {
+            bar.suspend(|| {
+                println!(
+                    "| {:<62} | {:>13.1} | {:>8} | {}",
+                    row.scenario.name, ns, versus, row.target
+                );
+            });
+        }
+        rows.push(Row {
+            scenario: row.scenario.name.clone(),
+            threads: 1,
+            seed_ns: row.scenario.seed_ns,
+            strata_ns: ns,
+            mops: outcome.mops(),
+        });
     }
 
     let mut series = Vec::with_capacity(curves.len());

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use strata_bench::fixtures::KEYS;
 use strata_bench::keys::{KeyDist, Keys};
 use strata_bench::scenarios::Op;
-pub use strata_bench::scenarios::{all, curves, Config, Scenario};
+pub use strata_bench::scenarios::{all, curves, design, Config, Scenario, REMOTE_RTT};
 
 pub struct Outcome {
     pub ops: u64,
