@@ -17,14 +17,11 @@
 //!
 //! `HIT_RATIO_TRACES=loop,web07` restricts the run to the named traces (file stems).
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use flate2::read::GzDecoder;
 use strata::{Cache, LayerSpec, Promotion};
+use strata_bench::traces::{self, Lru};
 
 /// The unique-key fractions every trace is replayed at.
 const FRACTIONS: [f64; 6] = [0.003, 0.01, 0.03, 0.10, 0.20, 0.40];
@@ -67,7 +64,7 @@ fn main() {
         })
         .filter(|p| {
             only.as_ref()
-                .is_none_or(|only| only.iter().any(|t| *t == trace_name(p)))
+                .is_none_or(|only| only.iter().any(|t| *t == traces::name(p)))
         })
         .collect();
     files.sort();
@@ -76,8 +73,8 @@ fn main() {
     let started = Instant::now();
     let mut rows = Vec::new();
     for path in &files {
-        let name = trace_name(path);
-        let keys = decode(path);
+        let name = traces::name(path);
+        let keys = traces::decode(path).unwrap_or_else(|e| panic!("{e}")).keys;
         let unique = {
             let mut sorted = keys.clone();
             sorted.sort_unstable();
@@ -170,32 +167,6 @@ struct Row {
     moka: f64,
 }
 
-fn trace_name(path: &Path) -> String {
-    let file = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    file.strip_suffix(".u64.gz").unwrap_or(file).to_owned()
-}
-
-fn decode(path: &Path) -> Vec<u64> {
-    let file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let mut bytes = Vec::new();
-    GzDecoder::new(BufReader::new(file))
-        .read_to_end(&mut bytes)
-        .unwrap_or_else(|e| panic!("gunzip {}: {e}", path.display()));
-    assert!(
-        bytes.len() % 8 == 0,
-        "{}: length {} is not a multiple of 8",
-        path.display(),
-        bytes.len()
-    );
-    bytes
-        .chunks_exact(8)
-        .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap()))
-        .collect()
-}
-
 fn timed(trace: &str, size: usize, what: &str, run: impl FnOnce() -> f64) -> f64 {
     let start = Instant::now();
     let ratio = run();
@@ -262,97 +233,6 @@ fn replay_moka(keys: &[u64], size: usize) -> f64 {
             cache.run_pending_tasks();
         },
     )
-}
-
-/// Exact LRU: a hash map of slot indices into a doubly linked list kept in a vector.
-struct Lru {
-    map: HashMap<u64, u32>,
-    nodes: Vec<LruNode>,
-    head: u32, // most recently used
-    tail: u32, // least recently used
-    capacity: usize,
-}
-
-#[derive(Clone, Copy)]
-struct LruNode {
-    key: u64,
-    prev: u32,
-    next: u32,
-}
-
-const NIL: u32 = u32::MAX;
-
-impl Lru {
-    fn new(capacity: usize) -> Self {
-        assert!(capacity > 0 && capacity < NIL as usize);
-        Lru {
-            map: HashMap::with_capacity(capacity + 1),
-            nodes: Vec::with_capacity(capacity),
-            head: NIL,
-            tail: NIL,
-            capacity,
-        }
-    }
-
-    fn unlink(&mut self, i: u32) {
-        let LruNode { prev, next, .. } = self.nodes[i as usize];
-        if prev == NIL {
-            self.head = next;
-        } else {
-            self.nodes[prev as usize].next = next;
-        }
-        if next == NIL {
-            self.tail = prev;
-        } else {
-            self.nodes[next as usize].prev = prev;
-        }
-    }
-
-    fn push_front(&mut self, i: u32) {
-        self.nodes[i as usize].prev = NIL;
-        self.nodes[i as usize].next = self.head;
-        if self.head != NIL {
-            self.nodes[self.head as usize].prev = i;
-        }
-        self.head = i;
-        if self.tail == NIL {
-            self.tail = i;
-        }
-    }
-
-    /// A hit moves the key to the front.
-    fn get(&mut self, key: u64) -> bool {
-        match self.map.get(&key) {
-            Some(&i) => {
-                if self.head != i {
-                    self.unlink(i);
-                    self.push_front(i);
-                }
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Inserts an absent key at the front, evicting the least recently used when full.
-    fn insert(&mut self, key: u64) {
-        let i = if self.nodes.len() < self.capacity {
-            self.nodes.push(LruNode {
-                key,
-                prev: NIL,
-                next: NIL,
-            });
-            (self.nodes.len() - 1) as u32
-        } else {
-            let victim = self.tail;
-            self.unlink(victim);
-            self.map.remove(&self.nodes[victim as usize].key);
-            self.nodes[victim as usize].key = key;
-            victim
-        };
-        self.map.insert(key, i);
-        self.push_front(i);
-    }
 }
 
 fn replay_lru(keys: &[u64], size: usize) -> f64 {

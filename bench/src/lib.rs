@@ -10,3 +10,4 @@ pub mod fixtures;
 pub mod keys;
 pub mod remote;
 pub mod scenarios;
+pub mod traces;

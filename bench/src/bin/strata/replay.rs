@@ -6,13 +6,10 @@
 //! with promotion off, replayed single-threaded.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{BufReader, Read};
-use std::path::Path;
 use std::str::FromStr;
 
-use flate2::read::GzDecoder;
 use strata::{Cache, LayerSpec, Promotion};
+pub use strata_bench::traces::decode;
 
 /// A cache size: an entry count, or a fraction of the trace's unique keys (`0.3%`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -71,38 +68,6 @@ impl fmt::Display for Size {
             Size::Percent(p) => write!(f, "{p}%"),
         }
     }
-}
-
-/// A decoded trace.
-pub struct Trace {
-    pub keys: Vec<u64>,
-    pub unique: usize,
-}
-
-pub fn decode(path: &Path) -> Result<Trace, String> {
-    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let mut bytes = Vec::new();
-    GzDecoder::new(BufReader::new(file))
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot gunzip {}: {e}", path.display()))?;
-    if bytes.len() % 8 != 0 {
-        return Err(format!(
-            "{}: {} bytes decoded, not a whole number of u64 keys",
-            path.display(),
-            bytes.len()
-        ));
-    }
-    let keys: Vec<u64> = bytes
-        .chunks_exact(8)
-        .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
-        .collect();
-    let unique = {
-        let mut sorted = keys.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        sorted.len()
-    };
-    Ok(Trace { keys, unique })
 }
 
 /// Replays `keys` through a single memory tier of `size` entries; returns the hit count.
