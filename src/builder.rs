@@ -313,7 +313,7 @@ where
                 // A layer known to be empty starts with a ready filter; any other waits for
                 // its first rebuild (it lets every lookup through until then).
                 let empty = tier.layer().counters().len == Some(0);
-                NegativeFilter::new(config, empty)
+                Box::new(NegativeFilter::new(config, empty))
             });
         }
         let config = Config {

@@ -134,7 +134,7 @@ where
         let tier = &self.tiers[target];
         let mut landed = 0;
         // A filtered tier gets each key's bits before the key can land (see `filter`).
-        let inserts = tier.filter.as_ref().map(NegativeFilter::begin_inserts);
+        let inserts = tier.filter.as_deref().map(NegativeFilter::begin_inserts);
         let batch = batch.inspect(|(_, hash, _, _)| {
             if let Some(inserts) = &inserts {
                 inserts.insert(*hash);

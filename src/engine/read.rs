@@ -136,20 +136,21 @@ where
         }
     }
 
-    /// One layer's reads of the keys not found yet and not ruled out by its filter.
+    /// One layer's reads of the keys not found yet (and not ruled out by its filter).
     #[inline]
     fn read_tier<'a, Q>(&self, tier: &Tier<K, V>, reads: &mut [Read<'a, K, Q, V>], now: Timestamp)
     where
         K: Borrow<Q>,
         Q: KeyRef<K> + ?Sized,
     {
+        if tier.filter.is_some() {
+            return self.read_filtered_tier(tier, reads, now);
+        }
         // A single key: one call.
         if let [read] = reads {
             if read.found.is_none() {
-                if let Some(probe) = self.probe(tier, &read.key) {
-                    let result = tier.get(&read.key, now);
-                    self.take(tier, read, result, probe);
-                }
+                let result = tier.get(&read.key, now);
+                self.take(tier, read, result);
             }
             return;
         }
@@ -158,13 +159,9 @@ where
             let reader = memory.pinned();
             let mut misses = 0;
             for read in reads.iter_mut().filter(|read| read.found.is_none()) {
-                let Some(probe) = self.probe(tier, &read.key) else {
-                    continue;
-                };
                 match reader.get_entry(read.key.borrowed()) {
-                    Some(entry) if probe == Probe::Ask => read.found = Some((tier.index, entry)),
-                    None if probe == Probe::Ask && tier.filter.is_none() => misses += 1,
-                    entry => self.take(tier, read, Ok(entry), probe),
+                    Some(entry) => read.found = Some((tier.index, entry)),
+                    None => misses += 1,
                 }
             }
             if misses > 0 {
@@ -172,20 +169,74 @@ where
             }
             return;
         }
-        let pending: Vec<(usize, Probe)> = (0..reads.len())
+        let pending: Vec<usize> = (0..reads.len())
+            .filter(|&i| reads[i].found.is_none())
+            .collect();
+        self.read_custom(
+            tier,
+            reads,
+            pending.into_iter().map(|i| (i, Probe::Ask)),
+            now,
+        );
+    }
+
+    /// [`read_tier`](Self::read_tier) for a tier behind a negative filter: keys the filter rules
+    /// out are skipped (counted), the others asked as usual, and what the layer answered is
+    /// checked against what the filter said (false positives, sampled false negatives). Out of
+    /// line: an unfiltered read pays nothing for it.
+    #[inline(never)]
+    fn read_filtered_tier<'a, Q>(
+        &self,
+        tier: &Tier<K, V>,
+        reads: &mut [Read<'a, K, Q, V>],
+        now: Timestamp,
+    ) where
+        K: Borrow<Q>,
+        Q: KeyRef<K> + ?Sized,
+    {
+        let asked: Vec<(usize, Probe)> = (0..reads.len())
             .filter(|&i| reads[i].found.is_none())
             .filter_map(|i| Some((i, self.probe(tier, &reads[i].key)?)))
             .collect();
-        if pending.is_empty() {
+        match (tier.memory(), asked.as_slice()) {
+            (_, []) => {}
+            (Some(memory), _) => {
+                let reader = memory.pinned();
+                for &(i, probe) in &asked {
+                    let result = Ok(reader.get_entry(reads[i].key.borrowed()));
+                    self.take_probed(tier, &mut reads[i], result, probe);
+                }
+            }
+            (None, [(i, probe)]) => {
+                let result = tier.get(&reads[*i].key, now);
+                self.take_probed(tier, &mut reads[*i], result, *probe);
+            }
+            (None, _) => self.read_custom(tier, reads, asked.into_iter(), now),
+        }
+    }
+
+    /// A custom tier's batch read of the `asked` reads (index, probe): one call.
+    fn read_custom<'a, Q>(
+        &self,
+        tier: &Tier<K, V>,
+        reads: &mut [Read<'a, K, Q, V>],
+        asked: impl Iterator<Item = (usize, Probe)>,
+        now: Timestamp,
+    ) where
+        K: Borrow<Q>,
+        Q: KeyRef<K> + ?Sized,
+    {
+        let asked: Vec<(usize, Probe)> = asked.collect();
+        if asked.is_empty() {
             return;
         }
-        let mut results = Vec::with_capacity(pending.len());
+        let mut results = Vec::with_capacity(asked.len());
         {
-            let keys: Vec<&Key<'a, K, Q>> = pending.iter().map(|&(i, _)| &reads[i].key).collect();
+            let keys: Vec<&Key<'a, K, Q>> = asked.iter().map(|&(i, _)| &reads[i].key).collect();
             tier.get_each(&keys, now, |_, result| results.push(result));
         }
-        for (&(i, probe), result) in pending.iter().zip(results) {
-            self.take(tier, &mut reads[i], result, probe);
+        for (&(i, probe), result) in asked.iter().zip(results) {
+            self.take_probed(tier, &mut reads[i], result, probe);
         }
     }
 
@@ -208,10 +259,21 @@ where
         }
     }
 
-    /// Records what `tier` answered for `read` after `probe`: the value, a miss (a false
-    /// positive of its filter if the filter let the lookup through), or a failure.
+    /// Records what `tier` answered for `read`: the value, a miss, or a failure.
     #[inline]
-    fn take<Q>(
+    fn take<Q>(&self, tier: &Tier<K, V>, read: &mut Read<'_, K, Q, V>, result: GetResult<V>)
+    where
+        Q: ?Sized,
+    {
+        match result {
+            Ok(Some(entry)) => read.found = Some((tier.index, entry)),
+            Ok(None) => self.count(tier, Count::Misses),
+            Err(error) => read.failures.push(self.failure(tier, error, false)),
+        }
+    }
+
+    /// [`take`](Self::take) after a probe of a filtered tier: also the filter's accounting.
+    fn take_probed<Q>(
         &self,
         tier: &Tier<K, V>,
         read: &mut Read<'_, K, Q, V>,
@@ -228,15 +290,11 @@ where
             matches!(result, Ok(Some(_))),
             &result,
         );
-        match result {
-            Ok(Some(entry)) => read.found = Some((tier.index, entry)),
-            Ok(None) => self.count(tier, Count::Misses),
-            Err(error) => read.failures.push(self.failure(tier, error, false)),
-        }
+        self.take(tier, read, result);
     }
 
     /// Filter accounting after a probe of `tier` that `found` the key or not.
-    #[inline]
+    #[cold]
     pub(crate) fn filter_outcome<Q, T>(
         &self,
         tier: &Tier<K, V>,
@@ -304,12 +362,16 @@ where
         let now = self.clock.now();
         let mut failures = Vec::new();
         for tier in self.tiers.iter() {
-            let Some(probe) = self.probe(tier, key) else {
-                continue;
+            let result = if tier.filter.is_none() {
+                tier.contains(key, now)
+            } else {
+                let Some(probe) = self.probe(tier, key) else {
+                    continue;
+                };
+                let result = tier.contains(key, now);
+                self.filter_outcome(tier, key, probe, matches!(result, Ok(true)), &result);
+                result
             };
-            let result = tier.contains(key, now);
-            let found = matches!(result, Ok(true));
-            self.filter_outcome(tier, key, probe, found, &result);
             match result {
                 Ok(true) => return Ok(true),
                 Ok(false) => {}

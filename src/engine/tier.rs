@@ -65,8 +65,9 @@ pub(crate) struct Tier<K, V> {
     /// False for a read-only layer (a source of truth the cache never writes).
     pub(crate) writable: bool,
     pub(crate) store: Store<K, V>,
-    /// The tier's negative filter, if it has one (see [`crate::filter`]).
-    pub(crate) filter: Option<NegativeFilter>,
+    /// The tier's negative filter, if it has one (see [`crate::filter`]). Boxed: the filter is
+    /// large and cache-padded, and every read walks the tiers.
+    pub(crate) filter: Option<Box<NegativeFilter>>,
 }
 
 impl<K, V> Tier<K, V>

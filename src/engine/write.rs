@@ -195,7 +195,7 @@ where
                 let expires_at = written_at.after(plan.ttl.or(tier.ttl));
                 // A filtered tier gets each key's bits before the key reaches it, and the
                 // inserts stay announced until the tier's call returned (see `filter`).
-                let inserts = tier.filter.as_ref().map(NegativeFilter::begin_inserts);
+                let inserts = tier.filter.as_deref().map(NegativeFilter::begin_inserts);
                 let before = !broken(Broken::FilterInsertAfterWrite);
                 let entries = writes.iter().filter_map(|write| {
                     if let (Some(inserts), true) = (&inserts, before) {
