@@ -83,6 +83,9 @@ where
                 }
                 None => {
                     engine.counters.incr(L1_MISSES);
+                    if engine.ruled_out_below_l1(key) {
+                        return Ok(None);
+                    }
                     1
                 }
             },

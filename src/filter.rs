@@ -68,6 +68,7 @@
 use crate::sync::{spin_hint, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 use generation::Slot;
+pub(crate) use generation::{pin, Pin};
 
 /// In-flight stripes of a filter's inserts.
 const INSERT_STRIPES: usize = 16;
@@ -168,10 +169,21 @@ impl NegativeFilter {
     /// What a lookup of `hash` should do with the layer.
     #[inline]
     pub(crate) fn probe(&self, hash: u64) -> Probe {
-        let absent = self
-            .generations
-            .with_current(|generation| generation.is_some_and(|g| !g.bits.contains(hash)));
-        if !absent {
+        self.probe_pinned(&generation::pin(), hash)
+    }
+
+    /// Whether the filter rules `hash` out (certainly absent), under a pin the caller holds
+    /// (one pin for several filters). No sampling: see [`skip_unsampled`].
+    #[inline]
+    pub(crate) fn rules_out(&self, pin: &Pin, hash: u64) -> bool {
+        self.generations.with_current(pin, |generation| {
+            generation.is_some_and(|g| !g.bits.contains(hash))
+        })
+    }
+
+    #[inline]
+    fn probe_pinned(&self, pin: &Pin, hash: u64) -> Probe {
+        if !self.rules_out(pin, hash) {
             Probe::Ask
         } else if sampled() {
             Probe::Verify
@@ -248,9 +260,9 @@ impl NegativeFilter {
         live: Option<usize>,
         list: impl FnOnce(&mut dyn FnMut(u64)) -> bool,
     ) -> bool {
-        let inserted = self
-            .generations
-            .with_current(|g| g.map_or(0, |g| g.inserted.load(Ordering::Relaxed)));
+        let inserted = self.generations.with_current(&generation::pin(), |g| {
+            g.map_or(0, |g| g.inserted.load(Ordering::Relaxed))
+        });
         let capacity = live
             .unwrap_or(inserted)
             .saturating_mul(2)
@@ -298,7 +310,8 @@ impl NegativeFilter {
     /// The filter's own figures: whether it is ready, its rebuilds and abandoned rebuilds.
     pub(crate) fn figures(&self) -> (bool, u64, u64) {
         (
-            self.generations.with_current(|g| g.is_some()),
+            self.generations
+                .with_current(&generation::pin(), |g| g.is_some()),
             self.rebuilds.load(Ordering::Relaxed),
             self.abandoned.load(Ordering::Relaxed),
         )
@@ -345,8 +358,24 @@ fn yield_now() {
 
 /// Whether this skip is one of the sampled ones (a per-thread counter: no shared write).
 fn sampled() -> bool {
+    next_skip(true)
+}
+
+/// For a request whose every filter ruled the key out: counts it as one skip and returns true,
+/// unless that skip is the one to sample; then returns false and counts nothing, so that the
+/// read path's first probe draws the sample and verifies it.
+pub(crate) fn skip_unsampled() -> bool {
+    !next_skip(false)
+}
+
+/// Whether the thread's next skip is sampled; consumes it if `always`, or if it is not.
+#[inline]
+fn next_skip(always: bool) -> bool {
     #[cfg(loom)]
-    return false;
+    {
+        let _ = always;
+        false
+    }
     #[cfg(not(loom))]
     {
         use std::cell::Cell;
@@ -356,8 +385,11 @@ fn sampled() -> bool {
         SKIPS
             .try_with(|skips| {
                 let n = skips.get().wrapping_add(1);
-                skips.set(n);
-                n % FN_SAMPLE == 0
+                let sampled = n % FN_SAMPLE == 0;
+                if always || !sampled {
+                    skips.set(n);
+                }
+                sampled
             })
             .unwrap_or(false)
     }
@@ -404,9 +436,9 @@ mod bits {
 }
 
 /// The current generation and the one being built, swappable while readers probe them: two
-/// pointers under a seize collector (readers enter it with a compiler fence only, so a probe
-/// costs no barrier; a replaced generation is freed once no guard that could have loaded it is
-/// left), or under loom two mutexes around `Arc`s loom can instrument.
+/// pointers under seize (one collector for every filter; readers enter it with a compiler fence
+/// only, so a probe costs no barrier; a replaced generation is freed once no pin that could
+/// have loaded it is left), or under loom two mutexes around `Arc`s loom can instrument.
 mod generation {
     use super::Generation;
 
@@ -417,9 +449,31 @@ mod generation {
         Next,
     }
 
+    /// The collector every filter retires its generations to: one for the process, so that a
+    /// lookup pins once for all the filters it probes. A batch of one: a retired generation
+    /// (kilobytes of bits) is freed as soon as no pin can hold it, not after 31 more.
+    #[cfg(not(loom))]
+    static COLLECTOR: std::sync::LazyLock<seize::Collector> =
+        std::sync::LazyLock::new(|| seize::Collector::new().batch_size(1));
+
+    /// A pin of every filter's generations: what it loads stays alive until it is dropped.
+    #[cfg(not(loom))]
+    pub(crate) struct Pin(seize::LocalGuard<'static>);
+
+    #[cfg(loom)]
+    pub(crate) struct Pin;
+
+    /// Pins the filters' generations (a thread-local mark and a compiler fence).
+    #[inline]
+    pub(crate) fn pin() -> Pin {
+        #[cfg(not(loom))]
+        return Pin(COLLECTOR.enter());
+        #[cfg(loom)]
+        Pin
+    }
+
     #[cfg(not(loom))]
     pub(crate) struct Slots {
-        collector: seize::Collector,
         current: std::sync::atomic::AtomicPtr<Generation>,
         next: std::sync::atomic::AtomicPtr<Generation>,
     }
@@ -427,9 +481,10 @@ mod generation {
     /// The generations loaded for the length of a call (they stay alive until it is dropped).
     #[cfg(not(loom))]
     pub(crate) struct Loaded<'a> {
-        _guard: seize::LocalGuard<'a>,
+        _pin: Pin,
         next: *const Generation,
         current: *const Generation,
+        _slots: std::marker::PhantomData<&'a Slots>,
     }
 
     #[cfg(not(loom))]
@@ -439,7 +494,7 @@ mod generation {
                 Slot::Current => self.current,
                 Slot::Next => self.next,
             };
-            // SAFETY: loaded with `protect` under `self._guard`, which is still entered: a
+            // SAFETY: loaded with `protect` under `self._pin`, which is still entered: a
             // generation retired since is only freed after every guard that could have loaded
             // it is dropped. Null means no generation.
             unsafe { pointer.as_ref() }
@@ -450,7 +505,6 @@ mod generation {
     impl Slots {
         pub(crate) fn empty() -> Self {
             Slots {
-                collector: seize::Collector::new(),
                 current: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
                 next: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             }
@@ -463,15 +517,20 @@ mod generation {
             }
         }
 
-        /// Runs `f` on the current generation, protected for the call.
+        /// Runs `f` on the current generation, protected by `pin` for the call.
         #[inline]
-        pub(crate) fn with_current<R>(&self, f: impl FnOnce(Option<&Generation>) -> R) -> R {
+        pub(crate) fn with_current<R>(
+            &self,
+            pin: &Pin,
+            f: impl FnOnce(Option<&Generation>) -> R,
+        ) -> R {
             use seize::Guard;
-            let guard = self.collector.enter();
             // SeqCst (seize strengthens it as its barrier needs): see the module docs of
             // `filter`.
-            let pointer = guard.protect(&self.current, std::sync::atomic::Ordering::SeqCst);
-            // SAFETY: protected by `guard`, which outlives `f` (see `Loaded::get`).
+            let pointer = pin
+                .0
+                .protect(&self.current, std::sync::atomic::Ordering::SeqCst);
+            // SAFETY: protected by `pin`, which outlives `f` (see `Loaded::get`).
             f(unsafe { pointer.as_ref() })
         }
 
@@ -479,13 +538,18 @@ mod generation {
         /// the returned value is dropped.
         pub(crate) fn load(&self) -> Loaded<'_> {
             use seize::Guard;
-            let guard = self.collector.enter();
-            let next = guard.protect(&self.next, std::sync::atomic::Ordering::SeqCst);
-            let current = guard.protect(&self.current, std::sync::atomic::Ordering::SeqCst);
+            let pin = pin();
+            let next = pin
+                .0
+                .protect(&self.next, std::sync::atomic::Ordering::SeqCst);
+            let current = pin
+                .0
+                .protect(&self.current, std::sync::atomic::Ordering::SeqCst);
             Loaded {
-                _guard: guard,
+                _pin: pin,
                 next,
                 current,
+                _slots: std::marker::PhantomData,
             }
         }
 
@@ -516,7 +580,7 @@ mod generation {
                 // slot (a generation is in one slot at a time, except `moving` above, which
                 // leaves `next` before anything retires it); readers that loaded it are
                 // protected by their guards, and seize frees it only after them.
-                unsafe { self.collector.retire(old, seize::reclaim::boxed) };
+                unsafe { COLLECTOR.retire(old, seize::reclaim::boxed) };
             }
         }
     }
@@ -527,8 +591,9 @@ mod generation {
             for slot in [&self.current, &self.next] {
                 let pointer = slot.swap(std::ptr::null_mut(), std::sync::atomic::Ordering::SeqCst);
                 if !pointer.is_null() {
-                    // SAFETY: `&mut self`: no reader can hold a guard of this collector any
-                    // more, and each generation is in one slot only at rest.
+                    // SAFETY: `&mut self`: no reader can still reach this filter's generations
+                    // (a pin protects only what was loaded through a live `&Slots`), and each
+                    // generation is in one slot only at rest.
                     drop(unsafe { Box::from_raw(pointer) });
                 }
             }
@@ -572,7 +637,11 @@ mod generation {
                 Slot::Next => &self.next,
             }
         }
-        pub(crate) fn with_current<R>(&self, f: impl FnOnce(Option<&Generation>) -> R) -> R {
+        pub(crate) fn with_current<R>(
+            &self,
+            _pin: &Pin,
+            f: impl FnOnce(Option<&Generation>) -> R,
+        ) -> R {
             let current = self.current.lock().unwrap().clone();
             f(current.as_deref())
         }

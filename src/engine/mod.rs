@@ -41,7 +41,7 @@ use key::{Key, KeyRef};
 use queue::PromotionQueues;
 use std::borrow::Borrow;
 use std::hash::Hash;
-use tier::{counter_slots, Count, Tier, REQUEST_MISSES};
+use tier::{counter_slots, Count, Tier, REQUEST_MISSES, RULED_OUT_BELOW_L1};
 use write::Plan;
 
 /// Largest number of writes a batch call keeps in flight at once (see `protocol`: the tokens of
@@ -78,9 +78,12 @@ pub(crate) struct Engine<K, V> {
     /// The plans of a `set` and a `delete` with default options, computed once.
     plans: DefaultPlans,
     pub(crate) stripes: WriteStripes,
+    /// Whether every layer below L1 has a negative filter (and there is one): `get`'s miss can
+    /// then be ruled out without the read path (`Engine::ruled_out_below_l1`).
+    pub(crate) filtered_below_l1: bool,
     /// Heat of the keys read below L1, when promotion into L1 is gated by heat.
     pub(crate) heat: Option<FrequencySketch>,
-    hasher: ahash::RandomState,
+    pub(crate) hasher: ahash::RandomState,
     pub(crate) clock: Clock,
     pub(crate) counters: Counters,
     /// The promotion queues, when promotions are deferred.
@@ -110,7 +113,10 @@ where
             writable.insert(tier.index);
         }
         let placeholder = Plan::nothing();
+        let filtered_below_l1 =
+            tiers.len() > 1 && tiers[1..].iter().all(|tier| tier.filter.is_some());
         let mut engine = Engine {
+            filtered_below_l1,
             tiers: tiers.into(),
             config,
             writable,
@@ -206,6 +212,9 @@ where
     }
 
     pub(crate) fn stats(&self) -> Stats {
+        // Misses `get` ruled out below L1 by the filters alone: a request miss, and a skip of
+        // every layer below L1 (each of which has a filter, or there are none).
+        let ruled_out = self.counters.sum(RULED_OUT_BELOW_L1);
         let layers: Vec<LayerStats> = self
             .tiers
             .iter()
@@ -222,7 +231,7 @@ where
                         let (ready, rebuilds, abandoned_rebuilds) = filter.figures();
                         FilterStats {
                             ready,
-                            skips: self.counters.sum(tier.slot(Count::FilterSkips)),
+                            skips: self.counters.sum(tier.slot(Count::FilterSkips)) + ruled_out,
                             false_positives: self
                                 .counters
                                 .sum(tier.slot(Count::FilterFalsePositives)),
@@ -243,7 +252,7 @@ where
             .collect();
         Stats {
             hits: layers.iter().map(|layer| layer.hits).sum(),
-            misses: self.counters.sum(REQUEST_MISSES),
+            misses: self.counters.sum(REQUEST_MISSES) + ruled_out,
             layers,
         }
     }
@@ -257,7 +266,8 @@ where
             let Some(filter) = &tier.filter else {
                 continue;
             };
-            let skips = self.counters.sum(tier.slot(Count::FilterSkips));
+            let skips = self.counters.sum(tier.slot(Count::FilterSkips))
+                + self.counters.sum(RULED_OUT_BELOW_L1);
             let false_positives = self.counters.sum(tier.slot(Count::FilterFalsePositives));
             if !filter.wants_rebuild(skips, false_positives) && !force {
                 continue;

@@ -16,7 +16,7 @@
 //! directly (one map probe, no hash of ours, no allocation).
 
 use super::key::{Key, KeyRef};
-use super::tier::{Count, GetResult, Tier, REQUEST_MISSES};
+use super::tier::{Count, GetResult, Tier, REQUEST_MISSES, RULED_OUT_BELOW_L1};
 use super::Engine;
 use crate::clock::Timestamp;
 use crate::error::Error;
@@ -350,6 +350,36 @@ where
             }
         }
         (source, entry)
+    }
+
+    /// The miss fast path of `get`: true (the miss counted) when every layer below L1 has a
+    /// filter and each rules the key out, so the read needs no per-key state, no ticket and no
+    /// layer call. Returns false, counting nothing, as soon as one filter cannot rule it out, or
+    /// when this skip is the one to sample for false negatives: the read path then probes the
+    /// filters again (its first probe draws the sample) and asks the layers.
+    /// The same decisions as the read path, in the same top-down order, so a miss served here
+    /// is one the read path would have served.
+    #[inline]
+    pub(crate) fn ruled_out_below_l1<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: KeyRef<K> + ?Sized,
+    {
+        if !self.filtered_below_l1 {
+            return false;
+        }
+        let hash = self.hasher.hash_one(key);
+        // One pin for every filter probed.
+        let pin = crate::filter::pin();
+        let all_absent = self.tiers[1..].iter().all(|tier| {
+            tier.filter
+                .as_ref()
+                .is_some_and(|filter| filter.rules_out(&pin, hash))
+        }) && crate::filter::skip_unsampled();
+        if all_absent {
+            self.counters.incr(RULED_OUT_BELOW_L1);
+        }
+        all_absent
     }
 
     /// Whether some layer holds the key (no promotion, no value clone). `Err` lists the layers

@@ -45,16 +45,21 @@ pub(crate) enum Count {
     FilterFalseNegatives = 8,
 }
 
-/// Counter slot 0 counts requests no layer served; each tier has `PER_TIER` after it.
+/// Counter slot 0 counts requests no layer served that went through the read path; slot 1
+/// the misses `get` ruled out below L1 by the filters alone (each is also a request miss and a
+/// skip of every layer below L1: `stats` adds it there, so the fast path bumps one counter);
+/// each tier has `PER_TIER` slots after them.
 pub(crate) const REQUEST_MISSES: usize = 0;
+pub(crate) const RULED_OUT_BELOW_L1: usize = 1;
+const FIRST_TIER_SLOT: usize = 2;
 const PER_TIER: usize = 9;
 /// L1's hit and miss slots, as constants for `Cache::get`'s fast path.
-pub(crate) const L1_HITS: usize = 1 + Count::Hits as usize;
-pub(crate) const L1_MISSES: usize = 1 + Count::Misses as usize;
+pub(crate) const L1_HITS: usize = FIRST_TIER_SLOT + Count::Hits as usize;
+pub(crate) const L1_MISSES: usize = FIRST_TIER_SLOT + Count::Misses as usize;
 
 /// The number of counter slots a cache of `tiers` tiers needs.
 pub(crate) const fn counter_slots(tiers: usize) -> usize {
-    1 + tiers * PER_TIER
+    FIRST_TIER_SLOT + tiers * PER_TIER
 }
 
 pub(crate) struct Tier<K, V> {
@@ -78,7 +83,7 @@ where
     /// The counter slot of one of this tier's counts.
     #[inline]
     pub(crate) fn slot(&self, count: Count) -> usize {
-        1 + self.index * PER_TIER + count as usize
+        FIRST_TIER_SLOT + self.index * PER_TIER + count as usize
     }
 
     /// The tier as a [`Layer`] (iteration, counters, close).
