@@ -17,7 +17,6 @@
 //!
 //! `HIT_RATIO_TRACES=loop,web07` restricts the run to the named traces (file stems).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use strata::{Cache, LayerSpec, Promotion};
@@ -41,33 +40,9 @@ const REFERENCE_LRU: &[(&str, usize, f64)] = &[
 const LOSS_THRESHOLD: f64 = 0.5;
 
 fn main() {
-    let dir: PathBuf = std::env::args_os()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/traces"))
-        });
-    let only: Option<Vec<String>> = std::env::var("HIT_RATIO_TRACES").ok().map(|s| {
-        s.split(',')
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .collect()
-    });
-
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read trace dir {}: {e}", dir.display()))
-        .map(|entry| entry.expect("dir entry").path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(".u64.gz"))
-        })
-        .filter(|p| {
-            only.as_ref()
-                .is_none_or(|only| only.iter().any(|t| *t == traces::name(p)))
-        })
-        .collect();
-    files.sort();
+    let dir = traces::dir_from_args();
+    let only = traces::selection("HIT_RATIO_TRACES");
+    let files = traces::files(&dir, only.as_deref()).unwrap_or_else(|e| panic!("{e}"));
     assert!(!files.is_empty(), "no *.u64.gz traces in {}", dir.display());
 
     let started = Instant::now();

@@ -20,8 +20,6 @@
 //! Single-threaded, so the replay is deterministic. `TWO_TIER_TRACES=oltp,loop` restricts the
 //! run to the named traces.
 
-use std::path::PathBuf;
-
 use strata::{Cache, LayerSpec, PromotionGate};
 use strata_bench::traces::{self, Lru};
 
@@ -57,15 +55,8 @@ impl Tally {
 }
 
 fn main() {
-    let dir: PathBuf = std::env::args_os()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/traces"))
-        });
-    let only: Option<Vec<String>> = std::env::var("TWO_TIER_TRACES")
-        .ok()
-        .map(|s| s.split(',').map(|t| t.trim().to_owned()).collect());
+    let dir = traces::dir_from_args();
+    let only = traces::selection("TWO_TIER_TRACES");
     let files = traces::files(&dir, only.as_deref()).unwrap_or_else(|e| panic!("{e}"));
     assert!(!files.is_empty(), "no *.u64.gz traces in {}", dir.display());
 

@@ -43,6 +43,27 @@ pub fn decode(path: &Path) -> Result<Trace, String> {
     Ok(Trace { keys, unique })
 }
 
+/// The trace folder a harness reads: its first argument, or `shared/traces` beside the
+/// repository.
+pub fn dir_from_args() -> PathBuf {
+    std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/traces"))
+        })
+}
+
+/// The trace names listed in the environment variable `var` (comma-separated), if it is set.
+pub fn selection(var: &str) -> Option<Vec<String>> {
+    std::env::var(var).ok().map(|s| {
+        s.split(',')
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect()
+    })
+}
+
 /// The `*.u64.gz` files of `dir` whose stem is in `only` (all of them if `None`), sorted.
 pub fn files(dir: &Path, only: Option<&[String]>) -> Result<Vec<PathBuf>, String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -37,6 +37,20 @@ pub mod model {
             .expect("valid configuration")
     }
 
+    /// A thread that sets `key = value` in every layer but L1 (L1 is invalidated).
+    pub fn spawn_write_below_l1(
+        cache: &Cache<u64, u64>,
+        key: u64,
+        value: u64,
+    ) -> loom::thread::JoinHandle<()> {
+        let cache = cache.clone();
+        loom::thread::spawn(move || {
+            cache
+                .set_with(key, value, &SetOptions::new().skip("l1"))
+                .expect("write");
+        })
+    }
+
     /// Puts `key = value` in every layer but L1 (L1 is invalidated, so a read must promote).
     pub fn below_l1(cache: &Cache<u64, u64>, key: u64, value: u64) {
         cache

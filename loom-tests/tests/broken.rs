@@ -83,15 +83,11 @@ fn unvalidated_queued_promotion_applied_late_is_caught() {
 #[test]
 #[should_panic(expected = "the filter hid a value the layer holds")]
 fn filter_bits_set_after_the_write_are_caught() {
-    use loom_tests::model::filtered_cache;
-    use strata::SetOptions;
+    use loom_tests::model::{filtered_cache, spawn_write_below_l1};
     strata::break_for_test(strata::Broken::FilterInsertAfterWrite);
     loom::model(|| {
         let cache = filtered_cache();
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.set_with(1, 2, &SetOptions::new().skip("l1")).unwrap())
-        };
+        let writer = spawn_write_below_l1(&cache, 1, 2);
         if in_layer(&cache, "l2", 1) == Some(2) {
             assert_eq!(
                 cache.get(&1).unwrap(),
@@ -106,15 +102,11 @@ fn filter_bits_set_after_the_write_are_caught() {
 #[test]
 #[should_panic(expected = "the rebuilt filter lost a key")]
 fn filter_rebuild_without_draining_inserts_is_caught() {
-    use loom_tests::model::filtered_cache;
-    use strata::SetOptions;
+    use loom_tests::model::{filtered_cache, spawn_write_below_l1};
     strata::break_for_test(strata::Broken::FilterRebuildWithoutDrain);
     loom::model(|| {
         let cache = filtered_cache();
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.set_with(1, 2, &SetOptions::new().skip("l1")).unwrap())
-        };
+        let writer = spawn_write_below_l1(&cache, 1, 2);
         cache.rebuild_filters();
         writer.join().unwrap();
         assert_eq!(

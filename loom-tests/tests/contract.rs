@@ -5,7 +5,8 @@
 
 use loom::thread;
 use loom_tests::model::{
-    below_l1, cache, check_with_preemptions, filtered_cache, in_layer, two_reads_around,
+    below_l1, cache, check_with_preemptions, filtered_cache, in_layer, spawn_write_below_l1,
+    two_reads_around,
 };
 use std::time::Duration;
 use strata::{Error, SetOptions};
@@ -228,10 +229,7 @@ fn queued_promotions_drained_by_racing_readers_and_a_set() {
 fn filtered_layer_never_hides_a_value_it_holds() {
     loom::model(|| {
         let cache = filtered_cache();
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.set_with(K, 2, &SetOptions::new().skip("l1")).unwrap())
-        };
+        let writer = spawn_write_below_l1(&cache, K, 2);
         if in_layer(&cache, "l2", K) == Some(2) {
             assert_eq!(cache.get(&K).unwrap(), Some(2));
         }
@@ -247,10 +245,7 @@ fn filtered_layer_never_hides_a_value_it_holds() {
 fn filter_rebuild_racing_a_write_keeps_the_key() {
     loom::model(|| {
         let cache = filtered_cache();
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.set_with(K, 2, &SetOptions::new().skip("l1")).unwrap())
-        };
+        let writer = spawn_write_below_l1(&cache, K, 2);
         let reader = {
             let cache = cache.clone();
             thread::spawn(move || cache.get(&K).unwrap())
