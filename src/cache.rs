@@ -147,8 +147,14 @@ where
     {
         let engine = &*self.engine;
         engine.check_open()?;
+        // As in `get`: a memory L1 that holds the key answers without the engine's key state.
+        let from = match engine.tiers[0].memory() {
+            Some(memory) if memory.contains_key(key) => return Ok(true),
+            Some(_) => 1,
+            None => 0,
+        };
         engine
-            .contains(&engine.key(key))
+            .contains(&engine.key(key), from)
             .map_err(Error::Unavailable)
     }
 

@@ -382,16 +382,20 @@ where
         all_absent
     }
 
-    /// Whether some layer holds the key (no promotion, no value clone). `Err` lists the layers
-    /// that failed when none held it.
-    pub(crate) fn contains<Q>(&self, key: &Key<'_, K, Q>) -> Result<bool, Vec<LayerFailure>>
+    /// Whether some layer from `from` on holds the key (no promotion, no value clone). `Err`
+    /// lists the layers that failed when none held it.
+    pub(crate) fn contains<Q>(
+        &self,
+        key: &Key<'_, K, Q>,
+        from: usize,
+    ) -> Result<bool, Vec<LayerFailure>>
     where
         K: Borrow<Q>,
         Q: KeyRef<K> + ?Sized,
     {
         let now = self.clock.now();
         let mut failures = Vec::new();
-        for tier in self.tiers.iter() {
+        for tier in &self.tiers[from..] {
             let result = if tier.filter.is_none() {
                 tier.contains(key, now)
             } else {
