@@ -30,7 +30,7 @@
 //! the window, one word at a time; increments that race it are kept or halved, either is fine.
 //!
 //! Written by hand rather than taken from a crate: this sketch is part of the product (its
-//! layout, its feed and its aging are the engine's policy), and it is seventy lines.
+//! layout, its feed and its aging are the engine's policy), and it is short.
 
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 
@@ -94,6 +94,8 @@ impl FrequencySketch {
         }
         // Saturated keys do not count towards the window: a few very hot keys must not age
         // everyone else's counts faster.
+        // Relaxed: the count only times the aging; the RMW makes exactly one thread see the
+        // window filled.
         if added && self.additions.fetch_add(1, Ordering::Relaxed) + 1 == self.window {
             self.halve();
         }
@@ -103,6 +105,7 @@ impl FrequencySketch {
     pub(crate) fn estimate(&self, hash: u64) -> u8 {
         self.counters(hash)
             .into_iter()
+            // Relaxed: a hint (see the module docs).
             .map(|(word, shift)| (self.words[word].load(Ordering::Relaxed) >> shift) & 15)
             .min()
             .unwrap_or(0) as u8
@@ -111,10 +114,13 @@ impl FrequencySketch {
     /// Halves every counter and the addition count (the thread that filled the window).
     fn halve(&self) {
         for word in self.words.iter() {
+            // Relaxed: a hint; an increment racing the halving is kept or halved, either is fine.
             let _ = word.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
                 Some((w >> 1) & HALVING_MASK)
             });
         }
+        // Relaxed: as in `increment`. Halving the count with the counters keeps the next aging a
+        // half window away, as Caffeine does.
         self.additions.fetch_sub(self.window / 2, Ordering::Relaxed);
     }
 }

@@ -169,15 +169,11 @@ where
             }
             return;
         }
-        let pending: Vec<usize> = (0..reads.len())
+        let asked: Vec<(usize, Probe)> = (0..reads.len())
             .filter(|&i| reads[i].found.is_none())
+            .map(|i| (i, Probe::Ask))
             .collect();
-        self.read_custom(
-            tier,
-            reads,
-            pending.into_iter().map(|i| (i, Probe::Ask)),
-            now,
-        );
+        self.read_custom(tier, reads, asked, now);
     }
 
     /// [`read_tier`](Self::read_tier) for a tier behind a negative filter: keys the filter rules
@@ -211,7 +207,7 @@ where
                 let result = tier.get(&reads[*i].key, now);
                 self.take_probed(tier, &mut reads[*i], result, *probe);
             }
-            (None, _) => self.read_custom(tier, reads, asked.into_iter(), now),
+            (None, _) => self.read_custom(tier, reads, asked, now),
         }
     }
 
@@ -220,13 +216,12 @@ where
         &self,
         tier: &Tier<K, V>,
         reads: &mut [Read<'a, K, Q, V>],
-        asked: impl Iterator<Item = (usize, Probe)>,
+        asked: Vec<(usize, Probe)>,
         now: Timestamp,
     ) where
         K: Borrow<Q>,
         Q: KeyRef<K> + ?Sized,
     {
-        let asked: Vec<(usize, Probe)> = asked.collect();
         if asked.is_empty() {
             return;
         }
