@@ -309,6 +309,34 @@ where
         results
     }
 
+    /// Removes every entry of the in-process memory tiers, leaving custom layers (a remote
+    /// store, a database) alone: moka's `invalidate_all`, for the local tiers. Each key goes
+    /// through a [`local_only`](DeleteOptions::local_only) delete, so a promotion racing the
+    /// clear cannot bring a removed value back; entries written while the clear runs may
+    /// survive it. Returns how many keys were deleted.
+    ///
+    /// A remote layer shared by several caches calls this when it can no longer tell this
+    /// cache of other caches' writes (its invalidation connection dropped).
+    pub fn clear_local(&self) -> Result<usize, Error> {
+        let engine = &*self.engine;
+        engine.check_open()?;
+        let now = engine.clock.now();
+        let mut keys = std::collections::HashSet::new();
+        for tier in engine.tiers.iter().filter(|tier| tier.memory().is_some()) {
+            tier.layer()
+                .for_each(now, &mut |key, _| {
+                    keys.insert(key.clone());
+                })
+                .map_err(|error| engine.layer_error(tier, error))?;
+        }
+        let local = DeleteOptions::new().local_only();
+        let deleted = keys.len();
+        for result in self.delete_many_with(keys.iter(), &local) {
+            result?;
+        }
+        Ok(deleted)
+    }
+
     // ----- pending work ------------------------------------------------------------------
 
     /// Runs the cache's pending maintenance now: applies every queued promotion (with

@@ -29,7 +29,7 @@
 use std::sync::Arc;
 use thiserror::Error;
 
-pub use crate::clock::Timestamp;
+pub use crate::clock::{Clock, Timestamp};
 pub use crate::floors::Floors;
 pub use crate::protocol::{OwnedTicket, Ticket, Version};
 
@@ -74,6 +74,26 @@ pub struct LayerCounters {
     pub dropped: u64,
     /// Entries currently held, if the layer knows.
     pub len: Option<u64>,
+    /// Whether the layer is taking calls (a remote layer's circuit breaker).
+    pub health: LayerHealth,
+    /// How many times the layer's circuit breaker opened.
+    pub circuit_opened: u64,
+}
+
+/// A layer's own account of whether it takes calls: the state of a remote layer's circuit
+/// breaker. In-process layers are always [`Healthy`](LayerHealth::Healthy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LayerHealth {
+    /// Calls go through.
+    #[default]
+    Healthy,
+    /// After repeated failures the layer refuses calls at once (reads fall through to the other
+    /// layers, writes report the layer as failed) until a cool-down ends.
+    Open,
+    /// The cool-down ended: one call probes the layer; its outcome closes or reopens the
+    /// breaker.
+    Probing,
 }
 
 /// The result of a batch read: one per key, in order.

@@ -214,6 +214,11 @@ pub struct LayerStats {
     pub errors: u64,
     /// Entries currently held, if the layer knows.
     pub len: Option<u64>,
+    /// Whether the layer takes calls (its circuit breaker's state; see
+    /// [`LayerHealth`](crate::layer::LayerHealth)).
+    pub health: crate::layer::LayerHealth,
+    /// How many times the layer's circuit breaker opened.
+    pub circuit_opened: u64,
 }
 
 /// A snapshot of a cache's counters. Request-level figures count each request once: an L1 miss

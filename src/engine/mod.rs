@@ -247,6 +247,8 @@ where
                     dropped_writes: own.dropped,
                     errors: self.counters.sum(tier.slot(Count::Errors)),
                     len: own.len,
+                    health: own.health,
+                    circuit_opened: own.circuit_opened,
                 }
             })
             .collect();

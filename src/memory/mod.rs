@@ -992,6 +992,7 @@ where
             dropped: self.counters.sum(DROPPED),
             expirations: self.counters.sum(EXPIRATIONS),
             len: Some(self.len() as u64),
+            ..LayerCounters::default()
         }
     }
 

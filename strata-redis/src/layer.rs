@@ -1,0 +1,736 @@
+//! [`RedisLayer`]: the `Layer` trait over Redis or Redis Cluster.
+//!
+//! One read path (`read`: one `MGET` per hash slot, for one key or a batch) and one write
+//! path (`write`: the `WRITE` script, once per hash slot, for sets and deletes alike). Every
+//! call to the server goes through `call`, which applies the circuit breaker and the pool.
+//! See the crate docs for the design and the contracts.
+
+use crate::breaker::Breaker;
+use crate::codec::{Codec, CodecError, Postcard, RedisKey};
+use crate::conn::{is_reply, Conn, Pool, Target, Timeouts};
+use crate::sync::SyncShared;
+use crate::wire::{self, NO_EXPIRY, TOMBSTONE, VALUE};
+use redis::cluster::ClusterClient;
+use redis::cluster_routing::Slot;
+use redis::{Client, RedisResult};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use strata::layer::{
+    Clock, Entry, GetResults, Layer, LayerCounters, LayerError, Ticket, Timestamp,
+};
+use thiserror::Error;
+
+/// Why a [`RedisLayerBuilder`] refused its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The URL (or a cluster node's URL) did not parse.
+    #[error("invalid Redis URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What redis-rs said of it.
+        reason: String,
+    },
+    /// A cluster needs at least one node to start from.
+    #[error("a cluster needs at least one node URL")]
+    NoClusterNodes,
+    /// A timeout of zero (redis-rs refuses it: it would mean "wait forever" to some calls).
+    #[error("the {0} timeout must be above zero")]
+    ZeroTimeout(&'static str),
+    /// A size limit, pool size or breaker threshold of zero.
+    #[error("{0} must be above zero")]
+    Zero(&'static str),
+    /// Tombstones must live at least a millisecond to refuse a late write.
+    #[error("the tombstone TTL must be at least 1 ms")]
+    TombstoneTtl,
+}
+
+/// A failure of the Redis layer for one key or one call, inside
+/// [`LayerError::Other`] (or, for an unreachable server or an open breaker,
+/// [`LayerError::Unavailable`]). Downcast the source to tell them apart.
+#[derive(Debug, Clone, Error)]
+#[non_exhaustive]
+pub enum RedisLayerError {
+    /// The bytes under the key are not a value this layer wrote (another program's garbage
+    /// under our prefix, or a value the codec cannot read). The key counts as failed; nothing
+    /// is overwritten until the next write of the key.
+    #[error("the value under {key:?} does not decode: {reason}")]
+    Decode {
+        /// The Redis key, lossily as text.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The value could not be encoded.
+    #[error("the value does not encode: {0}")]
+    Encode(CodecError),
+    /// The key, with the prefix, is longer than the layer's limit.
+    #[error("the key is {len} bytes with the prefix; the limit is {max}")]
+    KeyTooLong {
+        /// The key's length in bytes.
+        len: usize,
+        /// The limit ([`RedisLayerBuilder::max_key_bytes`]).
+        max: usize,
+    },
+    /// The encoded value is larger than the layer's limit.
+    #[error("the encoded value is {len} bytes; the limit is {max}")]
+    ValueTooLarge {
+        /// The value's encoded length.
+        len: usize,
+        /// The limit ([`RedisLayerBuilder::max_value_bytes`]).
+        max: usize,
+    },
+    /// The server answered with an error (for example a script error).
+    #[error("redis replied with an error: {0}")]
+    Server(String),
+}
+
+impl From<RedisLayerError> for LayerError {
+    fn from(error: RedisLayerError) -> Self {
+        LayerError::Other(Arc::new(error))
+    }
+}
+
+/// Configures a [`RedisLayer`]. Start from [`RedisLayer::builder`] or
+/// [`RedisLayer::cluster_builder`].
+#[must_use]
+#[derive(Debug)]
+pub struct RedisLayerBuilder<C = Postcard> {
+    urls: Vec<String>,
+    cluster: bool,
+    codec: C,
+    prefix: String,
+    timeouts: Timeouts,
+    pool_size: usize,
+    tombstone_ttl: Duration,
+    max_key_bytes: usize,
+    max_value_bytes: usize,
+    breaker_threshold: u32,
+    breaker_cool_down: Duration,
+    sole_writer: bool,
+    publish: bool,
+    clock: Option<Clock>,
+}
+
+impl RedisLayerBuilder<Postcard> {
+    fn new(urls: Vec<String>, cluster: bool) -> Self {
+        RedisLayerBuilder {
+            urls,
+            cluster,
+            codec: Postcard,
+            prefix: "strata:".into(),
+            timeouts: Timeouts {
+                connect: Duration::from_millis(500),
+                read: Duration::from_millis(250),
+                write: Duration::from_millis(250),
+            },
+            pool_size: 16,
+            tombstone_ttl: Duration::from_secs(30),
+            max_key_bytes: 1024,
+            max_value_bytes: 1 << 20,
+            breaker_threshold: 5,
+            breaker_cool_down: Duration::from_secs(1),
+            sole_writer: false,
+            publish: true,
+            clock: None,
+        }
+    }
+}
+
+impl<C> RedisLayerBuilder<C> {
+    /// The codec for values (default [`Postcard`]; [`Raw`](crate::Raw) stores bytes as they are).
+    pub fn codec<C2>(self, codec: C2) -> RedisLayerBuilder<C2> {
+        RedisLayerBuilder {
+            urls: self.urls,
+            cluster: self.cluster,
+            codec,
+            prefix: self.prefix,
+            timeouts: self.timeouts,
+            pool_size: self.pool_size,
+            tombstone_ttl: self.tombstone_ttl,
+            max_key_bytes: self.max_key_bytes,
+            max_value_bytes: self.max_value_bytes,
+            breaker_threshold: self.breaker_threshold,
+            breaker_cool_down: self.breaker_cool_down,
+            sole_writer: self.sole_writer,
+            publish: self.publish,
+            clock: self.clock,
+        }
+    }
+
+    /// The namespace every key is written under (default `"strata:"`). Caches that share data
+    /// use the same prefix; the invalidation channel is named after it.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long to wait for a connection (default 500 ms).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.connect = timeout;
+        self
+    }
+
+    /// How long to wait for a reply (default 250 ms): a paused server costs a call this long,
+    /// until the breaker opens.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.read = timeout;
+        self
+    }
+
+    /// How long a send may block (default 250 ms).
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.write = timeout;
+        self
+    }
+
+    /// Connections kept idle for reuse (default 16). More may be open at once under load.
+    pub fn pool_size(mut self, connections: usize) -> Self {
+        self.pool_size = connections;
+        self
+    }
+
+    /// How long a delete's tombstone refuses slower, older writes of this cache (default 30 s):
+    /// it must exceed the longest time a write can take to reach Redis.
+    pub fn tombstone_ttl(mut self, ttl: Duration) -> Self {
+        self.tombstone_ttl = ttl;
+        self
+    }
+
+    /// The longest key accepted, prefix included (default 1 KiB).
+    pub fn max_key_bytes(mut self, bytes: usize) -> Self {
+        self.max_key_bytes = bytes;
+        self
+    }
+
+    /// The largest encoded value accepted (default 1 MiB).
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = bytes;
+        self
+    }
+
+    /// Opens the circuit after `failures` consecutive failures to reach the server, for
+    /// `cool_down` (defaults 5 and 1 s).
+    pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
+        self.breaker_threshold = failures;
+        self.breaker_cool_down = cool_down;
+        self
+    }
+
+    /// Declares this cache the only writer of its prefix: the cache then puts a negative filter
+    /// in front of the layer by default (a miss costs no round trip), and `for_each` lists
+    /// the layer to rebuild it. Leave it off when several caches share the prefix: a filter
+    /// cannot know of other caches' writes.
+    pub fn sole_writer(mut self) -> Self {
+        self.sole_writer = true;
+        self
+    }
+
+    /// Whether writes publish invalidations for other caches (default on). Off saves the
+    /// `PUBLISH` when no other cache shares the prefix.
+    pub fn publish_invalidations(mut self, publish: bool) -> Self {
+        self.publish = publish;
+        self
+    }
+
+    /// The clock the cache uses (default [`Clock::system`], which is also the cache's
+    /// default): the layer converts the cache's expiries to Redis TTLs with it.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Checks the configuration and opens the client. Connects lazily: a cache can start
+    /// while Redis is down, and the layer fails (and reports) until it is back.
+    pub fn build<K, V>(self) -> Result<RedisLayer<K, V, C>, ConfigError>
+    where
+        C: Codec<V>,
+    {
+        let t = self.timeouts;
+        for (name, d) in [("connect", t.connect), ("read", t.read), ("write", t.write)] {
+            if d.is_zero() {
+                return Err(ConfigError::ZeroTimeout(name));
+            }
+        }
+        for (name, n) in [
+            ("the pool size", self.pool_size),
+            ("max_key_bytes", self.max_key_bytes),
+            ("max_value_bytes", self.max_value_bytes),
+            ("the breaker threshold", self.breaker_threshold as usize),
+        ] {
+            if n == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        if self.tombstone_ttl < Duration::from_millis(1) {
+            return Err(ConfigError::TombstoneTtl);
+        }
+        let invalid = |url: &String, e: redis::RedisError| ConfigError::InvalidUrl {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let first = self.urls.first().ok_or(ConfigError::NoClusterNodes)?;
+        // The invalidation subscription uses a plain connection: to the server, or to one node
+        // of a cluster (a PUBLISH on any node reaches every node's subscribers).
+        let subscribe_to = Client::open(first.as_str()).map_err(|e| invalid(first, e))?;
+        let target = if self.cluster {
+            for url in &self.urls {
+                Client::open(url.as_str()).map_err(|e| invalid(url, e))?;
+            }
+            let client = ClusterClient::builder(self.urls.clone())
+                .connection_timeout(t.connect)
+                .response_timeout(t.read)
+                .retries(1)
+                .build()
+                .map_err(|e| invalid(first, e))?;
+            Target::Cluster(client)
+        } else {
+            Target::Single(subscribe_to.clone())
+        };
+        let channel = format!("{}__strata_invalidations", self.prefix);
+        Ok(RedisLayer {
+            pool: Pool::new(target, t, self.pool_size),
+            codec: self.codec,
+            prefix: self.prefix.into_bytes(),
+            channel: if self.publish {
+                channel.clone()
+            } else {
+                String::new()
+            },
+            origin: new_origin(),
+            clock: self.clock.unwrap_or_else(Clock::system),
+            tombstone_ttl_ms: u64::try_from(self.tombstone_ttl.as_millis()).unwrap_or(u64::MAX),
+            max_key_bytes: self.max_key_bytes,
+            max_value_bytes: self.max_value_bytes,
+            sole_writer: self.sole_writer,
+            breaker: Breaker::new(self.breaker_threshold, self.breaker_cool_down),
+            script: redis::Script::new(wire::WRITE),
+            sync: Arc::new(SyncShared::new(subscribe_to, channel, t)),
+            _types: PhantomData,
+        })
+    }
+}
+
+/// A Redis (or Redis Cluster) layer. See the [crate docs](crate).
+pub struct RedisLayer<K, V, C = Postcard> {
+    pool: Pool,
+    codec: C,
+    prefix: Vec<u8>,
+    /// Where writes publish invalidations ('' for none).
+    channel: String,
+    /// This layer instance's identity in records and messages.
+    pub(crate) origin: u64,
+    clock: Clock,
+    tombstone_ttl_ms: u64,
+    max_key_bytes: usize,
+    max_value_bytes: usize,
+    sole_writer: bool,
+    breaker: Breaker,
+    script: redis::Script,
+    pub(crate) sync: Arc<SyncShared>,
+    _types: PhantomData<fn(K) -> V>,
+}
+
+impl<K, V, C> std::fmt::Debug for RedisLayer<K, V, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLayer")
+            .field("prefix", &String::from_utf8_lossy(&self.prefix))
+            .field("cluster", &self.pool.is_cluster())
+            .field("origin", &format_args!("{:016x}", self.origin))
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisLayer<(), ()> {
+    /// A layer on one Redis server, e.g. `"redis://127.0.0.1:6379/"`.
+    pub fn builder(url: impl Into<String>) -> RedisLayerBuilder {
+        RedisLayerBuilder::new(vec![url.into()], false)
+    }
+
+    /// A layer on a Redis Cluster, from one or more of its nodes' URLs.
+    pub fn cluster_builder<S: Into<String>>(
+        nodes: impl IntoIterator<Item = S>,
+    ) -> RedisLayerBuilder {
+        RedisLayerBuilder::new(nodes.into_iter().map(Into::into).collect(), true)
+    }
+}
+
+/// A key prepared for the wire: its Redis key, or why it cannot be sent.
+type WireKey = Result<Vec<u8>, LayerError>;
+/// A write prepared for the wire: key, record, TTL in ms (0: none).
+type WireWrite = Result<(Vec<u8>, Vec<u8>, u64), LayerError>;
+
+impl<K, V, C> RedisLayer<K, V, C>
+where
+    K: RedisKey,
+    C: Codec<V>,
+{
+    /// The layer's figures: breaker state, invalidation subscription, decode failures.
+    pub fn redis_stats(&self) -> crate::RedisStats {
+        self.sync
+            .stats(self.breaker.health(), self.breaker.times_opened())
+    }
+
+    /// The prefix keys are written under.
+    pub(crate) fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
+    fn wire_key(&self, key: &K) -> WireKey {
+        let mut out = Vec::with_capacity(self.prefix.len() + 16);
+        out.extend_from_slice(&self.prefix);
+        key.write_key(&mut out);
+        if out.len() > self.max_key_bytes {
+            return Err(RedisLayerError::KeyTooLong {
+                len: out.len(),
+                max: self.max_key_bytes,
+            }
+            .into());
+        }
+        Ok(out)
+    }
+
+    /// A record for a value (or, if it has already expired, a tombstone: it must still
+    /// supersede older values).
+    fn wire_value(&self, key: &K, entry: &Entry<V>) -> WireWrite {
+        let key = self.wire_key(key)?;
+        let (expiry, ttl_ms) = match entry.expires_at {
+            Timestamp::NEVER => (NO_EXPIRY, 0),
+            at => match at.0.checked_sub(self.clock.write_time().0) {
+                Some(ms) if ms > 0 => (unix_ms().saturating_add(ms), ms),
+                _ => return Ok(self.wire_tombstone_for(key, entry.version)),
+            },
+        };
+        let mut record = Vec::with_capacity(wire::HEADER + 32);
+        wire::write_header(&mut record, VALUE, self.origin, entry.version, expiry);
+        self.codec
+            .encode(&entry.value, &mut record)
+            .map_err(RedisLayerError::Encode)?;
+        let len = record.len() - wire::HEADER;
+        if len > self.max_value_bytes {
+            return Err(RedisLayerError::ValueTooLarge {
+                len,
+                max: self.max_value_bytes,
+            }
+            .into());
+        }
+        Ok((key, record, ttl_ms))
+    }
+
+    fn wire_tombstone(&self, key: &K, ticket: &Ticket<'_>) -> WireWrite {
+        // Outside a cache (no stripe) there is no later write to refuse: version 0.
+        let version = if ticket.stripe().is_some() {
+            ticket.version()
+        } else {
+            0
+        };
+        Ok(self.wire_tombstone_for(self.wire_key(key)?, version))
+    }
+
+    fn wire_tombstone_for(&self, key: Vec<u8>, version: u64) -> (Vec<u8>, Vec<u8>, u64) {
+        let mut record = Vec::with_capacity(wire::HEADER);
+        let expiry = unix_ms().saturating_add(self.tombstone_ttl_ms);
+        wire::write_header(&mut record, TOMBSTONE, self.origin, version, expiry);
+        (key, record, self.tombstone_ttl_ms)
+    }
+
+    /// Runs one server call through the breaker and the pool.
+    fn call<T>(&self, op: impl FnOnce(&mut Conn) -> RedisResult<T>) -> Result<T, LayerError> {
+        if !self.breaker.allow() {
+            return Err(LayerError::Unavailable(
+                "redis: circuit open after repeated failures".into(),
+            ));
+        }
+        match self.pool.with(op) {
+            Ok(value) => {
+                self.breaker.success();
+                Ok(value)
+            }
+            Err(error) if is_reply(&error) => {
+                self.breaker.success();
+                Err(RedisLayerError::Server(error.to_string()).into())
+            }
+            Err(error) => {
+                self.breaker.failure();
+                // The other idle connections went to the same server: reconnect them too.
+                self.pool.clear();
+                Err(LayerError::Unavailable(format!("redis: {error}")))
+            }
+        }
+    }
+
+    /// Groups the indexes of sendable keys: one group per hash slot in a cluster, one group
+    /// otherwise.
+    fn groups<'a>(&self, keys: impl Iterator<Item = (usize, &'a [u8])>) -> Vec<Vec<usize>> {
+        if !self.pool.is_cluster() {
+            return vec![keys.map(|(i, _)| i).collect()];
+        }
+        let mut by_slot: HashMap<Slot, Vec<usize>> = HashMap::new();
+        for (i, key) in keys {
+            by_slot.entry(Slot::for_key(key)).or_default().push(i);
+        }
+        by_slot.into_values().collect()
+    }
+
+    /// The read path: one `MGET` per group.
+    fn read(&self, keys: Vec<WireKey>, now: Timestamp) -> GetResults<V> {
+        let mut results: Vec<Option<Result<Option<Entry<V>>, LayerError>>> =
+            keys.iter().map(|_| None).collect();
+        let sendable = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, key)| key.as_ref().ok().map(|key| (i, key.as_slice())));
+        for group in self.groups(sendable) {
+            if group.is_empty() {
+                continue;
+            }
+            let mut mget = redis::cmd("MGET");
+            for &i in &group {
+                mget.arg(keys[i].as_ref().ok());
+            }
+            let replies = self.call(|conn| mget.query::<Vec<Option<Vec<u8>>>>(conn.like()));
+            match replies {
+                Ok(values) if values.len() == group.len() => {
+                    for (&i, bytes) in group.iter().zip(values) {
+                        let key = keys[i].as_ref().map(Vec::as_slice).unwrap_or_default();
+                        results[i] = Some(self.decode(key, bytes, now));
+                    }
+                }
+                Ok(values) => {
+                    let error = LayerError::from(RedisLayerError::Server(format!(
+                        "MGET of {} keys answered {}",
+                        group.len(),
+                        values.len()
+                    )));
+                    for &i in &group {
+                        results[i] = Some(Err(error.clone()));
+                    }
+                }
+                Err(error) => {
+                    for &i in &group {
+                        results[i] = Some(Err(error.clone()));
+                    }
+                }
+            }
+        }
+        keys.into_iter()
+            .zip(results)
+            .map(|(key, result)| match (key, result) {
+                (Err(error), _) => Err(error),
+                (Ok(_), Some(result)) => result,
+                (Ok(_), None) => Ok(None),
+            })
+            .collect()
+    }
+
+    fn decode(
+        &self,
+        key: &[u8],
+        bytes: Option<Vec<u8>>,
+        now: Timestamp,
+    ) -> Result<Option<Entry<V>>, LayerError> {
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        let bad = |reason: String| {
+            self.sync.count_decode_error();
+            LayerError::from(RedisLayerError::Decode {
+                key: String::from_utf8_lossy(key).into_owned(),
+                reason,
+            })
+        };
+        let record = wire::read_record(&bytes).ok_or_else(|| bad("not a strata record".into()))?;
+        if record.kind == TOMBSTONE {
+            return Ok(None);
+        }
+        let expires_at = match record.expiry {
+            NO_EXPIRY => Timestamp::NEVER,
+            expiry => match expiry.checked_sub(unix_ms()) {
+                Some(left) if left > 0 => Timestamp(now.0.saturating_add(left)),
+                _ => return Ok(None),
+            },
+        };
+        let value = self
+            .codec
+            .decode(record.payload)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Some(Entry {
+            value,
+            // Versions of other caches mean nothing to this one: report them as older than
+            // anything it wrote (a promotion clamps versions to its ticket anyway).
+            version: if record.origin == self.origin {
+                record.version
+            } else {
+                0
+            },
+            // While the invalidation subscription is down, a value read now may be
+            // overwritten by another cache unannounced: let its copies above live 1 ms.
+            expires_at: if self.sync.vouches() {
+                expires_at
+            } else {
+                expires_at.min(Timestamp(now.0.saturating_add(1)))
+            },
+        }))
+    }
+
+    /// The write path: the `WRITE` script once per group, sets and deletes alike.
+    fn write(&self, writes: Vec<WireWrite>) -> Vec<Result<(), LayerError>> {
+        let mut results: Vec<Result<(), LayerError>> = Vec::with_capacity(writes.len());
+        let sendable = writes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.as_ref().ok().map(|(key, _, _)| (i, key.as_slice())));
+        let groups = self.groups(sendable);
+        results.extend(writes.iter().map(|w| match w {
+            Ok(_) => Ok(()),
+            Err(error) => Err(error.clone()),
+        }));
+        for group in groups {
+            if group.is_empty() {
+                continue;
+            }
+            let mut invocation = self.script.prepare_invoke();
+            invocation.arg(&self.channel);
+            for &i in &group {
+                if let Ok((key, record, ttl)) = &writes[i] {
+                    invocation.key(key).arg(record).arg(ttl);
+                }
+            }
+            let outcome = self.call(|conn| invocation.invoke::<Vec<i64>>(conn.like()));
+            if let Err(error) = outcome {
+                for &i in &group {
+                    results[i] = Err(error.clone());
+                }
+            }
+            // A 0 ("kept a newer record of this cache") is the layer keeping the higher
+            // version, as the trait asks: a success.
+        }
+        results
+    }
+}
+
+impl<K, V, C> Layer<K, V> for RedisLayer<K, V, C>
+where
+    K: RedisKey + Send + Sync,
+    V: Send + Sync,
+    C: Codec<V>,
+{
+    fn get(&self, key: &K, now: Timestamp) -> Result<Option<Entry<V>>, LayerError> {
+        self.read(vec![self.wire_key(key)], now)
+            .pop()
+            .unwrap_or(Ok(None))
+    }
+
+    fn set(&self, key: &K, entry: Entry<V>, _ticket: &Ticket<'_>) -> Result<(), LayerError> {
+        let write = self.wire_value(key, &entry);
+        self.write(vec![write]).pop().unwrap_or(Ok(()))
+    }
+
+    fn delete(&self, key: &K, ticket: &Ticket<'_>) -> Result<(), LayerError> {
+        let write = self.wire_tombstone(key, ticket);
+        self.write(vec![write]).pop().unwrap_or(Ok(()))
+    }
+
+    fn get_many(&self, keys: &[&K], now: Timestamp) -> GetResults<V> {
+        self.read(keys.iter().map(|key| self.wire_key(key)).collect(), now)
+    }
+
+    fn set_many(&self, entries: Vec<(&K, Entry<V>, Ticket<'_>)>) -> Vec<Result<(), LayerError>> {
+        let writes = entries
+            .iter()
+            .map(|(key, entry, _)| self.wire_value(key, entry))
+            .collect();
+        self.write(writes)
+    }
+
+    fn delete_many(&self, keys: &[(&K, Ticket<'_>)]) -> Vec<Result<(), LayerError>> {
+        let writes = keys
+            .iter()
+            .map(|(key, ticket)| self.wire_tombstone(key, ticket))
+            .collect();
+        self.write(writes)
+    }
+
+    fn for_each(&self, now: Timestamp, f: &mut dyn FnMut(&K, &V)) -> Result<(), LayerError> {
+        if self.pool.is_cluster() {
+            // SCAN walks one node; a cluster-wide listing is not offered.
+            return Err(LayerError::Unsupported);
+        }
+        let mut pattern = Vec::with_capacity(self.prefix.len() + 1);
+        for &b in &self.prefix {
+            if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+                pattern.push(b'\\');
+            }
+            pattern.push(b);
+        }
+        pattern.push(b'*');
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.call(|conn| {
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(conn.like())
+            })?;
+            let entries = self.read(keys.iter().map(|key| Ok(key.clone())).collect(), now);
+            for (key, entry) in keys.iter().zip(entries) {
+                // Entries that vanished or do not decode are skipped: a listing is a snapshot.
+                if let (Some(key), Ok(Some(entry))) =
+                    (K::read_key(&key[self.prefix.len()..]), entry)
+                {
+                    f(&key, &entry.value);
+                }
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    fn counters(&self) -> LayerCounters {
+        LayerCounters {
+            health: self.breaker.health(),
+            circuit_opened: self.breaker.times_opened(),
+            ..LayerCounters::default()
+        }
+    }
+
+    fn wants_negative_filter(&self) -> bool {
+        self.sole_writer
+    }
+
+    fn close(&self) {
+        self.pool.clear();
+    }
+}
+
+/// The wall clock in Unix milliseconds (expiries are stored in wall-clock time, which every
+/// process sharing the server agrees on, to the precision of their clocks' synchronization).
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A random identity for a layer instance: the standard library's randomly keyed hasher over
+/// the process id and the time (no `rand` dependency for 64 bits).
+fn new_origin() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.finish()
+}

@@ -1,0 +1,289 @@
+//! Keeping a cache's local tiers in step with other caches' writes to the shared Redis.
+//!
+//! Every write through a [`RedisLayer`] runs the `WRITE` script, which ends with one `PUBLISH`
+//! on the prefix's invalidation channel naming the writer's origin and the keys written.
+//! [`RedisLayer::keep_in_sync`] starts one thread per cache with a dedicated subscribed
+//! connection; for each message from *another* origin it deletes the named keys from the
+//! cache's in-process tiers (`delete_with(local_only)`).
+//!
+//! # The race between a read reply and its invalidation
+//!
+//! Redis's client-side caching guide closes it with a placeholder: mark the key "being fetched"
+//! before the read, and let an invalidation that arrives meanwhile void the fetch. strata's
+//! promotion ticket is that placeholder. A read takes its ticket before asking Redis; the
+//! invalidation is a local *write* of the key (it bumps the key's write stripe), so a promotion
+//! of the value read before the other cache's write either fails its ticket (the invalidation
+//! began first) or is deleted by it (the promotion published first, with an older version
+//! than the invalidation's). See `strata::protocol`.
+//!
+//! # When the subscription drops
+//!
+//! Messages published while this cache is not subscribed are lost. The thread resubscribes at
+//! once and then clears the cache's local tiers ([`Cache::clear_local`]), so nothing it missed
+//! survives; until then, values read from Redis are handed up with a 1 ms lifetime
+//! (`RedisStats::sync` says `Lost`). While Redis itself cannot be reached, the local tiers keep
+//! serving: no cache can write to a server nobody reaches (a partition that cuts off only
+//! this cache is the exception the crate docs state), and they are cleared once it is back.
+
+use crate::codec::{Codec, RedisKey};
+use crate::conn::Timeouts;
+use crate::layer::RedisLayer;
+use redis::Client;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use strata::layer::LayerHealth;
+use strata::{Cache, DeleteOptions};
+
+/// How long a subscribed connection waits for a message before checking whether to stop.
+const POLL: Duration = Duration::from_millis(50);
+/// The pause between two attempts to resubscribe.
+const RETRY: Duration = Duration::from_millis(20);
+
+/// Whether a cache hears of other caches' writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncState {
+    /// [`RedisLayer::keep_in_sync`] was never called: the cache assumes it is the only writer
+    /// of the prefix (or tolerates stale local values for the local tiers' TTL).
+    NotSubscribed,
+    /// Subscribed: other caches' writes are applied within the invalidation delay.
+    InSync,
+    /// The subscription dropped; local tiers are cleared once it is back.
+    Lost,
+}
+
+/// The Redis layer's own figures ([`RedisLayer::redis_stats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisStats {
+    /// The circuit breaker's state (also in the cache's `stats()`).
+    pub health: LayerHealth,
+    /// How many times the breaker opened.
+    pub circuit_opened: u64,
+    /// The invalidation subscription's state.
+    pub sync: SyncState,
+    /// Keys named in other caches' invalidation messages, deleted locally.
+    pub invalidations: u64,
+    /// Times the subscription was re-established (each followed by a clear of the local tiers).
+    pub resubscriptions: u64,
+    /// Values under our prefix that did not decode (garbage, or another codec's bytes).
+    pub decode_errors: u64,
+}
+
+const NOT_SUBSCRIBED: u8 = 0;
+const IN_SYNC: u8 = 1;
+const LOST: u8 = 2;
+
+/// What the layer and its subscription thread share. Counters and the state are `Relaxed`:
+/// they are reports, and the state only shortens lifetimes of values handed up while `Lost`
+/// (a read racing the change of state may hand one up with its full lifetime, which the
+/// clear after resubscribing removes).
+pub(crate) struct SyncShared {
+    client: Client,
+    channel: String,
+    timeouts: Timeouts,
+    state: AtomicU8,
+    invalidations: AtomicU64,
+    resubscriptions: AtomicU64,
+    decode_errors: AtomicU64,
+}
+
+impl SyncShared {
+    pub(crate) fn new(client: Client, channel: String, timeouts: Timeouts) -> Self {
+        SyncShared {
+            client,
+            channel,
+            timeouts,
+            state: AtomicU8::new(NOT_SUBSCRIBED),
+            invalidations: AtomicU64::new(0),
+            resubscriptions: AtomicU64::new(0),
+            decode_errors: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether values read now may be handed up with their full lifetime.
+    pub(crate) fn vouches(&self) -> bool {
+        self.state.load(Ordering::Relaxed) != LOST
+    }
+
+    pub(crate) fn count_decode_error(&self) {
+        self.decode_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stats(&self, health: LayerHealth, circuit_opened: u64) -> RedisStats {
+        RedisStats {
+            health,
+            circuit_opened,
+            sync: match self.state.load(Ordering::Relaxed) {
+                IN_SYNC => SyncState::InSync,
+                LOST => SyncState::Lost,
+                _ => SyncState::NotSubscribed,
+            },
+            invalidations: self.invalidations.load(Ordering::Relaxed),
+            resubscriptions: self.resubscriptions.load(Ordering::Relaxed),
+            decode_errors: self.decode_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A new subscribed connection.
+    fn subscribe(&self) -> redis::RedisResult<redis::Connection> {
+        let mut conn = self
+            .client
+            .get_connection_with_timeout(self.timeouts.connect)?;
+        conn.set_write_timeout(Some(self.timeouts.write))?;
+        conn.set_read_timeout(Some(self.timeouts.read))?;
+        redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg("strata-invalidations")
+            .exec(&mut conn)?;
+        Ok(conn)
+    }
+}
+
+/// The invalidation subscription of one cache; dropping it stops the thread.
+#[must_use = "dropping the subscription stops it"]
+#[derive(Debug)]
+pub struct Subscription {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl<K, V, C> RedisLayer<K, V, C>
+where
+    K: RedisKey + Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    C: Codec<V>,
+{
+    /// Applies other caches' writes to `cache`'s in-process tiers, until the returned
+    /// [`Subscription`] is dropped. `cache` is the cache this layer sits in. Returns once
+    /// subscribed, or with the error that prevented it.
+    pub fn keep_in_sync(&self, cache: &Cache<K, V>) -> Result<Subscription, redis::RedisError> {
+        let shared = self.sync.clone();
+        let first = shared.subscribe()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready, subscribed) = mpsc::channel();
+        let listener = Listener {
+            shared,
+            cache: cache.clone(),
+            origin: self.origin,
+            prefix: self.prefix().to_vec(),
+            stop: stop.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("strata-redis-sync".into())
+            .spawn(move || listener.run(first, ready))
+            .map_err(|e| redis::RedisError::from(std::io::Error::other(e)))?;
+        let outcome = subscribed
+            .recv()
+            .unwrap_or_else(|_| Err("the subscription thread ended".to_string()));
+        let subscription = Subscription {
+            stop,
+            thread: Some(thread),
+        };
+        match outcome {
+            Ok(()) => Ok(subscription),
+            Err(reason) => Err(redis::RedisError::from(std::io::Error::other(reason))),
+        }
+    }
+}
+
+struct Listener<K, V> {
+    shared: Arc<SyncShared>,
+    cache: Cache<K, V>,
+    origin: u64,
+    prefix: Vec<u8>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<K, V> Listener<K, V>
+where
+    K: RedisKey + Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn run(self, first: redis::Connection, ready: mpsc::Sender<Result<(), String>>) {
+        let mut conn = Some(first);
+        let mut ready = Some(ready);
+        while !self.stop.load(Ordering::Relaxed) && !self.cache.is_closed() {
+            let Some(mut current) = conn.take() else {
+                match self.shared.subscribe() {
+                    Ok(fresh) => conn = Some(fresh),
+                    Err(_) => std::thread::sleep(RETRY),
+                }
+                continue;
+            };
+            // Returns when the connection fails (or when told to stop).
+            let outcome = self.listen(&mut current, &mut ready);
+            if let (Err(reason), Some(ready)) = (&outcome, ready.take()) {
+                let _ = ready.send(Err(reason.clone()));
+                return;
+            }
+            self.shared.state.store(LOST, Ordering::Relaxed);
+        }
+    }
+
+    /// Subscribes on `conn` and applies messages until the connection fails or the thread is
+    /// told to stop.
+    fn listen(
+        &self,
+        conn: &mut redis::Connection,
+        ready: &mut Option<mpsc::Sender<Result<(), String>>>,
+    ) -> Result<(), String> {
+        let mut pubsub = conn.as_pubsub();
+        pubsub
+            .subscribe(&self.shared.channel)
+            .map_err(|e| e.to_string())?;
+        pubsub
+            .set_read_timeout(Some(POLL))
+            .map_err(|e| e.to_string())?;
+        let was = self.shared.state.swap(IN_SYNC, Ordering::Relaxed);
+        if was == LOST {
+            // Messages may have been published while we were not listening: drop every local
+            // value that one of them might have named.
+            self.shared.resubscriptions.fetch_add(1, Ordering::Relaxed);
+            let _ = self.cache.clear_local();
+        }
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(Ok(()));
+        }
+        while !self.stop.load(Ordering::Relaxed) {
+            match pubsub.get_message() {
+                Ok(message) => self.apply(message.get_payload_bytes()),
+                Err(error) if error.is_timeout() => {}
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, message: &[u8]) {
+        let Some((origin, keys)) = crate::wire::read_message(message) else {
+            return;
+        };
+        if origin == self.origin {
+            // This cache's own write: its local tiers already hold it.
+            return;
+        }
+        let local = DeleteOptions::new().local_only();
+        for key in keys {
+            let Some(key) = key
+                .strip_prefix(self.prefix.as_slice())
+                .and_then(K::read_key)
+            else {
+                continue;
+            };
+            let _ = self.cache.delete_with(&key, &local);
+            self.shared.invalidations.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! What the layer stores under a key, and the one script that writes it.
+//!
+//! # The record
+//!
+//! A Redis string: a 50-byte ASCII header, then the codec's bytes.
+//!
+//! ```text
+//!   byte 0      kind      'V' a value, 'T' a tombstone (a delete, kept for `tombstone_ttl`)
+//!   byte 1      format    '1'
+//!   bytes 2..18  origin   the writing layer instance, 16 lowercase hex digits
+//!   bytes 18..34 version  the writing cache's version of the write, 16 lowercase hex digits
+//!   bytes 34..50 expiry   Unix milliseconds, 16 lowercase hex digits ('f' * 16: none)
+//!   bytes 50..   payload  the value's encoding (empty for a tombstone)
+//! ```
+//!
+//! Everything a read needs is in the one string, so `get_many` is one `MGET`. Fixed-width
+//! lowercase hex compares as numbers when compared as strings, which is how the script
+//! compares versions (Lua 5.1 numbers are doubles and would lose 64-bit integers).
+//!
+//! # The write script (`WRITE`)
+//!
+//! One script writes values and tombstones, for one key or a batch (one slot's keys in a
+//! cluster), atomically on the server:
+//!
+//! - a key whose record comes from the **same origin with a higher version** keeps it (the
+//!   `Layer` trait's "keep the higher version", and "delete unless a newer version is held":
+//!   a tombstone carries the delete's version, so a slower, older write of this instance that
+//!   arrives after the delete is refused);
+//! - otherwise the record is stored (`SET ... PX ttl`): between instances, versions are not
+//!   comparable, and the order in which writes reach Redis decides;
+//! - then one `PUBLISH` on the invalidation channel names the origin and every key written, so
+//!   other instances drop their local copies (see `sync.rs`).
+//!
+//! A key holding something that is not a string (another program's list under our prefix) is
+//! overwritten: `GET` is called with `pcall` so the batch does not fail on it.
+
+/// Header length in bytes.
+pub(crate) const HEADER: usize = 50;
+/// A value record.
+pub(crate) const VALUE: u8 = b'V';
+/// A tombstone record.
+pub(crate) const TOMBSTONE: u8 = b'T';
+const FORMAT: u8 = b'1';
+/// The expiry field of a record that never expires.
+pub(crate) const NO_EXPIRY: u64 = u64::MAX;
+
+/// `KEYS`: the keys written. `ARGV[1]`: the invalidation channel ('' for none). Then, per key
+/// `i` (1-based): `ARGV[2i]` its record, `ARGV[2i+1]` its time to live in ms ('0': none).
+/// Returns one integer per key: 1 written, 0 kept a newer record of the same origin.
+pub(crate) const WRITE: &str = r#"
+local written = {}
+local changed = {}
+for i, key in ipairs(KEYS) do
+  local record = ARGV[2 * i]
+  local held = redis.pcall('GET', key)
+  if type(held) ~= 'string' then held = nil end
+  if held and #held >= 34 and string.sub(held, 3, 18) == string.sub(record, 3, 18)
+      and string.sub(held, 19, 34) > string.sub(record, 19, 34) then
+    written[i] = 0
+  else
+    local ttl = ARGV[2 * i + 1]
+    if ttl == '0' then
+      redis.call('SET', key, record)
+    else
+      redis.call('SET', key, record, 'PX', ttl)
+    end
+    written[i] = 1
+    changed[#changed + 1] = string.format('%08x', #key) .. key
+  end
+end
+if ARGV[1] ~= '' and #changed > 0 then
+  redis.call('PUBLISH', ARGV[1], string.sub(ARGV[2], 3, 18) .. table.concat(changed))
+end
+return written
+"#;
+
+/// A record read back, borrowed from the bytes Redis returned.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Record<'a> {
+    pub(crate) kind: u8,
+    pub(crate) origin: u64,
+    pub(crate) version: u64,
+    /// Unix milliseconds, [`NO_EXPIRY`] for none.
+    pub(crate) expiry: u64,
+    pub(crate) payload: &'a [u8],
+}
+
+/// Appends a record header to `out` (the payload follows).
+pub(crate) fn write_header(out: &mut Vec<u8>, kind: u8, origin: u64, version: u64, expiry: u64) {
+    use std::io::Write;
+    out.push(kind);
+    out.push(FORMAT);
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{origin:016x}{version:016x}{expiry:016x}");
+}
+
+/// Parses a record; `None` for bytes this layer did not write.
+pub(crate) fn read_record(bytes: &[u8]) -> Option<Record<'_>> {
+    if bytes.len() < HEADER || bytes[1] != FORMAT || !matches!(bytes[0], VALUE | TOMBSTONE) {
+        return None;
+    }
+    let hex = |range: std::ops::Range<usize>| {
+        let text = std::str::from_utf8(&bytes[range]).ok()?;
+        // Lowercase only: the script compares versions as strings.
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return None;
+        }
+        u64::from_str_radix(text, 16).ok()
+    };
+    Some(Record {
+        kind: bytes[0],
+        origin: hex(2..18)?,
+        version: hex(18..34)?,
+        expiry: hex(34..50)?,
+        payload: &bytes[HEADER..],
+    })
+}
+
+/// Splits an invalidation message into its origin and the keys it names; `None` for a message
+/// this layer did not publish.
+pub(crate) fn read_message(bytes: &[u8]) -> Option<(u64, Vec<&[u8]>)> {
+    let origin = u64::from_str_radix(std::str::from_utf8(bytes.get(..16)?).ok()?, 16).ok()?;
+    let mut keys = Vec::new();
+    let mut rest = &bytes[16..];
+    while !rest.is_empty() {
+        let len = usize::from_str_radix(std::str::from_utf8(rest.get(..8)?).ok()?, 16).ok()?;
+        keys.push(rest.get(8..8 + len)?);
+        rest = &rest[8 + len..];
+    }
+    Some((origin, keys))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let mut out = Vec::new();
+        write_header(&mut out, VALUE, 0xabc, 7, NO_EXPIRY);
+        assert_eq!(out.len(), HEADER);
+        out.extend_from_slice(b"payload");
+        let record = read_record(&out).unwrap();
+        assert_eq!(
+            record,
+            Record {
+                kind: VALUE,
+                origin: 0xabc,
+                version: 7,
+                expiry: NO_EXPIRY,
+                payload: b"payload"
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_is_not_a_record() {
+        assert_eq!(read_record(b"hello"), None);
+        assert_eq!(read_record(&[b'V'; 60]), None);
+        let mut out = Vec::new();
+        write_header(&mut out, VALUE, 1, 2, 3);
+        out[5] = b'G';
+        assert_eq!(read_record(&out), None);
+    }
+
+    #[test]
+    fn messages_split_into_keys() {
+        let message = b"000000000000000a00000003abc00000000".to_vec();
+        let (origin, keys) = read_message(&message).unwrap();
+        assert_eq!(origin, 10);
+        assert_eq!(keys, vec![&b"abc"[..], &b""[..]]);
+        assert_eq!(read_message(b"000000000000000a0000000fab"), None);
+    }
+}

@@ -1,0 +1,56 @@
+//! Helpers shared by the Redis tests: a throwaway server, and caches with an L1 over it.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+use strata::{Cache, LayerSpec};
+use strata_redis::server::RedisServer;
+use strata_redis::{RedisLayer, RedisLayerBuilder};
+
+/// A fresh server; fails the test (never skips it) when none can be started.
+pub fn server() -> RedisServer {
+    RedisServer::start().unwrap_or_else(|e| panic!("cannot start a test redis-server: {e}"))
+}
+
+/// The default test layer configuration: short timeouts, a fast breaker.
+pub fn layer_builder(url: &str) -> RedisLayerBuilder {
+    RedisLayer::builder(url)
+        .prefix("t:")
+        .connect_timeout(Duration::from_millis(200))
+        .read_timeout(Duration::from_millis(200))
+        .write_timeout(Duration::from_millis(200))
+        .circuit_breaker(3, Duration::from_millis(200))
+}
+
+pub type Layer = Arc<RedisLayer<String, String>>;
+
+/// L1 memory (capacity 10 000) over the Redis layer.
+pub fn two_level(layer: Layer) -> Cache<String, String> {
+    Cache::builder()
+        .layer(LayerSpec::memory("l1", 10_000))
+        .layer(LayerSpec::shared("redis", layer))
+        .build()
+        .expect("valid cache")
+}
+
+/// A raw connection to the server, for looking behind the layer's back.
+pub fn raw(server: &RedisServer) -> redis::Connection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+/// Polls `f` until it returns true or `within` passes.
+pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
