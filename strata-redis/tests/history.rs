@@ -1,0 +1,210 @@
+//! A history test of the cross-instance contract: two caches (L1 memory over one shared
+//! redis-server, each subscribed to the other's writes), two threads on each doing random
+//! sets, deletes and gets of a few keys. Every operation is recorded with its start and end
+//! time; the checker then verifies, per key, the contract stated in the crate docs:
+//!
+//! - a read returns a value some write wrote, and not one written only after the read ended;
+//! - a read `R` on cache `c` never returns the value of a write `X` when some other write `W`
+//!   of the key started after `X` ended and ended more than `delay(W, c)` before `R` started,
+//!   where the delay is 0 when `W` ran on `c` itself (strata's own contract) and the
+//!   invalidation bound `DELAY` when it ran on the other cache. Misses are always allowed
+//!   (eviction), so deletes only constrain through this rule.
+//!
+//! `STRATA_REDIS_HISTORY_OPS` sets the number of operations (default 20 000).
+
+mod common;
+
+use common::{layer_builder, server};
+use std::collections::HashMap;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+use strata::{Cache, LayerSpec};
+
+/// The invalidation bound the test holds other caches' reads to (generous: a loaded 2-core
+/// machine; the measured p99 is in PERF.md).
+const DELAY: Duration = Duration::from_millis(50);
+const KEYS: usize = 6;
+/// Keys `0..SHARED` are written by both caches, the others by cache 0 only.
+const SHARED: usize = 3;
+
+#[derive(Clone, Debug)]
+struct Op {
+    cache: usize,
+    key: usize,
+    start: Duration,
+    end: Duration,
+    kind: Kind,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Set(String),
+    Delete,
+    Get(Option<String>),
+}
+
+#[test]
+fn two_caches_on_one_redis_keep_the_cross_instance_contract() {
+    let ops: usize = std::env::var("STRATA_REDIS_HISTORY_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let violations = run(ops, true);
+    assert!(
+        violations.is_empty(),
+        "{:#?}",
+        &violations[..violations.len().min(5)]
+    );
+}
+
+/// The broken twin: caches that do not subscribe serve each other's overwritten values from
+/// their L1s, and the checker must say so.
+#[test]
+fn the_checker_catches_caches_that_do_not_listen() {
+    let violations = run(20_000, false);
+    assert!(!violations.is_empty(), "the checker missed stale L1 reads");
+}
+
+/// Runs `ops` operations on two caches over one fresh server and returns the violations.
+fn run(ops: usize, subscribe: bool) -> Vec<String> {
+    let server = server();
+    let caches: Vec<_> = (0..2)
+        .map(|_| {
+            let layer = Arc::new(layer_builder(&server.url()).build().unwrap());
+            let cache: Cache<String, String> = Cache::builder()
+                // Every key fits: a stale L1 copy would stay until overwritten. Invalidations
+                // empty it and reads promote into it all the time.
+                .layer(LayerSpec::memory("l1", 1_000))
+                .layer(LayerSpec::shared("redis", layer.clone()))
+                .build()
+                .unwrap();
+            let sync = subscribe.then(|| layer.keep_in_sync(&cache).unwrap());
+            (cache, sync)
+        })
+        .collect();
+    let origin = Instant::now();
+    let threads_per_cache = 2;
+    let barrier = Arc::new(Barrier::new(2 * threads_per_cache));
+    let mut handles = Vec::new();
+    for (c, (cache, _)) in caches.iter().enumerate() {
+        for t in 0..threads_per_cache {
+            let cache = cache.clone();
+            let barrier = barrier.clone();
+            let per_thread = ops / (2 * threads_per_cache);
+            handles.push(std::thread::spawn(move || {
+                let mut rng = (c * 7919 + t * 104_729 + 1) as u64;
+                let mut next = move || {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng
+                };
+                let mut log = Vec::with_capacity(per_thread);
+                barrier.wait();
+                for n in 0..per_thread {
+                    let key = next() as usize % KEYS;
+                    let name = format!("h{key}");
+                    // Keys below SHARED are written by both caches; the others only by cache 0,
+                    // so cache 1 holds them in L1 until an invalidation removes them.
+                    let roll = if key >= SHARED && c == 1 {
+                        9
+                    } else {
+                        next() % 10
+                    };
+                    let start = origin.elapsed();
+                    let kind = if roll < 3 {
+                        let value = format!("c{c}t{t}n{n}");
+                        cache.set(name, value.clone()).expect("set");
+                        Kind::Set(value)
+                    } else if roll < 4 {
+                        cache.delete(&name).expect("delete");
+                        Kind::Delete
+                    } else {
+                        Kind::Get(cache.get(&name).expect("get"))
+                    };
+                    let end = origin.elapsed();
+                    log.push(Op {
+                        cache: c,
+                        key,
+                        start,
+                        end,
+                        kind,
+                    });
+                }
+                log
+            }));
+        }
+    }
+    let history: Vec<Op> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("no panic"))
+        .collect();
+    let violations = check(&history);
+    let reads = history
+        .iter()
+        .filter(|op| matches!(op.kind, Kind::Get(Some(_))))
+        .count();
+    eprintln!(
+        "{} operations, {reads} reads that returned a value, {} violations (subscribed: \
+         {subscribe})",
+        history.len(),
+        violations.len()
+    );
+    violations
+}
+
+/// The contract's violations in `history` (see the module docs).
+fn check(history: &[Op]) -> Vec<String> {
+    let mut violations = Vec::new();
+    for key in 0..KEYS {
+        let mut writes: Vec<&Op> = history
+            .iter()
+            .filter(|op| op.key == key && !matches!(op.kind, Kind::Get(_)))
+            .collect();
+        writes.sort_by_key(|op| op.start);
+        let by_value: HashMap<&str, &Op> = writes
+            .iter()
+            .filter_map(|op| match &op.kind {
+                Kind::Set(value) => Some((value.as_str(), *op)),
+                _ => None,
+            })
+            .collect();
+        // Per cache of W: the earliest end among writes that start at or after index i.
+        let mut earliest_end = vec![[Duration::MAX; 2]; writes.len() + 1];
+        for i in (0..writes.len()).rev() {
+            earliest_end[i] = earliest_end[i + 1];
+            let slot = &mut earliest_end[i][writes[i].cache];
+            *slot = (*slot).min(writes[i].end);
+        }
+        for read in history.iter().filter(|op| op.key == key) {
+            let Kind::Get(Some(value)) = &read.kind else {
+                continue;
+            };
+            let Some(x) = by_value.get(value.as_str()) else {
+                violations.push(format!("{read:?}: a value never written"));
+                continue;
+            };
+            if x.start > read.end {
+                violations.push(format!(
+                    "{read:?}: read a write that started after it: {x:?}"
+                ));
+                continue;
+            }
+            let first_after = writes.partition_point(|w| w.start <= x.end);
+            for (cache, end) in earliest_end[first_after].iter().enumerate() {
+                let delay = if cache == read.cache {
+                    Duration::ZERO
+                } else {
+                    DELAY
+                };
+                if end.saturating_add(delay) < read.start {
+                    violations.push(format!(
+                        "{read:?}: returned {x:?} although a later write on cache {cache} ended at \
+                         {end:?}"
+                    ));
+                }
+            }
+        }
+    }
+    violations
+}
