@@ -39,7 +39,7 @@ fn redis_killed_during_a_mixed_run_then_restarted() {
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let key = format!("k{}", (n as usize * 4 + t) % keys);
-                    if n % 5 == 0 {
+                    if n.is_multiple_of(5) {
                         let value = n * 10 + t as u64;
                         match cache.set(key.clone(), value.to_string()) {
                             Ok(_) => {
