@@ -18,7 +18,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strata::layer::{
-    Clock, Entry, GetResults, Layer, LayerCounters, LayerError, Ticket, Timestamp,
+    Clock, Entry, GetResults, Layer, LayerCounters, LayerError, Ticket, Timestamp, Version,
 };
 use thiserror::Error;
 
@@ -559,12 +559,15 @@ where
             .map_err(|e| bad(e.to_string()))?;
         Ok(Some(Entry {
             value,
-            // Versions of other caches mean nothing to this one: report them as older than
-            // anything it wrote (a promotion clamps versions to its ticket anyway).
+            // Versions of other caches mean nothing to this one. Report them as the newest
+            // possible: a promotion clamps the version to its ticket's epoch, which makes the
+            // value exactly as new as this cache's last write of the stripe. Reporting 0
+            // instead would make it older than the local delete an invalidation left in L1,
+            // and L1 would refuse every promotion of the key from then on.
             version: if record.origin == self.origin {
                 record.version
             } else {
-                0
+                Version::MAX
             },
             // While the invalidation subscription is down, a value read now may be
             // overwritten by another cache unannounced: let its copies above live 1 ms.

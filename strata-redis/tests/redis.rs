@@ -68,11 +68,11 @@ fn the_server_keeps_the_higher_version_of_one_cache() {
     assert_eq!(layer.get(&key, now).unwrap().unwrap().version, 6);
 
     // Another instance (another origin) is ordered by arrival, and its versions are not
-    // reported as this cache's.
+    // reported as this cache's: they read as the newest possible (a promotion clamps them).
     let other: RedisLayer<String, String> = layer_builder(&server.url()).build().unwrap();
     other.set(&key, entry("other", 1), &ticket).unwrap();
     let seen = layer.get(&key, now).unwrap().unwrap();
-    assert_eq!((seen.value.as_str(), seen.version), ("other", 0));
+    assert_eq!((seen.value.as_str(), seen.version), ("other", u64::MAX));
 }
 
 #[test]
@@ -339,4 +339,29 @@ fn another_cache_s_write_invalidates_this_cache_s_l1() {
         a.get_from_layer("l1", "mine").unwrap().as_deref(),
         Some("x")
     );
+}
+
+#[test]
+fn after_an_invalidation_the_key_is_promoted_again() {
+    // Regression: values of other caches once read as version 0, older than the local delete
+    // an invalidation leaves in L1, so L1 refused to take the key again.
+    let server = server();
+    let layer_a = Arc::new(layer_builder(&server.url()).build().unwrap());
+    let layer_b = Arc::new(layer_builder(&server.url()).build().unwrap());
+    let a = two_level(layer_a.clone());
+    let b = two_level(layer_b.clone());
+    let _sync_a = layer_a.keep_in_sync(&a).unwrap();
+    let _sync_b = layer_b.keep_in_sync(&b).unwrap();
+    for trial in 0..20 {
+        let value = format!("v{trial}");
+        a.set("k".into(), value.clone()).unwrap();
+        assert!(
+            eventually(Duration::from_secs(1), || {
+                b.get("k").unwrap();
+                b.get_from_layer("l1", "k").unwrap().as_deref() == Some(value.as_str())
+            }),
+            "trial {trial}: {:?}",
+            b.stats().layers[0]
+        );
+    }
 }

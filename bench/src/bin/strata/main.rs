@@ -12,6 +12,7 @@
 
 mod json;
 mod plot;
+mod redis;
 mod replay;
 mod scenarios;
 
@@ -40,7 +41,7 @@ const PLOT_THREADS: [usize; 4] = [1, 2, 4, 8];
                   one with u64 keys and values, so the ratio column (seed ns/op ÷ strata ns/op) \
                   is a cross-machine comparison, not a controlled speedup.",
     args_conflicts_with_subcommands = true,
-    after_help = "Run `strata replay --help` for trace replays."
+    after_help = "Run `strata replay --help` for trace replays, `strata redis --help` for the Redis layer's rows."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -53,6 +54,16 @@ struct Cli {
 enum Command {
     /// Replay cache traces through strata's memory tier and print hit ratios per cache size
     Replay(ReplayArgs),
+    /// The Redis layer against a throwaway local redis-server (needs redis-server on PATH):
+    /// hits, misses, batches and invalidation delay beside raw redis-rs round trips
+    Redis(RedisArgs),
+}
+
+#[derive(Args)]
+struct RedisArgs {
+    /// How long each row runs, in milliseconds
+    #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    duration_ms: u64,
 }
 
 #[derive(Args)]
@@ -110,6 +121,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Replay(args)) => run_replay(&args),
+        Some(Command::Redis(args)) => redis::run(Duration::from_millis(args.duration_ms)),
         None => run_bench(&cli.bench),
     };
     if let Err(message) = result {
