@@ -159,6 +159,7 @@ pub struct CacheBuilder<K, V> {
     gate: PromotionGate,
     deferred: Option<usize>,
     clock: Option<Clock>,
+    maintenance: Option<Duration>,
 }
 
 /// Keys a default negative filter is sized for at first (about 160 KB of bits at 1 %, small
@@ -178,6 +179,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
             .field("promotion", &self.promotion)
             .field("gate", &self.gate)
             .field("deferred", &self.deferred)
+            .field("maintenance", &self.maintenance)
             .finish()
     }
 }
@@ -191,6 +193,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
             gate: PromotionGate::default(),
             deferred: None,
             clock: None,
+            maintenance: None,
         }
     }
 }
@@ -237,6 +240,32 @@ where
         self
     }
 
+    /// Starts a background thread ("strata-maintenance") that does
+    /// [`run_pending_tasks`](Cache::run_pending_tasks)'s work every `every`: queued promotions
+    /// applied, negative filters rebuilt when they ask for it (including the first rebuild that
+    /// makes a filter over a layer with unknown contents ready). Off by default: queues are
+    /// drained by the readers that fill them either way. The thread holds the cache weakly and
+    /// exits at its next tick once the last handle is dropped or the cache is closed. Not
+    /// available in loom builds (no background threads there).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use strata::{Cache, LayerSpec};
+    ///
+    /// let cache: Cache<u64, u64> = Cache::builder()
+    ///     .layer(LayerSpec::memory("l1", 1_000))
+    ///     .layer(LayerSpec::memory("l2", 100_000))
+    ///     .deferred_promotion(64)
+    ///     .maintenance(Duration::from_millis(100))
+    ///     .build()
+    ///     .expect("a valid configuration");
+    /// # drop(cache);
+    /// ```
+    pub fn maintenance(mut self, every: Duration) -> Self {
+        self.maintenance = Some(every);
+        self
+    }
+
     /// The clock for TTLs (the process-wide coarse clock unless told otherwise). Tests pass a
     /// [`Clock::manual`] clock.
     pub fn clock(mut self, clock: Clock) -> Self {
@@ -257,6 +286,12 @@ where
         }
         if self.deferred == Some(0) {
             return Err(BuildError::ZeroPromotionBatch);
+        }
+        if self
+            .maintenance
+            .is_some_and(|every| every < Duration::from_millis(1))
+        {
+            return Err(BuildError::ZeroMaintenanceInterval);
         }
         let mut seen = HashSet::new();
         for (index, spec) in self.layers.iter().enumerate() {
@@ -322,9 +357,14 @@ where
             gate: self.gate,
             deferred: self.deferred,
         };
-        Ok(Cache::from_engine(Engine::new(
-            tiers, config, heat, hasher, clock,
-        )))
+        let cache = Cache::from_engine(Engine::new(tiers, config, heat, hasher, clock));
+        #[cfg(not(loom))]
+        if let Some(every) = self.maintenance {
+            cache
+                .start_maintenance(every)
+                .map_err(|e| BuildError::MaintenanceThread(e.to_string()))?;
+        }
+        Ok(cache)
     }
 }
 

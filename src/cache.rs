@@ -57,6 +57,12 @@ where
         }
     }
 
+    /// Starts the maintenance thread (see `maintenance.rs`).
+    #[cfg(not(loom))]
+    pub(crate) fn start_maintenance(&self, every: std::time::Duration) -> std::io::Result<()> {
+        crate::maintenance::spawn(&self.engine, every)
+    }
+
     // ----- reads -------------------------------------------------------------------------
 
     /// The value of `key`, from the first layer that has it; `Ok(None)` on a miss.
@@ -349,11 +355,7 @@ where
         if self.engine.check_open().is_err() {
             return 0;
         }
-        let promoted = self.engine.drain_queues();
-        // Filters that ask for a rebuild (too full, or too many false positives) are rebuilt
-        // here, never on a request: listing a remote layer can take long.
-        self.engine.maintain_filters(false);
-        promoted
+        self.engine.run_pending_tasks()
     }
 
     /// Rebuilds every negative filter now from its layer's listing (for example after loading

@@ -95,6 +95,12 @@ pub enum BuildError {
     /// Deferred promotion needs a batch size of at least one.
     #[error("the deferred-promotion batch size must be at least 1")]
     ZeroPromotionBatch,
+    /// A maintenance interval of zero would spin a core.
+    #[error("the maintenance interval must be at least 1 ms")]
+    ZeroMaintenanceInterval,
+    /// The maintenance thread could not be started.
+    #[error("the maintenance thread could not be started: {0}")]
+    MaintenanceThread(String),
     /// A negative filter was asked for L1, which every lookup asks first anyway.
     #[error("layer `{0}` is L1: a negative filter there would save nothing")]
     FilterOnL1(String),

@@ -52,6 +52,8 @@ mod filter;
 mod floors;
 mod heat;
 pub mod layer;
+#[cfg(not(loom))]
+mod maintenance;
 pub mod memory;
 mod options;
 pub mod protocol;

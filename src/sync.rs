@@ -116,6 +116,8 @@ pub enum Broken {
     FilterInsertAfterWrite = 16,
     /// A filter rebuild lists the layer without waiting for in-flight inserts to drain.
     FilterRebuildWithoutDrain = 32,
+    /// A promotion keeps the source entry's version instead of clamping it to its ticket.
+    PromotionUnclamped = 64,
 }
 
 /// The switches, a std atomic on purpose: test configuration, not modelled state.

@@ -8,6 +8,7 @@
 #[cfg(loom)]
 pub mod model {
     use std::time::Duration;
+    use strata::layer::{Entry, Layer, LayerError, Ticket, Timestamp};
     use strata::{Cache, Clock, LayerSpec, ManualClock, SetOptions};
 
     /// A cache of in-memory tiers with the given capacities (L1 first), on a manual clock.
@@ -81,6 +82,55 @@ pub mod model {
         let mut builder = loom::model::Builder::new();
         builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(0).max(preemptions));
         builder.check(model);
+    }
+
+    /// A store another cache writes too (a shared Redis, as `strata-redis` sees it): one key,
+    /// whose entries are reported with `Version::MAX` (another cache's versions mean nothing
+    /// here; a promotion clamps them to its ticket). `overwrite` is the other cache's write.
+    #[derive(Clone, Default)]
+    pub struct SharedStore {
+        value: std::sync::Arc<loom::sync::Mutex<Option<u64>>>,
+    }
+
+    impl SharedStore {
+        /// Another cache writes `value`.
+        pub fn overwrite(&self, value: u64) {
+            *self.value.lock().unwrap() = Some(value);
+        }
+    }
+
+    impl Layer<u64, u64> for SharedStore {
+        fn get(&self, _: &u64, _: Timestamp) -> Result<Option<Entry<u64>>, LayerError> {
+            Ok(self.value.lock().unwrap().map(|value| Entry {
+                value,
+                version: u64::MAX,
+                expires_at: Timestamp::NEVER,
+            }))
+        }
+
+        fn set(&self, _: &u64, entry: Entry<u64>, _: &Ticket<'_>) -> Result<(), LayerError> {
+            *self.value.lock().unwrap() = Some(entry.value);
+            Ok(())
+        }
+
+        fn delete(&self, _: &u64, _: &Ticket<'_>) -> Result<(), LayerError> {
+            *self.value.lock().unwrap() = None;
+            Ok(())
+        }
+    }
+
+    /// L1 memory over a [`SharedStore`] holding `key = value`.
+    pub fn shared_cache(value: u64) -> (Cache<u64, u64>, SharedStore) {
+        let (clock, _) = Clock::manual();
+        let store = SharedStore::default();
+        store.overwrite(value);
+        let cache = Cache::builder()
+            .clock(clock)
+            .layer(LayerSpec::memory("l1", 4))
+            .layer(LayerSpec::custom("shared", store.clone()))
+            .build()
+            .expect("valid configuration");
+        (cache, store)
     }
 
     /// The value of `key` in one layer.

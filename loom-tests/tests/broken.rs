@@ -7,7 +7,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use loom_tests::model::{below_l1, cache, in_layer};
+use loom_tests::model::{below_l1, cache, in_layer, shared_cache};
 
 #[test]
 #[should_panic(expected = "stale value after delete returned")]
@@ -211,6 +211,29 @@ fn dead_node_replaced_without_validation_is_caught() {
             in_layer(&cache, "l1", 1),
             in_layer(&cache, "l2", 1),
             "layers disagree on the last writer"
+        );
+    });
+}
+
+#[test]
+#[should_panic(expected = "stale value after invalidation")]
+fn unclamped_promotion_of_a_foreign_version_is_caught() {
+    strata::break_for_test(strata::Broken::PromotionUnclamped);
+    loom::model(|| {
+        let (cache, store) = shared_cache(1);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&1).unwrap())
+        };
+        store.overwrite(2);
+        cache
+            .delete_with(&1, &strata::DeleteOptions::new().local_only())
+            .unwrap();
+        reader.join().unwrap();
+        assert_ne!(
+            in_layer(&cache, "l1", 1),
+            Some(1),
+            "stale value after invalidation"
         );
     });
 }

@@ -5,8 +5,8 @@
 
 use loom::thread;
 use loom_tests::model::{
-    below_l1, cache, check_with_preemptions, filtered_cache, in_layer, spawn_write_below_l1,
-    two_reads_around,
+    below_l1, cache, check_with_preemptions, filtered_cache, in_layer, shared_cache,
+    spawn_write_below_l1, two_reads_around,
 };
 use std::time::Duration;
 use strata::{Error, SetOptions};
@@ -511,5 +511,33 @@ fn set_racing_a_second_delete_of_a_dead_key() {
         let l2 = in_layer(&cache, "l2", K);
         assert_eq!(l1, l2, "layers disagree on the last writer");
         assert_eq!(cache.get(&K).unwrap(), l1);
+    });
+}
+
+/// Another cache overwrites a shared layer's value and this cache applies the invalidation
+/// (a local-only delete, as `strata-redis` does on a message) while a reader promotes the old
+/// value, reported with `Version::MAX`. Once the invalidation has returned, L1 must not hold
+/// the old value: the promotion either fails its ticket or is clamped below the invalidation's
+/// version and removed by it.
+#[test]
+fn promotion_of_a_foreign_version_racing_an_invalidation() {
+    loom::model(|| {
+        let (cache, store) = shared_cache(1);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&K).unwrap())
+        };
+        store.overwrite(2);
+        cache
+            .delete_with(&K, &strata::DeleteOptions::new().local_only())
+            .unwrap();
+        let seen = reader.join().unwrap();
+        assert!(matches!(seen, Some(1) | Some(2)), "{seen:?}");
+        assert_ne!(
+            in_layer(&cache, "l1", K),
+            Some(1),
+            "stale value after invalidation"
+        );
+        assert_eq!(cache.get(&K).unwrap(), Some(2));
     });
 }

@@ -259,6 +259,16 @@ where
         }
     }
 
+    /// [`Cache::run_pending_tasks`](crate::Cache::run_pending_tasks)'s work: applies queued
+    /// promotions, then rebuilds the filters that ask for it (too full, too many false
+    /// positives, or unready), never on a request: listing a remote layer can take long.
+    /// Returns how many promotions were applied.
+    pub(crate) fn run_pending_tasks(&self) -> usize {
+        let promoted = self.drain_queues();
+        self.maintain_filters(false);
+        promoted
+    }
+
     /// Rebuilds the negative filters that ask for it (see [`crate::filter`]), or all of them if
     /// `force`, from their layers' listings. Returns how many were rebuilt.
     pub(crate) fn maintain_filters(&self, force: bool) -> usize {

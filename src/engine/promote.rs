@@ -18,7 +18,7 @@ use crate::filter::NegativeFilter;
 use crate::layer::Entry;
 use crate::options::{Promotion, PromotionGate};
 use crate::protocol::Ticket;
-use crate::sync::Ordering;
+use crate::sync::{broken, Broken, Ordering};
 use std::borrow::Borrow;
 use std::hash::Hash;
 
@@ -58,7 +58,11 @@ where
     fn promoted(&self, entry: &Entry<V>, target: usize, ticket: &Ticket<'_>) -> Entry<V> {
         Entry {
             value: entry.value.clone(),
-            version: entry.version.min(ticket.version()),
+            version: if broken(Broken::PromotionUnclamped) {
+                entry.version
+            } else {
+                entry.version.min(ticket.version())
+            },
             expires_at: entry
                 .expires_at
                 .min(self.clock.expiry(self.tiers[target].ttl)),

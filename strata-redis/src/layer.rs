@@ -222,7 +222,10 @@ impl<C> RedisLayerBuilder<C> {
 
     /// Declares this cache the only writer of its prefix: the cache then puts a negative filter
     /// in front of the layer by default (a miss costs no round trip), and `for_each` lists
-    /// the layer to rebuild it. Leave it off when several caches share the prefix: a filter
+    /// the layer (a `SCAN` of the prefix) to rebuild it. The layer cannot tell the cache that
+    /// it starts empty, so the filter lets every lookup through until its first rebuild: call
+    /// `cache.rebuild_filters()` after building, or build the cache with
+    /// `.maintenance(interval)`. Leave it off when several caches share the prefix: a filter
     /// cannot know of other caches' writes.
     pub fn sole_writer(mut self) -> Self {
         self.sole_writer = true;

@@ -6,6 +6,17 @@
 //! connection; for each message from *another* origin it deletes the named keys from the
 //! cache's in-process tiers (`delete_with(local_only)`).
 //!
+//! # Why a channel of our own, not `CLIENT TRACKING`
+//!
+//! Server-assisted client-side caching (`CLIENT TRACKING ... BCAST PREFIX`) would tell every
+//! subscriber of every write under the prefix, the writer's own included: the writer would then
+//! drop the value it had just written to its L1, unless every pooled data connection turned
+//! tracking on with `NOLOOP` and a redirect to the subscription, a per-connection setup that a
+//! cluster multiplies by its nodes. The write script's `PUBLISH` names the writing cache, so a
+//! cache skips its own writes with one comparison, and it works the same on one server and on
+//! a cluster (classic pub/sub reaches every node's subscribers). The price: a program that
+//! writes under the prefix without the script sends no invalidation.
+//!
 //! # The race between a read reply and its invalidation
 //!
 //! Redis's client-side caching guide closes it with a placeholder: mark the key "being fetched"

@@ -113,6 +113,16 @@ fn build_refuses_zero_promotion_batch() {
 }
 
 #[test]
+fn build_refuses_a_zero_maintenance_interval() {
+    let err = Cache::<u64, String>::builder()
+        .layer(LayerSpec::memory("l1", 10))
+        .maintenance(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(err, BuildError::ZeroMaintenanceInterval);
+}
+
+#[test]
 fn build_refuses_more_than_64_layers() {
     let mut builder = Cache::<u64, String>::builder();
     for i in 0..65 {

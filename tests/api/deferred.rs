@@ -183,3 +183,54 @@ fn full_queues_drop_promotions_instead_of_blocking_readers() {
         );
     }
 }
+
+#[test]
+fn the_maintenance_thread_applies_queued_promotions_nobody_drains() {
+    let cache: C = Cache::builder()
+        .deferred_promotion(64)
+        .maintenance(std::time::Duration::from_millis(2))
+        .layer(LayerSpec::memory("l1", 100))
+        .layer(LayerSpec::memory("l2", 100))
+        .build()
+        .unwrap();
+    only_in_l2(&cache, [1]);
+    assert_eq!(cache.get(&1).unwrap(), Some(s("v1"))); // queued: 1 of 64
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while in_layer(&cache, "l1", 1).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the maintenance thread never applied the promotion"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(cache.stats().layers[0].promotions_in, 1);
+}
+
+#[test]
+fn the_maintenance_thread_readies_a_filter_over_a_layer_of_unknown_contents() {
+    let (clock, _hand) = manual();
+    let remote = TestLayer::new("remote", 100, &clock);
+    remote.put(7, s("seven"));
+    let cache: C = Cache::builder()
+        .clock(clock.clone())
+        .maintenance(std::time::Duration::from_millis(2))
+        .layer(LayerSpec::memory("l1", 100))
+        .layer(LayerSpec::shared("remote", remote.clone()).negative_filter(1_000))
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !cache.stats().layers[1].filter.as_ref().unwrap().ready {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the filter never became ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(
+        cache.get(&7).unwrap(),
+        Some(s("seven")),
+        "rebuilt from the listing"
+    );
+    assert_eq!(cache.get(&8).unwrap(), None);
+    assert!(cache.stats().layers[1].filter.as_ref().unwrap().skips >= 1);
+}
