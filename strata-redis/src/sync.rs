@@ -29,8 +29,9 @@
 //!
 //! # When the subscription drops
 //!
-//! Messages published while this cache is not subscribed are lost. The thread resubscribes at
-//! once and then clears the cache's local tiers ([`Cache::clear_local`]), so nothing it missed
+//! Messages published while this cache is not subscribed are lost. A dropped connection is seen
+//! at once when the socket closes, and otherwise by a `PING` after a second of silence (within
+//! one second plus the read timeout). The thread resubscribes at once and then clears the cache's local tiers ([`Cache::clear_local`]), so nothing it missed
 //! survives; until then, values read from Redis are handed up with a 1 ms lifetime
 //! (`RedisStats::sync` says `Lost`). While Redis itself cannot be reached, the local tiers keep
 //! serving: no cache can write to a server nobody reaches (a partition that cuts off only
@@ -52,6 +53,10 @@ use strata::{Cache, DeleteOptions};
 const POLL: Duration = Duration::from_millis(50);
 /// The pause between two attempts to resubscribe.
 const RETRY: Duration = Duration::from_millis(20);
+/// After this long without a message, the subscription is checked with a `PING`: a connection
+/// that died without a word (a network partition, a server gone without closing the socket)
+/// is found within this plus the read timeout, instead of never.
+const PING_AFTER: Duration = Duration::from_secs(1);
 
 /// Whether a cache hears of other caches' writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,10 +272,24 @@ where
         if let Some(ready) = ready.take() {
             let _ = ready.send(Ok(()));
         }
+        let mut heard = std::time::Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             match pubsub.get_message() {
-                Ok(message) => self.apply(message.get_payload_bytes()),
-                Err(error) if error.is_timeout() => {}
+                Ok(message) => {
+                    heard = std::time::Instant::now();
+                    self.apply(message.get_payload_bytes());
+                }
+                Err(error) if error.is_timeout() => {
+                    if heard.elapsed() >= PING_AFTER {
+                        // The reply must come within the layer's read timeout.
+                        pubsub
+                            .set_read_timeout(Some(self.shared.timeouts.read))
+                            .map_err(|e| e.to_string())?;
+                        let _: redis::Value = pubsub.ping().map_err(|e| e.to_string())?;
+                        pubsub.set_read_timeout(Some(POLL)).map_err(|e| e.to_string())?;
+                        heard = std::time::Instant::now();
+                    }
+                }
                 Err(error) => return Err(error.to_string()),
             }
         }

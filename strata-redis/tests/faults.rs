@@ -185,3 +185,25 @@ fn a_killed_invalidation_connection_resubscribes_and_clears_l1() {
         stats.sync == SyncState::InSync && stats.resubscriptions >= 1
     }));
 }
+
+#[test]
+fn a_silent_invalidation_connection_is_found_by_ping() {
+    let server = server();
+    let layer = Arc::new(layer_builder(&server.url()).build().unwrap());
+    let cache = two_level(layer.clone());
+    let _sync = layer.keep_in_sync(&cache).unwrap();
+    // A paused server keeps the socket open and says nothing: only the PING after a second
+    // of silence finds out.
+    server.pause();
+    assert!(
+        eventually(Duration::from_secs(3), || layer.redis_stats().sync
+            == SyncState::Lost),
+        "{:?}",
+        layer.redis_stats()
+    );
+    server.resume();
+    assert!(eventually(Duration::from_secs(3), || {
+        let stats = layer.redis_stats();
+        stats.sync == SyncState::InSync && stats.resubscriptions == 1
+    }));
+}
