@@ -72,8 +72,10 @@ impl Breaker {
     pub(crate) fn failure(&self) {
         if self.probing.load(Ordering::Relaxed) {
             // The probe failed: another cool-down.
-            self.open_until
-                .store(self.now() + duration_ms(self.cool_down), Ordering::Relaxed);
+            self.open_until.store(
+                self.now().saturating_add(duration_ms(self.cool_down)),
+                Ordering::Relaxed,
+            );
             self.probing.store(false, Ordering::Relaxed);
             self.opened.fetch_add(1, Ordering::Relaxed);
             return;
@@ -84,7 +86,7 @@ impl Breaker {
                 .open_until
                 .compare_exchange(
                     0,
-                    self.now() + duration_ms(self.cool_down),
+                    self.now().saturating_add(duration_ms(self.cool_down)),
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 )

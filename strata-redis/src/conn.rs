@@ -113,11 +113,12 @@ impl Pool {
 }
 
 /// Whether the error is the server's reply to a command (the connection is still in step),
-/// rather than a failure to reach it.
+/// rather than a failure to reach it. A reply that did not parse is not: the stream may be out
+/// of step, so the connection is dropped.
 pub(crate) fn is_reply(error: &RedisError) -> bool {
     matches!(
         error.kind(),
-        ErrorKind::Server(_) | ErrorKind::UnexpectedReturnType | ErrorKind::Parse
+        ErrorKind::Server(_) | ErrorKind::UnexpectedReturnType
     ) && !error.is_timeout()
         && !error.is_io_error()
 }

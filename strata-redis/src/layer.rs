@@ -9,7 +9,7 @@ use crate::breaker::Breaker;
 use crate::codec::{Codec, CodecError, Postcard, RedisKey};
 use crate::conn::{is_reply, Conn, Pool, Target, Timeouts};
 use crate::sync::SyncShared;
-use crate::wire::{self, NO_EXPIRY, TOMBSTONE, VALUE};
+use crate::wire::{self, FORCED_TOMBSTONE, MAX_TTL_MS, NO_EXPIRY, TOMBSTONE, VALUE};
 use redis::cluster::ClusterClient;
 use redis::cluster_routing::Slot;
 use redis::{Client, RedisResult};
@@ -43,8 +43,9 @@ pub enum ConfigError {
     /// A size limit, pool size or breaker threshold of zero.
     #[error("{0} must be above zero")]
     Zero(&'static str),
-    /// Tombstones must live at least a millisecond to refuse a late write.
-    #[error("the tombstone TTL must be at least 1 ms")]
+    /// Tombstones must live at least a millisecond to refuse a late write, and at most what
+    /// `PX` takes (about a hundred years here).
+    #[error("the tombstone TTL must be between 1 ms and 100 years")]
     TombstoneTtl,
 }
 
@@ -268,7 +269,9 @@ impl<C> RedisLayerBuilder<C> {
                 return Err(ConfigError::Zero(name));
             }
         }
-        if self.tombstone_ttl < Duration::from_millis(1) {
+        if self.tombstone_ttl < Duration::from_millis(1)
+            || self.tombstone_ttl.as_millis() > u128::from(MAX_TTL_MS)
+        {
             return Err(ConfigError::TombstoneTtl);
         }
         let invalid = |url: &String, e: redis::RedisError| ConfigError::InvalidUrl {
@@ -276,13 +279,14 @@ impl<C> RedisLayerBuilder<C> {
             reason: e.to_string(),
         };
         let first = self.urls.first().ok_or(ConfigError::NoClusterNodes)?;
-        // The invalidation subscription uses a plain connection: to the server, or to one node
-        // of a cluster (a PUBLISH on any node reaches every node's subscribers).
-        let subscribe_to = Client::open(first.as_str()).map_err(|e| invalid(first, e))?;
+        // The invalidation subscription uses a plain connection: to the server, or to any node
+        // of a cluster (a PUBLISH on any node reaches every node's subscribers), tried in turn.
+        let node_clients = self
+            .urls
+            .iter()
+            .map(|url| Client::open(url.as_str()).map_err(|e| invalid(url, e)))
+            .collect::<Result<Vec<_>, _>>()?;
         let target = if self.cluster {
-            for url in &self.urls {
-                Client::open(url.as_str()).map_err(|e| invalid(url, e))?;
-            }
             let client = ClusterClient::builder(self.urls.clone())
                 .connection_timeout(t.connect)
                 .response_timeout(t.read)
@@ -291,7 +295,7 @@ impl<C> RedisLayerBuilder<C> {
                 .map_err(|e| invalid(first, e))?;
             Target::Cluster(client)
         } else {
-            Target::Single(subscribe_to.clone())
+            Target::Single(node_clients[0].clone())
         };
         let channel = format!("{}__strata_invalidations", self.prefix);
         Ok(RedisLayer {
@@ -311,7 +315,7 @@ impl<C> RedisLayerBuilder<C> {
             sole_writer: self.sole_writer,
             breaker: Breaker::new(self.breaker_threshold, self.breaker_cool_down),
             script: redis::Script::new(wire::WRITE),
-            sync: Arc::new(SyncShared::new(subscribe_to, channel, t)),
+            sync: Arc::new(SyncShared::new(node_clients, channel, t)),
             _types: PhantomData,
         })
     }
@@ -403,6 +407,8 @@ where
         let (expiry, ttl_ms) = match entry.expires_at {
             Timestamp::NEVER => (NO_EXPIRY, 0),
             at => match at.0.checked_sub(self.clock.write_time().0) {
+                // Beyond what `PX` takes (a "forever" written as a huge TTL): no expiry.
+                Some(ms) if ms > MAX_TTL_MS => (NO_EXPIRY, 0),
                 Some(ms) if ms > 0 => (unix_ms().saturating_add(ms), ms),
                 _ => return Ok(self.wire_tombstone_for(key, entry.version)),
             },
@@ -424,13 +430,16 @@ where
     }
 
     fn wire_tombstone(&self, key: &K, ticket: &Ticket<'_>) -> WireWrite {
-        // Outside a cache (no stripe) there is no later write to refuse: version 0.
-        let version = if ticket.stripe().is_some() {
-            ticket.version()
-        } else {
-            0
-        };
-        Ok(self.wire_tombstone_for(self.wire_key(key)?, version))
+        let key = self.wire_key(key)?;
+        if ticket.stripe().is_none() {
+            // Outside a cache (an unconditional ticket) the delete must win whatever the key
+            // holds, and refuse no later write: a forced tombstone of version 0.
+            let mut record = Vec::with_capacity(wire::HEADER);
+            let expiry = unix_ms().saturating_add(self.tombstone_ttl_ms);
+            wire::write_header(&mut record, FORCED_TOMBSTONE, self.origin, 0, expiry);
+            return Ok((key, record, self.tombstone_ttl_ms));
+        }
+        Ok(self.wire_tombstone_for(key, ticket.version()))
     }
 
     fn wire_tombstone_for(&self, key: Vec<u8>, version: u64) -> (Vec<u8>, Vec<u8>, u64) {
@@ -494,12 +503,14 @@ where
             for &i in &group {
                 mget.arg(keys[i].as_ref().ok());
             }
+            let generation = self.sync.generation();
             let replies = self.call(|conn| mget.query::<Vec<Option<Vec<u8>>>>(conn.like()));
+            let vouched = self.sync.vouches_since(generation);
             match replies {
                 Ok(values) if values.len() == group.len() => {
                     for (&i, bytes) in group.iter().zip(values) {
                         let key = keys[i].as_ref().map(Vec::as_slice).unwrap_or_default();
-                        results[i] = Some(self.decode(key, bytes, now));
+                        results[i] = Some(self.decode(key, bytes, now, vouched));
                     }
                 }
                 Ok(values) => {
@@ -529,11 +540,14 @@ where
             .collect()
     }
 
+    /// One record read back; `vouched`: whether the invalidation subscription covered the
+    /// whole read (see `SyncShared::vouches_since`).
     fn decode(
         &self,
         key: &[u8],
         bytes: Option<Vec<u8>>,
         now: Timestamp,
+        vouched: bool,
     ) -> Result<Option<Entry<V>>, LayerError> {
         let Some(bytes) = bytes else {
             return Ok(None);
@@ -572,9 +586,10 @@ where
             } else {
                 Version::MAX
             },
-            // While the invalidation subscription is down, a value read now may be
-            // overwritten by another cache unannounced: let its copies above live 1 ms.
-            expires_at: if self.sync.vouches() {
+            // While the invalidation subscription is down (or was, during the read), a value
+            // read now may be overwritten by another cache unannounced: let its copies above
+            // live 1 ms.
+            expires_at: if vouched {
                 expires_at
             } else {
                 expires_at.min(Timestamp(now.0.saturating_add(1)))
@@ -686,11 +701,22 @@ where
             })?;
             let entries = self.read(keys.iter().map(|key| Ok(key.clone())).collect(), now);
             for (key, entry) in keys.iter().zip(entries) {
-                // Entries that vanished or do not decode are skipped: a listing is a snapshot.
-                if let (Some(key), Ok(Some(entry))) =
-                    (K::read_key(&key[self.prefix.len()..]), entry)
-                {
-                    f(&key, &entry.value);
+                match entry {
+                    // A key that does not decode is skipped: it holds no value of ours.
+                    Ok(Some(entry)) => {
+                        if let Some(key) = K::read_key(&key[self.prefix.len()..]) {
+                            f(&key, &entry.value);
+                        }
+                    }
+                    Ok(None) => {} // vanished since the SCAN, or a tombstone
+                    Err(LayerError::Other(source))
+                        if matches!(
+                            source.downcast_ref::<RedisLayerError>(),
+                            Some(RedisLayerError::Decode { .. })
+                        ) => {}
+                    // The server failed: the listing is incomplete, and a filter rebuilt from
+                    // it would hide the keys it missed.
+                    Err(error) => return Err(error),
                 }
             }
             if next == 0 {

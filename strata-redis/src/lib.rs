@@ -52,8 +52,10 @@
 //! lives [`tombstone_ttl`](RedisLayerBuilder::tombstone_ttl), so a slower, older write of the
 //! same cache that arrives after a delete is refused), otherwise the record is stored. Then one
 //! `PUBLISH` names the keys written. A batch (`set_many`, `delete_many`) is one script call:
-//! one round trip, **atomic on the server** (per hash slot in a cluster; a batch is not atomic
-//! across slots). The layer declines promotions from layers below it (the trait's default),
+//! one round trip, **isolated on the server**: no other client sees part of it (per hash slot
+//! in a cluster; a batch is not atomic across slots). Every argument is checked before it is
+//! sent (key and value sizes, TTLs clamped to what `PX` takes), so the script does not fail
+//! midway; if it did, Redis would not roll back the keys already written. The layer declines promotions from layers below it (the trait's default),
 //! which is always safe: a deeper layer's hit is copied into the in-process tiers, not into
 //! Redis.
 //!
@@ -61,8 +63,21 @@
 //!
 //! Versions are per cache instance ([`strata::protocol`]) and are never compared across
 //! instances: between caches, **the order in which writes reach Redis decides**. Within one
-//! cache, strata's own contract holds unchanged (a cache never lets its own older write
-//! overwrite its newer one, in Redis or locally).
+//! cache, strata's own contract holds unchanged: after a write returns, no later read of that
+//! cache returns an older value. Among one cache's writes *in flight together*, Redis keeps the
+//! higher version while its record (or tombstone) is what the key holds; once another cache's
+//! write, an eviction by Redis (`maxmemory`) or the end of a tombstone's TTL replaced it, a
+//! slower write of the first cache lands in arrival order. The contract allows that (the writes
+//! overlapped), but the memory tier's stronger promise, that concurrent writes always settle on
+//! the highest version, is not kept there. Run Redis with a `noeviction` or `volatile-*`
+//! policy for a prefix whose values have no TTL.
+//!
+//! One [`RedisLayer`] serves one cache: its identity (the *origin*) is how the server tells that
+//! cache's writes apart and how the cache skips its own invalidations. Build one layer per
+//! cache, with the clock the cache uses ([`RedisLayerBuilder::clock`]; both default to
+//! `Clock::system`): the layer turns the cache's expiries into TTLs with it, and with another
+//! clock an entry's TTL would be wrong (with a manual clock at 0 against the system clock,
+//! every expiring write would be sent as already expired).
 //!
 //! Across caches, with every cache subscribed ([`RedisLayer::keep_in_sync`]):
 //!
@@ -70,11 +85,14 @@
 //!   **invalidation delay** later returns `v`, a value that reached Redis after it, or a miss;
 //!   likewise after a `delete`, no older value. The delay is the `PUBLISH` delivery plus B's
 //!   local delete: on loopback, p99 under 1 ms (PERF.md, measured by the runner's Redis rows).
-//!   Within the delay B may still return its older local copy.
+//!   Within the delay B may still return its older local copy. The bound needs B's
+//!   subscription up: a connection that closes is noticed at once, one that dies silently
+//!   within a second plus the read timeout (a `PING` after a second of silence).
 //! - a read on B that raced A's write never leaves the old value in B's L1 (the promotion
 //!   ticket is the placeholder of Redis's client-side caching guide; see [`sync`](crate::sync)).
-//! - when B's invalidation connection drops, B resubscribes and clears its local tiers;
-//!   meanwhile values it reads from Redis live 1 ms in its L1. While Redis is unreachable B's
+//! - when B's invalidation connection drops, B resubscribes (to the next node of a cluster in
+//!   turn) and clears its local tiers; values it reads from Redis while unsubscribed, or by a
+//!   read that spanned the loss, live 1 ms in its L1. While Redis is unreachable B's
 //!   local tiers keep serving (no cache can write to a server nobody reaches); a network
 //!   partition that cuts off B alone while other caches write lets B serve its local copies for
 //!   up to their TTL: give L1 a TTL.
@@ -96,7 +114,7 @@
 //! # Transactions (the seed's `BeginTx`)
 //!
 //! strata offers what Redis can make atomic: a `set_many` or `delete_many` is one script, so
-//! other Redis readers see all of its keys written or none (within one hash slot; use a hash
+//! other Redis readers see all of its keys written or none of them (within one hash slot; use a hash
 //! tag such as `{order:17}` in the keys to keep a cluster batch in one slot). It does not offer
 //! a transaction across layers: the in-process tiers have no rollback, Redis's `MULTI`/`EXEC`
 //! has none either (a failing command does not undo the others), and holding other caches'

@@ -42,7 +42,7 @@ use crate::conn::Timeouts;
 use crate::layer::RedisLayer;
 use redis::Client;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -92,36 +92,62 @@ const NOT_SUBSCRIBED: u8 = 0;
 const IN_SYNC: u8 = 1;
 const LOST: u8 = 2;
 
-/// What the layer and its subscription thread share. Counters and the state are `Relaxed`:
-/// they are reports, and the state only shortens lifetimes of values handed up while `Lost`
-/// (a read racing the change of state may hand one up with its full lifetime, which the
-/// clear after resubscribing removes).
+/// What the layer and its subscription thread share. The counters are `Relaxed` reports. The
+/// state and the generation are `SeqCst`: a read compares the generation it saw before asking
+/// Redis with the one after (see [`SyncShared::vouches_since`]); they are touched once per
+/// read below L1 and once per change of state, never on an L1 hit.
 pub(crate) struct SyncShared {
-    client: Client,
+    /// One server, or every node of a cluster: resubscribing tries them in turn, so one node
+    /// down does not keep the cache unsubscribed.
+    clients: Vec<Client>,
+    next_client: AtomicUsize,
     channel: String,
     timeouts: Timeouts,
     state: AtomicU8,
+    /// Bumped when the subscription is lost and when it is back.
+    generation: AtomicU64,
     invalidations: AtomicU64,
     resubscriptions: AtomicU64,
     decode_errors: AtomicU64,
 }
 
 impl SyncShared {
-    pub(crate) fn new(client: Client, channel: String, timeouts: Timeouts) -> Self {
+    pub(crate) fn new(clients: Vec<Client>, channel: String, timeouts: Timeouts) -> Self {
         SyncShared {
-            client,
+            clients,
+            next_client: AtomicUsize::new(0),
             channel,
             timeouts,
             state: AtomicU8::new(NOT_SUBSCRIBED),
+            generation: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             resubscriptions: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
         }
     }
 
-    /// Whether values read now may be handed up with their full lifetime.
-    pub(crate) fn vouches(&self) -> bool {
-        self.state.load(Ordering::Relaxed) != LOST
+    /// The generation to pass to [`vouches_since`](Self::vouches_since), read before asking
+    /// Redis.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Whether a value read since `generation` may be handed up with its full lifetime: the
+    /// subscription is not lost, and was not lost (or re-established) while the read ran. A
+    /// read that spans a loss and a resubscription could otherwise hand up a value whose
+    /// overwrite was published while nobody listened, after the clear that follows the
+    /// resubscription.
+    pub(crate) fn vouches_since(&self, generation: u64) -> bool {
+        self.state.load(Ordering::SeqCst) != LOST
+            && self.generation.load(Ordering::SeqCst) == generation
+    }
+
+    fn set_state(&self, state: u8) -> u8 {
+        let was = self.state.swap(state, Ordering::SeqCst);
+        if was != state {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        was
     }
 
     pub(crate) fn count_decode_error(&self) {
@@ -132,7 +158,7 @@ impl SyncShared {
         RedisStats {
             health,
             circuit_opened,
-            sync: match self.state.load(Ordering::Relaxed) {
+            sync: match self.state.load(Ordering::SeqCst) {
                 IN_SYNC => SyncState::InSync,
                 LOST => SyncState::Lost,
                 _ => SyncState::NotSubscribed,
@@ -143,11 +169,10 @@ impl SyncShared {
         }
     }
 
-    /// A new subscribed connection.
+    /// A new connection for the subscription, to the next server in turn.
     fn subscribe(&self) -> redis::RedisResult<redis::Connection> {
-        let mut conn = self
-            .client
-            .get_connection_with_timeout(self.timeouts.connect)?;
+        let turn = self.next_client.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        let mut conn = self.clients[turn].get_connection_with_timeout(self.timeouts.connect)?;
         conn.set_write_timeout(Some(self.timeouts.write))?;
         conn.set_read_timeout(Some(self.timeouts.read))?;
         redis::cmd("CLIENT")
@@ -244,8 +269,14 @@ where
                 let _ = ready.send(Err(reason.clone()));
                 return;
             }
-            self.shared.state.store(LOST, Ordering::Relaxed);
+            if outcome.is_ok() {
+                break; // told to stop, or the cache closed
+            }
+            self.shared.set_state(LOST);
         }
+        // Nobody listens any more: the layer says so, and hands values up with their full
+        // lifetime as a cache that never subscribed does.
+        self.shared.set_state(NOT_SUBSCRIBED);
     }
 
     /// Subscribes on `conn` and applies messages until the connection fails or the thread is
@@ -262,7 +293,7 @@ where
         pubsub
             .set_read_timeout(Some(POLL))
             .map_err(|e| e.to_string())?;
-        let was = self.shared.state.swap(IN_SYNC, Ordering::Relaxed);
+        let was = self.shared.set_state(IN_SYNC);
         if was == LOST {
             // Messages may have been published while we were not listening: drop every local
             // value that one of them might have named.
@@ -273,7 +304,7 @@ where
             let _ = ready.send(Ok(()));
         }
         let mut heard = std::time::Instant::now();
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.stop.load(Ordering::Relaxed) && !self.cache.is_closed() {
             match pubsub.get_message() {
                 Ok(message) => {
                     heard = std::time::Instant::now();
@@ -286,7 +317,9 @@ where
                             .set_read_timeout(Some(self.shared.timeouts.read))
                             .map_err(|e| e.to_string())?;
                         let _: redis::Value = pubsub.ping().map_err(|e| e.to_string())?;
-                        pubsub.set_read_timeout(Some(POLL)).map_err(|e| e.to_string())?;
+                        pubsub
+                            .set_read_timeout(Some(POLL))
+                            .map_err(|e| e.to_string())?;
                         heard = std::time::Instant::now();
                     }
                 }

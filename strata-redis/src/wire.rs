@@ -5,7 +5,8 @@
 //! A Redis string: a 50-byte ASCII header, then the codec's bytes.
 //!
 //! ```text
-//!   byte 0      kind      'V' a value, 'T' a tombstone (a delete, kept for `tombstone_ttl`)
+//!   byte 0      kind      'V' a value, 'T' a tombstone (a delete, kept for `tombstone_ttl`);
+//!                         a delete outside any cache sends 'D', stored as 'T' whatever is held
 //!   byte 1      format    '1'
 //!   bytes 2..18  origin   the writing layer instance, 16 lowercase hex digits
 //!   bytes 18..34 version  the writing cache's version of the write, 16 lowercase hex digits
@@ -40,6 +41,12 @@ pub(crate) const HEADER: usize = 50;
 pub(crate) const VALUE: u8 = b'V';
 /// A tombstone record.
 pub(crate) const TOMBSTONE: u8 = b'T';
+/// A tombstone that replaces whatever the key holds (a delete outside any cache, with an
+/// unconditional ticket); the script stores it as a plain tombstone of version 0.
+pub(crate) const FORCED_TOMBSTONE: u8 = b'D';
+/// The longest TTL sent as `PX` (100 years): Redis refuses an expiry past `i64` milliseconds,
+/// and a longer TTL is written as no expiry.
+pub(crate) const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 const FORMAT: u8 = b'1';
 /// The expiry field of a record that never expires.
 pub(crate) const NO_EXPIRY: u64 = u64::MAX;
@@ -52,9 +59,11 @@ local written = {}
 local changed = {}
 for i, key in ipairs(KEYS) do
   local record = ARGV[2 * i]
+  local forced = string.sub(record, 1, 1) == 'D'
+  if forced then record = 'T' .. string.sub(record, 2) end
   local held = redis.pcall('GET', key)
   if type(held) ~= 'string' then held = nil end
-  if held and #held >= 34 and string.sub(held, 3, 18) == string.sub(record, 3, 18)
+  if not forced and held and #held >= 34 and string.sub(held, 3, 18) == string.sub(record, 3, 18)
       and string.sub(held, 19, 34) > string.sub(record, 19, 34) then
     written[i] = 0
   else
@@ -127,8 +136,9 @@ pub(crate) fn read_message(bytes: &[u8]) -> Option<(u64, Vec<&[u8]>)> {
     let mut rest = &bytes[16..];
     while !rest.is_empty() {
         let len = usize::from_str_radix(std::str::from_utf8(rest.get(..8)?).ok()?, 16).ok()?;
-        keys.push(rest.get(8..8 + len)?);
-        rest = &rest[8 + len..];
+        let end = len.checked_add(8)?;
+        keys.push(rest.get(8..end)?);
+        rest = &rest[end..];
     }
     Some((origin, keys))
 }

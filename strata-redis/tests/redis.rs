@@ -73,6 +73,31 @@ fn the_server_keeps_the_higher_version_of_one_cache() {
     other.set(&key, entry("other", 1), &ticket).unwrap();
     let seen = layer.get(&key, now).unwrap().unwrap();
     assert_eq!((seen.value.as_str(), seen.version), ("other", u64::MAX));
+
+    // A delete outside any cache (unconditional ticket) wins whatever the key holds, and
+    // refuses no later write.
+    layer.set(&key, entry("v9", 9), &ticket).unwrap();
+    layer.delete(&key, &ticket).unwrap();
+    assert_eq!(layer.get(&key, now).unwrap(), None);
+    layer.set(&key, entry("v2", 2), &ticket).unwrap();
+    assert_eq!(layer.get(&key, now).unwrap().unwrap().value, "v2");
+}
+
+#[test]
+fn a_ttl_beyond_what_px_takes_is_stored_without_expiry() {
+    let server = server();
+    let layer = Arc::new(layer_builder(&server.url()).build().unwrap());
+    let cache = two_level(layer);
+    let report = cache
+        .set_with(
+            "forever".into(),
+            "v".into(),
+            &SetOptions::new().ttl(Duration::MAX),
+        )
+        .unwrap();
+    assert!(report.is_complete());
+    let ttl: i64 = raw(&server).pttl("t:forever").unwrap();
+    assert_eq!(ttl, -1, "no expiry");
 }
 
 #[test]
@@ -260,6 +285,10 @@ fn the_builder_refuses_bad_configuration() {
         ConfigError::TombstoneTtl
     );
     assert_eq!(
+        bad(RedisLayer::builder("redis://127.0.0.1/").tombstone_ttl(Duration::MAX)),
+        ConfigError::TombstoneTtl
+    );
+    assert_eq!(
         bad(RedisLayer::cluster_builder(Vec::<String>::new())),
         ConfigError::NoClusterNodes
     );
@@ -339,6 +368,9 @@ fn another_cache_s_write_invalidates_this_cache_s_l1() {
         a.get_from_layer("l1", "mine").unwrap().as_deref(),
         Some("x")
     );
+    // Dropping the subscription says so.
+    drop(_sync_b);
+    assert_eq!(layer_b.redis_stats().sync, SyncState::NotSubscribed);
 }
 
 #[test]
