@@ -9,7 +9,7 @@ use crate::breaker::Breaker;
 use crate::codec::{Codec, CodecError, Postcard, RedisKey};
 use crate::conn::{is_reply, Conn, Pool, Target, Timeouts};
 use crate::sync::SyncShared;
-use crate::wire::{self, FORCED_TOMBSTONE, MAX_TTL_MS, NO_EXPIRY, TOMBSTONE, VALUE};
+use crate::wire::{self, FORCED_TOMBSTONE, MAX_TTL_MS, NO_EXPIRY, PENDING, TOMBSTONE, VALUE};
 use redis::cluster::ClusterClient;
 use redis::cluster_routing::Slot;
 use redis::{Client, RedisResult};
@@ -315,6 +315,8 @@ impl<C> RedisLayerBuilder<C> {
             sole_writer: self.sole_writer,
             breaker: Breaker::new(self.breaker_threshold, self.breaker_cool_down),
             script: redis::Script::new(wire::WRITE),
+            promote_insert: redis::Script::new(wire::PROMOTE_INSERT),
+            promote_finish: redis::Script::new(wire::PROMOTE_FINISH),
             sync: Arc::new(SyncShared::new(node_clients, channel, t)),
             _types: PhantomData,
         })
@@ -337,6 +339,8 @@ pub struct RedisLayer<K, V, C = Postcard> {
     sole_writer: bool,
     breaker: Breaker,
     script: redis::Script,
+    promote_insert: redis::Script,
+    promote_finish: redis::Script,
     pub(crate) sync: Arc<SyncShared>,
     _types: PhantomData<fn(K) -> V>,
 }
@@ -403,6 +407,11 @@ where
     /// A record for a value (or, if it has already expired, a tombstone: it must still
     /// supersede older values).
     fn wire_value(&self, key: &K, entry: &Entry<V>) -> WireWrite {
+        self.wire_record(key, entry, VALUE)
+    }
+
+    /// A record of `kind` (a value, or a pending promotion) for an entry.
+    fn wire_record(&self, key: &K, entry: &Entry<V>, kind: u8) -> WireWrite {
         let key = self.wire_key(key)?;
         let (expiry, ttl_ms) = match entry.expires_at {
             Timestamp::NEVER => (NO_EXPIRY, 0),
@@ -414,7 +423,7 @@ where
             },
         };
         let mut record = Vec::with_capacity(wire::HEADER + 32);
-        wire::write_header(&mut record, VALUE, self.origin, entry.version, expiry);
+        wire::write_header(&mut record, kind, self.origin, entry.version, expiry);
         self.codec
             .encode(&entry.value, &mut record)
             .map_err(RedisLayerError::Encode)?;
@@ -560,7 +569,7 @@ where
             })
         };
         let record = wire::read_record(&bytes).ok_or_else(|| bad("not a strata record".into()))?;
-        if record.kind == TOMBSTONE {
+        if record.kind == TOMBSTONE || record.kind == PENDING {
             return Ok(None);
         }
         let expires_at = match record.expiry {
@@ -633,6 +642,87 @@ where
     }
 }
 
+impl<K, V, C> RedisLayer<K, V, C>
+where
+    K: RedisKey,
+    C: Codec<V>,
+{
+    /// The promotion path (see the crate docs): pending inserts where the key is absent, the
+    /// tickets checked, then one call that publishes or removes each, per group.
+    fn promote_batch(
+        &self,
+        entries: Vec<(&K, Entry<V>, Ticket<'_>)>,
+    ) -> Vec<Result<bool, LayerError>> {
+        let writes: Vec<WireWrite> = entries
+            .iter()
+            .map(|(key, entry, _)| self.wire_record(key, entry, PENDING))
+            .collect();
+        let mut results: Vec<Result<bool, LayerError>> = writes
+            .iter()
+            .map(|w| w.as_ref().map(|_| false).map_err(Clone::clone))
+            .collect();
+        // Only pending records go out: an entry that expired on the way became a tombstone
+        // record, which a promotion must not write (it is declined).
+        let sendable = writes.iter().enumerate().filter_map(|(i, w)| match w {
+            Ok((key, record, _)) if record.first() == Some(&PENDING) => Some((i, key.as_slice())),
+            _ => None,
+        });
+        for group in self.groups(sendable) {
+            if group.is_empty() {
+                continue;
+            }
+            let mut insert = self.promote_insert.prepare_invoke();
+            for &i in &group {
+                if let Ok((key, record, ttl)) = &writes[i] {
+                    insert.key(key).arg(record).arg(ttl);
+                }
+            }
+            let inserted = match self.call(|conn| insert.invoke::<Vec<i64>>(conn.like())) {
+                Ok(inserted) if inserted.len() == group.len() => inserted,
+                Ok(_) | Err(_) => {
+                    // A failed insert call inserted nothing we must remove: report the keys failed.
+                    for &i in &group {
+                        results[i] = Err(LayerError::Unavailable(
+                            "redis: the promotion's insert failed".into(),
+                        ));
+                    }
+                    continue;
+                }
+            };
+            // The tickets, after the inserts (the round trip orders them; the fence is the
+            // protocol's).
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            let mut finish = self.promote_finish.prepare_invoke();
+            finish.arg(&self.channel);
+            let mut finishing = Vec::new();
+            for (&i, &done) in group.iter().zip(&inserted) {
+                if let (1, Ok((key, record, _))) = (done, &writes[i]) {
+                    let publish = if entries[i].2.is_current() { "1" } else { "0" };
+                    finish.key(key).arg(record).arg(publish);
+                    finishing.push(i);
+                }
+            }
+            if finishing.is_empty() {
+                continue;
+            }
+            match self.call(|conn| finish.invoke::<Vec<i64>>(conn.like())) {
+                Ok(published) => {
+                    for (&i, done) in finishing.iter().zip(published) {
+                        results[i] = Ok(done == 1);
+                    }
+                }
+                Err(error) => {
+                    // The pending records stay until their TTL, read as absent by everyone.
+                    for &i in &finishing {
+                        results[i] = Err(error.clone());
+                    }
+                }
+            }
+        }
+        results
+    }
+}
+
 impl<K, V, C> Layer<K, V> for RedisLayer<K, V, C>
 where
     K: RedisKey + Send + Sync,
@@ -653,6 +743,19 @@ where
     fn delete(&self, key: &K, ticket: &Ticket<'_>) -> Result<(), LayerError> {
         let write = self.wire_tombstone(key, ticket);
         self.write(vec![write]).pop().unwrap_or(Ok(()))
+    }
+
+    fn promote(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> Result<bool, LayerError> {
+        self.promote_batch(vec![(key, entry, *ticket)])
+            .pop()
+            .unwrap_or(Ok(false))
+    }
+
+    fn promote_many(
+        &self,
+        entries: Vec<(&K, Entry<V>, Ticket<'_>)>,
+    ) -> Vec<Result<bool, LayerError>> {
+        self.promote_batch(entries)
     }
 
     fn get_many(&self, keys: &[&K], now: Timestamp) -> GetResults<V> {

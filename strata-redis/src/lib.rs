@@ -55,9 +55,18 @@
 //! one round trip, **isolated on the server**: no other client sees part of it (per hash slot
 //! in a cluster; a batch is not atomic across slots). Every argument is checked before it is
 //! sent (key and value sizes, TTLs clamped to what `PX` takes), so the script does not fail
-//! midway; if it did, Redis would not roll back the keys already written. The layer declines promotions from layers below it (the trait's default),
-//! which is always safe: a deeper layer's hit is copied into the in-process tiers, not into
-//! Redis.
+//! midway; if it did, Redis would not roll back the keys already written.
+//!
+//! **Promotions into Redis** (a hit in a layer below, such as a database layer, copied up) follow
+//! the trait's protocol in two round trips: the value is inserted as a *pending* record only if
+//! the key is absent (no value, no tombstone: a recent delete by any cache wins), which readers
+//! treat as absent and writes overwrite; then the promotion's ticket is checked, and a second
+//! script publishes the record (and an invalidation) if it is still the one inserted, or
+//! removes it. A batch of promotions costs the same two round trips. The one race this leaves
+//! is every cache-aside design's: a value read below *before* another cache's write, inserted
+//! after that write's record already left Redis (its TTL ran out or Redis evicted it), lands.
+//! Keep Redis's TTL far above the time between a read below and its promotion (microseconds
+//! to milliseconds).
 //!
 //! # Several caches on one Redis: the cross-instance contract
 //!

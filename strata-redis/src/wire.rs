@@ -6,7 +6,8 @@
 //!
 //! ```text
 //!   byte 0      kind      'V' a value, 'T' a tombstone (a delete, kept for `tombstone_ttl`);
-//!                         a delete outside any cache sends 'D', stored as 'T' whatever is held
+//!                         a delete outside any cache sends 'D', stored as 'T' whatever is held;
+//!                         'P' a promotion not yet validated (read as absent)
 //!   byte 1      format    '1'
 //!   bytes 2..18  origin   the writing layer instance, 16 lowercase hex digits
 //!   bytes 18..34 version  the writing cache's version of the write, 16 lowercase hex digits
@@ -44,6 +45,9 @@ pub(crate) const TOMBSTONE: u8 = b'T';
 /// A tombstone that replaces whatever the key holds (a delete outside any cache, with an
 /// unconditional ticket); the script stores it as a plain tombstone of version 0.
 pub(crate) const FORCED_TOMBSTONE: u8 = b'D';
+/// A promotion's record between its insert and its ticket check: readers treat it as absent,
+/// writes overwrite it.
+pub(crate) const PENDING: u8 = b'P';
 /// The longest TTL sent as `PX` (100 years): Redis refuses an expiry past `i64` milliseconds,
 /// and a longer TTL is written as no expiry.
 pub(crate) const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
@@ -63,7 +67,8 @@ for i, key in ipairs(KEYS) do
   if forced then record = 'T' .. string.sub(record, 2) end
   local held = redis.pcall('GET', key)
   if type(held) ~= 'string' then held = nil end
-  if not forced and held and #held >= 34 and string.sub(held, 3, 18) == string.sub(record, 3, 18)
+  if not forced and held and #held >= 34 and string.sub(held, 1, 1) ~= 'P'
+      and string.sub(held, 3, 18) == string.sub(record, 3, 18)
       and string.sub(held, 19, 34) > string.sub(record, 19, 34) then
     written[i] = 0
   else
@@ -81,6 +86,51 @@ if ARGV[1] ~= '' and #changed > 0 then
   redis.call('PUBLISH', ARGV[1], string.sub(ARGV[2], 3, 18) .. table.concat(changed))
 end
 return written
+"#;
+
+/// Promotions, phase 1. `KEYS`: the keys. Per key `i`: `ARGV[2i-1]` its pending record,
+/// `ARGV[2i]` its time to live in ms ('0': none). Inserts each record only where the key holds
+/// nothing at all (a tombstone is something: a recent delete wins). One integer per key: 1
+/// inserted, 0 not.
+pub(crate) const PROMOTE_INSERT: &str = r#"
+local inserted = {}
+for i, key in ipairs(KEYS) do
+  local ttl = ARGV[2 * i]
+  local done
+  if ttl == '0' then
+    done = redis.call('SET', key, ARGV[2 * i - 1], 'NX')
+  else
+    done = redis.call('SET', key, ARGV[2 * i - 1], 'NX', 'PX', ttl)
+  end
+  inserted[i] = done and 1 or 0
+end
+return inserted
+"#;
+
+/// Promotions, phase 2. `KEYS`: the keys. `ARGV[1]`: the invalidation channel ('' for none).
+/// Per key `i`: `ARGV[2i]` the pending record inserted, `ARGV[2i+1]` '1' to publish it, '0' to
+/// remove it. Acts only where the key still holds exactly that record (a write may have
+/// replaced it meanwhile). One integer per key: 1 published, 0 not.
+pub(crate) const PROMOTE_FINISH: &str = r#"
+local published = {}
+local changed = {}
+for i, key in ipairs(KEYS) do
+  local pending = ARGV[2 * i]
+  published[i] = 0
+  if redis.call('GET', key) == pending then
+    if ARGV[2 * i + 1] == '1' then
+      redis.call('SET', key, 'V' .. string.sub(pending, 2), 'KEEPTTL')
+      published[i] = 1
+      changed[#changed + 1] = string.format('%08x', #key) .. key
+    else
+      redis.call('DEL', key)
+    end
+  end
+end
+if ARGV[1] ~= '' and #changed > 0 then
+  redis.call('PUBLISH', ARGV[1], string.sub(ARGV[2], 3, 18) .. table.concat(changed))
+end
+return published
 "#;
 
 /// A record read back, borrowed from the bytes Redis returned.
@@ -105,7 +155,10 @@ pub(crate) fn write_header(out: &mut Vec<u8>, kind: u8, origin: u64, version: u6
 
 /// Parses a record; `None` for bytes this layer did not write.
 pub(crate) fn read_record(bytes: &[u8]) -> Option<Record<'_>> {
-    if bytes.len() < HEADER || bytes[1] != FORMAT || !matches!(bytes[0], VALUE | TOMBSTONE) {
+    if bytes.len() < HEADER
+        || bytes[1] != FORMAT
+        || !matches!(bytes[0], VALUE | TOMBSTONE | PENDING)
+    {
         return None;
     }
     let hex = |range: std::ops::Range<usize>| {

@@ -1,5 +1,6 @@
 //! A history test of the cross-instance contract: two caches (L1 memory over one shared
-//! redis-server, each subscribed to the other's writes), two threads on each doing random
+//! redis-server, each subscribed to the other's writes; the second promotes through batched
+//! queues gated by heat), two threads on each doing random
 //! sets, deletes and gets of a few keys. Every operation is recorded with its start and end
 //! time; the checker then verifies, per key, the contract stated in the crate docs:
 //!
@@ -16,9 +17,10 @@ mod common;
 
 use common::{layer_builder, server};
 use std::collections::HashMap;
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
-use strata::{Cache, LayerSpec};
+use strata::layer::{Entry, Layer, LayerError, Ticket, Timestamp};
+use strata::{Cache, LayerSpec, PromotionGate};
 
 /// The invalidation bound the test holds other caches' reads to (generous: a loaded 2-core
 /// machine; the measured p99 is in PERF.md).
@@ -26,6 +28,33 @@ const DELAY: Duration = Duration::from_millis(50);
 const KEYS: usize = 6;
 /// Keys `0..SHARED` are written by both caches, the others by cache 0 only.
 const SHARED: usize = 3;
+
+/// A shared database stand-in: last write wins (versions of different caches are not
+/// comparable), reported as the newest version (a promotion clamps it).
+#[derive(Default)]
+struct Database {
+    rows: Mutex<HashMap<String, String>>,
+}
+
+impl Layer<String, String> for Database {
+    fn get(&self, key: &String, _: Timestamp) -> Result<Option<Entry<String>>, LayerError> {
+        Ok(self.rows.lock().unwrap().get(key).map(|value| Entry {
+            value: value.clone(),
+            version: u64::MAX,
+            expires_at: Timestamp::NEVER,
+        }))
+    }
+
+    fn set(&self, key: &String, entry: Entry<String>, _: &Ticket<'_>) -> Result<(), LayerError> {
+        self.rows.lock().unwrap().insert(key.clone(), entry.value);
+        Ok(())
+    }
+
+    fn delete(&self, key: &String, _: &Ticket<'_>) -> Result<(), LayerError> {
+        self.rows.lock().unwrap().remove(key);
+        Ok(())
+    }
+}
 
 #[derive(Clone, Debug)]
 struct Op {
@@ -43,13 +72,28 @@ enum Kind {
     Get(Option<String>),
 }
 
-#[test]
-fn two_caches_on_one_redis_keep_the_cross_instance_contract() {
-    let ops: usize = std::env::var("STRATA_REDIS_HISTORY_OPS")
+fn ops() -> usize {
+    std::env::var("STRATA_REDIS_HISTORY_OPS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
-    let violations = run(ops, true);
+        .unwrap_or(20_000)
+}
+
+#[test]
+fn two_caches_on_one_redis_keep_the_cross_instance_contract() {
+    let violations = run(ops(), true, false);
+    assert!(
+        violations.is_empty(),
+        "{:#?}",
+        &violations[..violations.len().min(5)]
+    );
+}
+
+/// The same with a shared database layer below Redis and short Redis TTLs: keys fall out of
+/// Redis all the time and are promoted back from the database, racing both caches' writes.
+#[test]
+fn two_caches_over_redis_and_a_database_keep_the_cross_instance_contract() {
+    let violations = run(ops(), true, true);
     assert!(
         violations.is_empty(),
         "{:#?}",
@@ -61,23 +105,38 @@ fn two_caches_on_one_redis_keep_the_cross_instance_contract() {
 /// their L1s, and the checker must say so.
 #[test]
 fn the_checker_catches_caches_that_do_not_listen() {
-    let violations = run(20_000, false);
+    let violations = run(20_000, false, false);
     assert!(!violations.is_empty(), "the checker missed stale L1 reads");
 }
 
-/// Runs `ops` operations on two caches over one fresh server and returns the violations.
-fn run(ops: usize, subscribe: bool) -> Vec<String> {
+/// Runs `ops` operations on two caches over one fresh server (and, with `database`, a shared
+/// last-write-wins store below it) and returns the violations.
+fn run(ops: usize, subscribe: bool, database: bool) -> Vec<String> {
     let server = server();
+    let db = Arc::new(Database::default());
     let caches: Vec<_> = (0..2)
-        .map(|_| {
+        .map(|c| {
             let layer = Arc::new(layer_builder(&server.url()).build().unwrap());
-            let cache: Cache<String, String> = Cache::builder()
+            let mut redis = LayerSpec::shared("redis", layer.clone());
+            if database {
+                redis = redis.ttl(Duration::from_millis(2));
+            }
+            let mut builder = Cache::builder()
                 // Every key fits: a stale L1 copy would stay until overwritten. Invalidations
                 // empty it and reads promote into it all the time.
                 .layer(LayerSpec::memory("l1", 1_000))
-                .layer(LayerSpec::shared("redis", layer.clone()))
-                .build()
-                .unwrap();
+                .layer(redis);
+            if database {
+                builder = builder.layer(LayerSpec::shared("db", db.clone()));
+            }
+            if c == 1 {
+                // The other cache promotes through the batched queues, gated by heat: queued
+                // promotions must be dropped when an invalidation overtakes them.
+                builder = builder
+                    .deferred_promotion(4)
+                    .promotion_gate(PromotionGate::by_heat());
+            }
+            let cache: Cache<String, String> = builder.build().unwrap();
             let sync = subscribe.then(|| layer.keep_in_sync(&cache).unwrap());
             (cache, sync)
         })
@@ -140,13 +199,17 @@ fn run(ops: usize, subscribe: bool) -> Vec<String> {
         .flat_map(|h| h.join().expect("no panic"))
         .collect();
     let violations = check(&history);
+    let promoted_into_redis: u64 = caches
+        .iter()
+        .map(|(cache, _)| cache.stats().layers[1].promotions_in)
+        .sum();
     let reads = history
         .iter()
         .filter(|op| matches!(op.kind, Kind::Get(Some(_))))
         .count();
     eprintln!(
         "{} operations, {reads} reads that returned a value, {} violations (subscribed: \
-         {subscribe})",
+         {subscribe}; {promoted_into_redis} promotions into Redis)",
         history.len(),
         violations.len()
     );

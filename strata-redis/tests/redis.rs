@@ -397,3 +397,61 @@ fn after_an_invalidation_the_key_is_promoted_again() {
         );
     }
 }
+
+#[test]
+fn a_deeper_layer_s_hit_is_promoted_into_redis() {
+    use strata::memory::{MemoryConfig, MemoryLayer};
+    let server = server();
+    let layer = Arc::new(layer_builder(&server.url()).build().unwrap());
+    // A stand-in for a database below Redis, filled behind the cache's back.
+    let db = Arc::new(
+        MemoryLayer::<String, String>::new("db", MemoryConfig::new(1_000), strata::Clock::system())
+            .unwrap(),
+    );
+    db.set(
+        &"k".to_string(),
+        entry("from the db", 1),
+        &Ticket::unconditional(),
+    )
+    .unwrap();
+    let cache: Cache<String, String> = Cache::builder()
+        .layer(LayerSpec::memory("l1", 100))
+        .layer(LayerSpec::shared("redis", layer.clone()))
+        .layer(LayerSpec::shared("db", db))
+        .build()
+        .unwrap();
+    assert_eq!(cache.get("k").unwrap().as_deref(), Some("from the db"));
+    let stats = cache.stats();
+    assert_eq!(stats.layers[1].promotions_in, 1, "{stats:?}");
+    let held: Vec<u8> = raw(&server).get("t:k").unwrap();
+    assert_eq!(held[0], b'V', "published, not left pending");
+    assert_eq!(
+        layer
+            .get(&"k".to_string(), Timestamp(0))
+            .unwrap()
+            .unwrap()
+            .value,
+        "from the db"
+    );
+
+    // A promotion never replaces what Redis holds, a tombstone included.
+    let ticket = Ticket::unconditional();
+    assert!(!layer
+        .promote(&"k".to_string(), entry("older", 0), &ticket)
+        .unwrap());
+    layer.delete(&"gone".to_string(), &ticket).unwrap();
+    assert!(!layer
+        .promote(&"gone".to_string(), entry("stale", 0), &ticket)
+        .unwrap());
+    assert!(layer
+        .promote(&"new".to_string(), entry("fresh", 0), &ticket)
+        .unwrap());
+    assert_eq!(
+        layer
+            .get(&"new".to_string(), Timestamp(0))
+            .unwrap()
+            .unwrap()
+            .value,
+        "fresh"
+    );
+}
