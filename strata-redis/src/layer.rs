@@ -8,7 +8,7 @@
 use crate::breaker::Breaker;
 use crate::codec::{Codec, CodecError, Postcard, RedisKey};
 use crate::conn::{is_reply, Conn, Pool, Target, Timeouts};
-use crate::sync::SyncShared;
+use crate::sync::{Subscription, SyncShared};
 use crate::wire::{self, FORCED_TOMBSTONE, MAX_TTL_MS, NO_EXPIRY, PENDING, TOMBSTONE, VALUE};
 use redis::cluster::ClusterClient;
 use redis::cluster_routing::Slot;
@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strata::layer::{
     Clock, Entry, GetResults, Layer, LayerCounters, LayerError, Ticket, Timestamp, Version,
 };
+use strata::Cache;
 use thiserror::Error;
 
 /// Why a [`RedisLayerBuilder`] refused its configuration.
@@ -331,7 +332,7 @@ pub struct RedisLayer<K, V, C = Postcard> {
     /// Where writes publish invalidations ('' for none).
     channel: String,
     /// This layer instance's identity in records and messages.
-    pub(crate) origin: u64,
+    origin: u64,
     clock: Clock,
     tombstone_ttl_ms: u64,
     max_key_bytes: usize,
@@ -341,7 +342,7 @@ pub struct RedisLayer<K, V, C = Postcard> {
     script: redis::Script,
     promote_insert: redis::Script,
     promote_finish: redis::Script,
-    pub(crate) sync: Arc<SyncShared>,
+    sync: Arc<SyncShared>,
     _types: PhantomData<fn(K) -> V>,
 }
 
@@ -383,11 +384,6 @@ where
     pub fn redis_stats(&self) -> crate::RedisStats {
         self.sync
             .stats(self.breaker.health(), self.breaker.times_opened())
-    }
-
-    /// The prefix keys are written under.
-    pub(crate) fn prefix(&self) -> &[u8] {
-        &self.prefix
     }
 
     fn wire_key(&self, key: &K) -> WireKey {
@@ -639,6 +635,20 @@ where
             // version, as the trait asks: a success.
         }
         results
+    }
+}
+
+impl<K, V, C> RedisLayer<K, V, C>
+where
+    K: RedisKey + std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    C: Codec<V>,
+{
+    /// Applies other caches' writes to `cache`'s in-process tiers, until the returned
+    /// [`Subscription`] is dropped (see [`sync`](crate::sync)). `cache` is the cache this layer
+    /// sits in. Returns once subscribed, or with the error that prevented it.
+    pub fn keep_in_sync(&self, cache: &Cache<K, V>) -> Result<Subscription, redis::RedisError> {
+        crate::sync::start(&self.sync, cache, self.origin, &self.prefix)
     }
 }
 

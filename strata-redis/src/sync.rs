@@ -2,7 +2,7 @@
 //!
 //! Every write through a [`RedisLayer`] runs the `WRITE` script, which ends with one `PUBLISH`
 //! on the prefix's invalidation channel naming the writer's origin and the keys written.
-//! [`RedisLayer::keep_in_sync`] starts one thread per cache with a dedicated subscribed
+//! `RedisLayer::keep_in_sync` starts one thread per cache with a dedicated subscribed
 //! connection; for each message from *another* origin it deletes the named keys from the
 //! cache's in-process tiers (`delete_with(local_only)`).
 //!
@@ -37,9 +37,8 @@
 //! serving: no cache can write to a server nobody reaches (a partition that cuts off only
 //! this cache is the exception the crate docs state), and they are cleared once it is back.
 
-use crate::codec::{Codec, RedisKey};
+use crate::codec::RedisKey;
 use crate::conn::Timeouts;
-use crate::layer::RedisLayer;
 use redis::Client;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -200,42 +199,42 @@ impl Drop for Subscription {
     }
 }
 
-impl<K, V, C> RedisLayer<K, V, C>
+/// Starts `cache`'s subscription (see `RedisLayer::keep_in_sync`): `origin` is the layer's
+/// identity (its own messages are skipped), `prefix` what its keys start with.
+pub(crate) fn start<K, V>(
+    shared: &Arc<SyncShared>,
+    cache: &Cache<K, V>,
+    origin: u64,
+    prefix: &[u8],
+) -> Result<Subscription, redis::RedisError>
 where
     K: RedisKey + Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
-    C: Codec<V>,
 {
-    /// Applies other caches' writes to `cache`'s in-process tiers, until the returned
-    /// [`Subscription`] is dropped. `cache` is the cache this layer sits in. Returns once
-    /// subscribed, or with the error that prevented it.
-    pub fn keep_in_sync(&self, cache: &Cache<K, V>) -> Result<Subscription, redis::RedisError> {
-        let shared = self.sync.clone();
-        let first = shared.subscribe()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready, subscribed) = mpsc::channel();
-        let listener = Listener {
-            shared,
-            cache: cache.clone(),
-            origin: self.origin,
-            prefix: self.prefix().to_vec(),
-            stop: stop.clone(),
-        };
-        let thread = std::thread::Builder::new()
-            .name("strata-redis-sync".into())
-            .spawn(move || listener.run(first, ready))
-            .map_err(|e| redis::RedisError::from(std::io::Error::other(e)))?;
-        let outcome = subscribed
-            .recv()
-            .unwrap_or_else(|_| Err("the subscription thread ended".to_string()));
-        let subscription = Subscription {
-            stop,
-            thread: Some(thread),
-        };
-        match outcome {
-            Ok(()) => Ok(subscription),
-            Err(reason) => Err(redis::RedisError::from(std::io::Error::other(reason))),
-        }
+    let first = shared.subscribe()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready, subscribed) = mpsc::channel();
+    let listener = Listener {
+        shared: shared.clone(),
+        cache: cache.clone(),
+        origin,
+        prefix: prefix.to_vec(),
+        stop: stop.clone(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("strata-redis-sync".into())
+        .spawn(move || listener.run(first, ready))
+        .map_err(|e| redis::RedisError::from(std::io::Error::other(e)))?;
+    let outcome = subscribed
+        .recv()
+        .unwrap_or_else(|_| Err("the subscription thread ended".to_string()));
+    let subscription = Subscription {
+        stop,
+        thread: Some(thread),
+    };
+    match outcome {
+        Ok(()) => Ok(subscription),
+        Err(reason) => Err(redis::RedisError::from(std::io::Error::other(reason))),
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{eventually, layer_builder, server, two_level};
+use common::{eventually, layer_builder, server, two_level, two_subscribed};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -151,12 +151,8 @@ fn redis_paused_every_call_returns_within_the_timeout_and_the_breaker_opens() {
 #[test]
 fn a_killed_invalidation_connection_resubscribes_and_clears_l1() {
     let server = server();
-    let layer_a = Arc::new(layer_builder(&server.url()).build().unwrap());
-    let layer_b = Arc::new(layer_builder(&server.url()).build().unwrap());
-    let a = two_level(layer_a.clone());
-    let b = two_level(layer_b.clone());
-    let _sync_a = layer_a.keep_in_sync(&a).unwrap();
-    let _sync_b = layer_b.keep_in_sync(&b).unwrap();
+    let (one, two) = two_subscribed(&server);
+    let (a, b, layer_b) = (&one.cache, &two.cache, two.layer.clone());
     a.set("k".into(), "v1".into()).unwrap();
     assert!(eventually(Duration::from_secs(1), || layer_b
         .redis_stats()

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{eventually, layer_builder, raw, server, two_level};
+use common::{eventually, layer_builder, raw, server, two_level, two_subscribed};
 use redis::Commands;
 use std::sync::Arc;
 use std::time::Duration;
@@ -332,12 +332,8 @@ fn a_sole_writer_gets_a_negative_filter_that_is_rebuilt_from_a_scan() {
 #[test]
 fn another_cache_s_write_invalidates_this_cache_s_l1() {
     let server = server();
-    let layer_a = Arc::new(layer_builder(&server.url()).build().unwrap());
-    let layer_b = Arc::new(layer_builder(&server.url()).build().unwrap());
-    let a = two_level(layer_a.clone());
-    let b = two_level(layer_b.clone());
-    let _sync_a = layer_a.keep_in_sync(&a).unwrap();
-    let _sync_b = layer_b.keep_in_sync(&b).unwrap();
+    let (one, mut two) = two_subscribed(&server);
+    let (a, b, layer_b) = (&one.cache, &two.cache, two.layer.clone());
     assert_eq!(layer_b.redis_stats().sync, SyncState::InSync);
 
     a.set("k".into(), "v1".into()).unwrap();
@@ -369,7 +365,7 @@ fn another_cache_s_write_invalidates_this_cache_s_l1() {
         Some("x")
     );
     // Dropping the subscription says so.
-    drop(_sync_b);
+    drop(two.sync.take());
     assert_eq!(layer_b.redis_stats().sync, SyncState::NotSubscribed);
 }
 
@@ -378,12 +374,8 @@ fn after_an_invalidation_the_key_is_promoted_again() {
     // Regression: values of other caches once read as version 0, older than the local delete
     // an invalidation leaves in L1, so L1 refused to take the key again.
     let server = server();
-    let layer_a = Arc::new(layer_builder(&server.url()).build().unwrap());
-    let layer_b = Arc::new(layer_builder(&server.url()).build().unwrap());
-    let a = two_level(layer_a.clone());
-    let b = two_level(layer_b.clone());
-    let _sync_a = layer_a.keep_in_sync(&a).unwrap();
-    let _sync_b = layer_b.keep_in_sync(&b).unwrap();
+    let (one, two) = two_subscribed(&server);
+    let (a, b) = (&one.cache, &two.cache);
     for trial in 0..20 {
         let value = format!("v{trial}");
         a.set("k".into(), value.clone()).unwrap();

@@ -33,6 +33,24 @@ pub fn two_level(layer: Layer) -> Cache<String, String> {
         .expect("valid cache")
 }
 
+/// One of two caches sharing a server, each subscribed to the other's writes.
+pub struct Subscribed {
+    pub cache: Cache<String, String>,
+    pub layer: Layer,
+    pub sync: Option<strata_redis::Subscription>,
+}
+
+/// Two caches (L1 memory over the server), each subscribed.
+pub fn two_subscribed(server: &RedisServer) -> (Subscribed, Subscribed) {
+    let one = || {
+        let layer: Layer = Arc::new(layer_builder(&server.url()).build().unwrap());
+        let cache = two_level(layer.clone());
+        let sync = Some(layer.keep_in_sync(&cache).unwrap());
+        Subscribed { cache, layer, sync }
+    };
+    (one(), one())
+}
+
 /// A raw connection to the server, for looking behind the layer's back.
 pub fn raw(server: &RedisServer) -> redis::Connection {
     redis::Client::open(server.url())
