@@ -107,6 +107,7 @@ pub struct RedisLayerBuilder<C = Postcard> {
     prefix: String,
     timeouts: Timeouts,
     pool_size: usize,
+    max_connections: usize,
     tombstone_ttl: Duration,
     max_key_bytes: usize,
     max_value_bytes: usize,
@@ -130,6 +131,7 @@ impl RedisLayerBuilder<Postcard> {
                 write: Duration::from_millis(250),
             },
             pool_size: 16,
+            max_connections: 64,
             tombstone_ttl: Duration::from_secs(30),
             max_key_bytes: 1024,
             max_value_bytes: 1 << 20,
@@ -152,6 +154,7 @@ impl<C> RedisLayerBuilder<C> {
             prefix: self.prefix,
             timeouts: self.timeouts,
             pool_size: self.pool_size,
+            max_connections: self.max_connections,
             tombstone_ttl: self.tombstone_ttl,
             max_key_bytes: self.max_key_bytes,
             max_value_bytes: self.max_value_bytes,
@@ -189,9 +192,16 @@ impl<C> RedisLayerBuilder<C> {
         self
     }
 
-    /// Connections kept idle for reuse (default 16). More may be open at once under load.
+    /// Connections kept idle for reuse (default 16; at most `max_connections`).
     pub fn pool_size(mut self, connections: usize) -> Self {
         self.pool_size = connections;
+        self
+    }
+
+    /// Connections open at once, at most (default 64). A call that finds them all in use waits
+    /// for one, at most the connect timeout, then fails as an unreachable server does.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
         self
     }
 
@@ -262,6 +272,7 @@ impl<C> RedisLayerBuilder<C> {
         }
         for (name, n) in [
             ("the pool size", self.pool_size),
+            ("max_connections", self.max_connections),
             ("max_key_bytes", self.max_key_bytes),
             ("max_value_bytes", self.max_value_bytes),
             ("the breaker threshold", self.breaker_threshold as usize),
@@ -300,7 +311,7 @@ impl<C> RedisLayerBuilder<C> {
         };
         let channel = format!("{}__strata_invalidations", self.prefix);
         Ok(RedisLayer {
-            pool: Pool::new(target, t, self.pool_size),
+            pool: Pool::new(target, t, self.pool_size, self.max_connections),
             codec: self.codec,
             prefix: self.prefix.into_bytes(),
             channel: if self.publish {

@@ -447,3 +447,40 @@ fn a_deeper_layer_s_hit_is_promoted_into_redis() {
         "fresh"
     );
 }
+
+#[test]
+fn the_pool_opens_at_most_max_connections() {
+    let server = server();
+    let layer = Arc::new(
+        layer_builder(&server.url())
+            .max_connections(2)
+            .build()
+            .unwrap(),
+    );
+    let cache = two_level(layer);
+    cache.set("k".into(), "v".into()).unwrap();
+    let local = strata::DeleteOptions::new().local_only();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, local) = (cache.clone(), local.clone());
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    cache.delete_with("k", &local).unwrap();
+                    assert_eq!(cache.get("k").unwrap().as_deref(), Some("v"));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("no panic, no pool timeout");
+    }
+    let clients = server.cli(&["client", "list"]).unwrap();
+    let ours = clients
+        .lines()
+        .filter(|line| !line.contains("cmd=client"))
+        .count();
+    assert!(
+        ours <= 2,
+        "{ours} connections open besides redis-cli:\n{clients}"
+    );
+}
