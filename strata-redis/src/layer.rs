@@ -1,8 +1,10 @@
 //! [`RedisLayer`]: the `Layer` trait over Redis or Redis Cluster.
 //!
-//! One read path (`read`: one `MGET` per hash slot, for one key or a batch) and one write
-//! path (`write`: the `WRITE` script, once per hash slot, for sets and deletes alike). Every
-//! call to the server goes through `call`, which applies the circuit breaker and the pool.
+//! One read path (`read`: one `MGET`, or on a cluster a pipeline of `GET`s, for one key or a
+//! batch) and one write path (`write`: the `WRITE` script once per hash slot, all in one
+//! pipeline, for sets and deletes alike); promotions have their own two-step path
+//! (`promote_batch`). Every call to the server goes through `call`, which applies the circuit
+//! breaker and the pool.
 //! See the crate docs for the design and the contracts.
 
 use crate::breaker::Breaker;
@@ -12,7 +14,7 @@ use crate::sync::{Subscription, SyncShared};
 use crate::wire::{self, FORCED_TOMBSTONE, MAX_TTL_MS, NO_EXPIRY, PENDING, TOMBSTONE, VALUE};
 use redis::cluster::ClusterClient;
 use redis::cluster_routing::Slot;
-use redis::{Client, RedisResult};
+use redis::{Client, ErrorKind, RedisResult, ServerErrorKind};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -503,57 +505,54 @@ where
         by_slot.into_values().collect()
     }
 
-    /// The read path: one `MGET` per group.
+    /// The read path: the sendable keys fetched at once (see [`fetch`](Self::fetch)), each
+    /// record decoded on its own.
     fn read(&self, keys: Vec<WireKey>, now: Timestamp) -> GetResults<V> {
-        let mut results: Vec<Option<Result<Option<Entry<V>>, LayerError>>> =
-            keys.iter().map(|_| None).collect();
-        let sendable = keys
+        let sendable: Vec<&[u8]> = keys
             .iter()
-            .enumerate()
-            .filter_map(|(i, key)| key.as_ref().ok().map(|key| (i, key.as_slice())));
-        for group in self.groups(sendable) {
-            if group.is_empty() {
-                continue;
-            }
-            let mut mget = redis::cmd("MGET");
-            for &i in &group {
-                mget.arg(keys[i].as_ref().ok());
-            }
-            let generation = self.sync.generation();
-            let replies = self.call(|conn| mget.query::<Vec<Option<Vec<u8>>>>(conn.like()));
-            let vouched = self.sync.vouches_since(generation);
-            match replies {
-                Ok(values) if values.len() == group.len() => {
-                    for (&i, bytes) in group.iter().zip(values) {
-                        let key = keys[i].as_ref().map(Vec::as_slice).unwrap_or_default();
-                        results[i] = Some(self.decode(key, bytes, now, vouched));
-                    }
-                }
-                Ok(values) => {
-                    let error = LayerError::from(RedisLayerError::Server(format!(
-                        "MGET of {} keys answered {}",
-                        group.len(),
-                        values.len()
-                    )));
-                    for &i in &group {
-                        results[i] = Some(Err(error.clone()));
-                    }
-                }
-                Err(error) => {
-                    for &i in &group {
-                        results[i] = Some(Err(error.clone()));
-                    }
-                }
-            }
-        }
+            .filter_map(|key| key.as_ref().ok().map(Vec::as_slice))
+            .collect();
+        let generation = self.sync.generation();
+        let fetched = if sendable.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.fetch(&sendable)
+        };
+        let vouched = self.sync.vouches_since(generation);
+        let mut replies = match fetched {
+            Ok(values) if values.len() == sendable.len() => Ok(values.into_iter()),
+            Ok(values) => Err(LayerError::from(RedisLayerError::Server(format!(
+                "{} keys asked, {} answered",
+                sendable.len(),
+                values.len()
+            )))),
+            Err(error) => Err(error),
+        };
         keys.into_iter()
-            .zip(results)
-            .map(|(key, result)| match (key, result) {
-                (Err(error), _) => Err(error),
-                (Ok(_), Some(result)) => result,
-                (Ok(_), None) => Ok(None),
+            .map(|key| {
+                let key = key?;
+                match &mut replies {
+                    Ok(values) => self.decode(&key, values.next().flatten(), now, vouched),
+                    Err(error) => Err(error.clone()),
+                }
             })
             .collect()
+    }
+
+    /// The records under `keys`, in order, in one call: one `MGET` on one server; on a cluster
+    /// (where an `MGET` must stay within one hash slot), a pipeline of `GET`s, which redis-rs
+    /// sends as one batch per node: one round trip per node the keys live on.
+    fn fetch(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, LayerError> {
+        self.call(|conn| match conn {
+            Conn::Single(conn) => redis::cmd("MGET").arg(keys).query(conn),
+            Conn::Cluster(conn) => {
+                let mut pipe = redis::cluster::cluster_pipe();
+                for key in keys {
+                    pipe.get(key);
+                }
+                pipe.query(conn)
+            }
+        })
     }
 
     /// One record read back; `vouched`: whether the invalidation subscription covered the
@@ -613,39 +612,108 @@ where
         }))
     }
 
-    /// The write path: the `WRITE` script once per group, sets and deletes alike.
+    /// The write path: the `WRITE` script once per group, sets and deletes alike, all groups in
+    /// one call (see [`run_script`](Self::run_script)).
     fn write(&self, writes: Vec<WireWrite>) -> Vec<Result<(), LayerError>> {
-        let mut results: Vec<Result<(), LayerError>> = Vec::with_capacity(writes.len());
+        let mut results: Vec<Result<(), LayerError>> = writes
+            .iter()
+            .map(|w| w.as_ref().map(|_| ()).map_err(Clone::clone))
+            .collect();
         let sendable = writes
             .iter()
             .enumerate()
             .filter_map(|(i, w)| w.as_ref().ok().map(|(key, _, _)| (i, key.as_slice())));
-        let groups = self.groups(sendable);
-        results.extend(writes.iter().map(|w| match w {
-            Ok(_) => Ok(()),
-            Err(error) => Err(error.clone()),
-        }));
-        for group in groups {
-            if group.is_empty() {
-                continue;
-            }
-            let mut invocation = self.script.prepare_invoke();
-            invocation.arg(&self.channel);
-            for &i in &group {
-                if let Ok((key, record, ttl)) = &writes[i] {
-                    invocation.key(key).arg(record).arg(ttl);
+        let groups: Vec<Vec<usize>> = self
+            .groups(sendable)
+            .into_iter()
+            .filter(|group| !group.is_empty())
+            .collect();
+        let invocations: Vec<ScriptArgs> = groups
+            .iter()
+            .map(|group| {
+                let mut call = ScriptArgs::default();
+                call.args.push(self.channel.as_bytes().to_vec());
+                for &i in group {
+                    if let Ok((key, record, ttl)) = &writes[i] {
+                        call.keys.push(key.clone());
+                        call.args.push(record.clone());
+                        call.args.push(ttl.to_string().into_bytes());
+                    }
                 }
+                call
+            })
+            .collect();
+        if let Err(error) = self.run_script(&self.script, &invocations) {
+            for &i in groups.iter().flatten() {
+                results[i] = Err(error.clone());
             }
-            let outcome = self.call(|conn| invocation.invoke::<Vec<i64>>(conn.like()));
-            if let Err(error) = outcome {
-                for &i in &group {
-                    results[i] = Err(error.clone());
-                }
-            }
-            // A 0 ("kept a newer record of this cache") is the layer keeping the higher
-            // version, as the trait asks: a success.
         }
+        // A 0 ("kept a newer record of this cache") is the layer keeping the higher version, as
+        // the trait asks: a success.
         results
+    }
+
+    /// Runs `script` once per invocation (one hash slot's keys each), in one call: one
+    /// `EVALSHA` on one server; on a cluster, a pipeline of them that redis-rs sends as one
+    /// batch per node. A server that lost its script cache (`NOSCRIPT`, after a restart) gets
+    /// the script loaded (on every node) and the call once more: the write script is
+    /// idempotent, so the invocations that had already run may run again.
+    fn run_script(
+        &self,
+        script: &redis::Script,
+        invocations: &[ScriptArgs],
+    ) -> Result<Vec<Vec<i64>>, LayerError> {
+        if invocations.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(|conn| {
+            let once = |conn: &mut Conn| -> RedisResult<Vec<Vec<i64>>> {
+                match conn {
+                    Conn::Single(conn) => {
+                        let mut pipe = redis::pipe();
+                        for call in invocations {
+                            pipe.add_command(call.evalsha(script));
+                        }
+                        pipe.query(conn)
+                    }
+                    Conn::Cluster(conn) => {
+                        let mut pipe = redis::cluster::cluster_pipe();
+                        for call in invocations {
+                            pipe.add_command(call.evalsha(script));
+                        }
+                        pipe.query(conn)
+                    }
+                }
+            };
+            match once(conn) {
+                Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    script.load(conn.like())?;
+                    once(conn)
+                }
+                outcome => outcome,
+            }
+        })
+    }
+}
+
+/// One script invocation's keys and arguments.
+#[derive(Default)]
+struct ScriptArgs {
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl ScriptArgs {
+    fn evalsha(&self, script: &redis::Script) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash()).arg(self.keys.len());
+        for key in &self.keys {
+            cmd.arg(key);
+        }
+        for arg in &self.args {
+            cmd.arg(arg);
+        }
+        cmd
     }
 }
 

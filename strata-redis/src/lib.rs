@@ -39,8 +39,8 @@
 //! Under `prefix + key`, one string: a 50-byte header (record kind, the writing layer
 //! instance's *origin*, the write's version in that cache, the expiry in Unix milliseconds) and
 //! the value's bytes from the [`Codec`] ([`Postcard`] by default, [`Raw`] for bytes and
-//! strings). TTLs are `PX`. A read, one key or a batch, is one `MGET` (one per hash slot
-//! in a cluster). A value that does not decode (garbage written by another program under the
+//! strings). TTLs are `PX`. A read, one key or a batch, is one `MGET` (on a cluster, a
+//! pipeline of `GET`s: one round trip per node). A value that does not decode (garbage written by another program under the
 //! prefix) is a [`RedisLayerError::Decode`] for that key: the cache reports the layer failed
 //! for that key and goes on; nothing is overwritten.
 //!
@@ -133,8 +133,10 @@
 //!
 //! # Redis Cluster
 //!
-//! [`RedisLayer::cluster_builder`] takes the nodes' URLs. Keys are grouped by hash slot: a
-//! batch costs one round trip per slot it touches. Invalidations use classic pub/sub, which
+//! [`RedisLayer::cluster_builder`] takes the nodes' URLs. A batch read is a pipeline of `GET`s
+//! and a batch write a pipeline of one script call per hash slot, which redis-rs sends as one
+//! batch per node: one round trip per node the keys live on (nodes in turn). Promotions into
+//! a cluster cost two round trips per slot they touch. Invalidations use classic pub/sub, which
 //! the cluster bus delivers to every node's subscribers. `for_each` (listing the layer) is not
 //! offered for a cluster.
 

@@ -70,6 +70,17 @@ fn a_cluster_serves_single_keys_batches_across_slots_and_invalidations() {
         );
     }
 
+    // Every node forgets the scripts (as after a restart): the batch loads them again.
+    for node in cluster.nodes() {
+        node.cli(&["script", "flush"]).unwrap();
+    }
+    let again: Vec<(String, String)> = (0..100)
+        .map(|i| (format!("k{i}"), format!("v{i}")))
+        .collect();
+    for result in a.set_many(again) {
+        assert!(result.unwrap().is_complete());
+    }
+
     // An invalidation published on one node reaches a subscriber on another.
     a.set("k7".into(), "new".into()).unwrap();
     assert!(eventually(Duration::from_secs(2), || b
