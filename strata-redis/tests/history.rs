@@ -1,6 +1,7 @@
 //! A history test of the cross-instance contract: two caches (L1 memory over one shared
 //! redis-server, each subscribed to the other's writes; the second promotes through batched
-//! queues gated by heat), two threads on each doing random
+//! queues gated by heat; on one server, on one server over a shared database layer, and on a
+//! three-master cluster), two threads on each doing random
 //! sets, deletes and gets of a few keys. Every operation is recorded with its start and end
 //! time; the checker then verifies, per key, the contract stated in the crate docs:
 //!
@@ -15,12 +16,14 @@
 
 mod common;
 
-use common::{layer_builder, server};
+use common::{cluster_layer_builder, layer_builder, server};
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 use strata::layer::{Entry, Layer, LayerError, Ticket, Timestamp};
 use strata::{Cache, LayerSpec, PromotionGate};
+use strata_redis::server::RedisCluster;
+use strata_redis::RedisLayerBuilder;
 
 /// The invalidation bound the test holds other caches' reads to (generous: a loaded 2-core
 /// machine; the measured p99 is in PERF.md).
@@ -101,6 +104,23 @@ fn two_caches_over_redis_and_a_database_keep_the_cross_instance_contract() {
     );
 }
 
+/// The same on a three-master cluster: scripts per slot, invalidations across nodes.
+#[test]
+fn two_caches_on_a_cluster_keep_the_cross_instance_contract() {
+    let violations = run_on(Servers::Cluster, ops(), true, false);
+    assert!(
+        violations.is_empty(),
+        "{:#?}",
+        &violations[..violations.len().min(5)]
+    );
+}
+
+/// Where the caches' Redis runs.
+enum Servers {
+    One,
+    Cluster,
+}
+
 /// The broken twin: caches that do not subscribe serve each other's overwritten values from
 /// their L1s, and the checker must say so.
 #[test]
@@ -112,11 +132,32 @@ fn the_checker_catches_caches_that_do_not_listen() {
 /// Runs `ops` operations on two caches over one fresh server (and, with `database`, a shared
 /// last-write-wins store below it) and returns the violations.
 fn run(ops: usize, subscribe: bool, database: bool) -> Vec<String> {
-    let server = server();
+    run_on(Servers::One, ops, subscribe, database)
+}
+
+fn run_on(servers: Servers, ops: usize, subscribe: bool, database: bool) -> Vec<String> {
+    // Kept alive until the run ends.
+    let (_server, _cluster, builder): (_, _, Box<dyn Fn() -> RedisLayerBuilder>) = match servers {
+        Servers::One => {
+            let server = server();
+            let url = server.url();
+            (Some(server), None, Box::new(move || layer_builder(&url)))
+        }
+        Servers::Cluster => {
+            let cluster = RedisCluster::start()
+                .unwrap_or_else(|e| panic!("cannot start a test Redis Cluster: {e}"));
+            let urls = cluster.urls();
+            (
+                None,
+                Some(cluster),
+                Box::new(move || cluster_layer_builder(urls.clone())),
+            )
+        }
+    };
     let db = Arc::new(Database::default());
     let caches: Vec<_> = (0..2)
         .map(|c| {
-            let layer = Arc::new(layer_builder(&server.url()).build().unwrap());
+            let layer = Arc::new(builder().build().unwrap());
             let mut redis = LayerSpec::shared("redis", layer.clone());
             if database {
                 redis = redis.ttl(Duration::from_millis(2));

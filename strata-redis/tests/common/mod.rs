@@ -14,7 +14,16 @@ pub fn server() -> RedisServer {
 
 /// The default test layer configuration: short timeouts, a fast breaker.
 pub fn layer_builder(url: &str) -> RedisLayerBuilder {
-    RedisLayer::builder(url)
+    test_settings(RedisLayer::builder(url))
+}
+
+/// The same settings for a cluster.
+pub fn cluster_layer_builder(urls: Vec<String>) -> RedisLayerBuilder {
+    test_settings(RedisLayer::cluster_builder(urls))
+}
+
+fn test_settings(builder: RedisLayerBuilder) -> RedisLayerBuilder {
+    builder
         .prefix("t:")
         .connect_timeout(Duration::from_millis(200))
         .read_timeout(Duration::from_millis(200))
