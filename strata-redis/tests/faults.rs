@@ -134,8 +134,9 @@ fn redis_paused_every_call_returns_within_the_timeout_and_the_breaker_opens() {
     );
     // A call that opens a connection waits at most the connect timeout (200 ms, the handshake
     // included) and then the read timeout (200 ms).
-    assert!(max < Duration::from_millis(450), "max {max:?}");
-    assert!(p99 < Duration::from_millis(450));
+    // The bound is the two timeouts (400 ms); the slack is for a loaded machine's scheduler.
+    assert!(max < Duration::from_millis(650), "max {max:?}");
+    assert!(p99 < Duration::from_millis(650));
     assert!(
         latencies[50] < Duration::from_millis(5),
         "the breaker answers at once"
