@@ -79,10 +79,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => ServerError::NotInstalled("redis-server"),
-                _ => ServerError::Io(e),
-            })?;
+            .map_err(not_installed("redis-server"))?;
         self.child = Some(child);
         self.wait_ready()
     }
@@ -224,16 +221,21 @@ impl RedisCluster {
     }
 }
 
+/// A failure to run `program`: not installed, or another I/O error.
+fn not_installed(program: &'static str) -> impl Fn(std::io::Error) -> ServerError {
+    move |e| match e.kind() {
+        std::io::ErrorKind::NotFound => ServerError::NotInstalled(program),
+        _ => ServerError::Io(e),
+    }
+}
+
 fn cli(port: u16, args: &[&str]) -> Result<String, ServerError> {
     let output = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ServerError::NotInstalled("redis-cli"),
-            _ => ServerError::Io(e),
-        })?;
+        .map_err(not_installed("redis-cli"))?;
     Ok(String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr))
 }

@@ -78,6 +78,15 @@ enum Kind {
     Get(Option<String>),
 }
 
+/// Fails with the first violations, if any.
+fn assert_clean(violations: Vec<String>) {
+    assert!(
+        violations.is_empty(),
+        "{:#?}",
+        &violations[..violations.len().min(5)]
+    );
+}
+
 fn ops() -> usize {
     std::env::var("STRATA_REDIS_HISTORY_OPS")
         .ok()
@@ -87,35 +96,20 @@ fn ops() -> usize {
 
 #[test]
 fn two_caches_on_one_redis_keep_the_cross_instance_contract() {
-    let violations = run(ops(), true, false);
-    assert!(
-        violations.is_empty(),
-        "{:#?}",
-        &violations[..violations.len().min(5)]
-    );
+    assert_clean(run(ops(), true, false));
 }
 
 /// The same with a shared database layer below Redis and short Redis TTLs: keys fall out of
 /// Redis all the time and are promoted back from the database, racing both caches' writes.
 #[test]
 fn two_caches_over_redis_and_a_database_keep_the_cross_instance_contract() {
-    let violations = run(ops(), true, true);
-    assert!(
-        violations.is_empty(),
-        "{:#?}",
-        &violations[..violations.len().min(5)]
-    );
+    assert_clean(run(ops(), true, true));
 }
 
 /// The same on a three-master cluster: scripts per slot, invalidations across nodes.
 #[test]
 fn two_caches_on_a_cluster_keep_the_cross_instance_contract() {
-    let violations = run_on(Servers::Cluster, ops(), true, false);
-    assert!(
-        violations.is_empty(),
-        "{:#?}",
-        &violations[..violations.len().min(5)]
-    );
+    assert_clean(run_on(Servers::Cluster, ops(), true, false));
 }
 
 /// Where the caches' Redis runs.
