@@ -245,8 +245,8 @@ where
     /// applied, negative filters rebuilt when they ask for it (including the first rebuild that
     /// makes a filter over a layer with unknown contents ready). Off by default: queues are
     /// drained by the readers that fill them either way. The thread holds the cache weakly and
-    /// exits at its next tick once the last handle is dropped or the cache is closed. Not
-    /// available in loom builds (no background threads there).
+    /// exits at its next tick once the last handle is dropped or the cache is closed. Ignored
+    /// in loom builds (no background threads there).
     ///
     /// ```
     /// use std::time::Duration;

@@ -319,7 +319,7 @@ where
     /// store, a database) alone: moka's `invalidate_all`, for the local tiers. Each key goes
     /// through a [`local_only`](DeleteOptions::local_only) delete, so a promotion racing the
     /// clear cannot bring a removed value back; entries written while the clear runs may
-    /// survive it. Returns how many keys were deleted.
+    /// survive it. Returns how many keys it found and deleted.
     ///
     /// A remote layer shared by several caches calls this when it can no longer tell this
     /// cache of other caches' writes (its invalidation connection dropped).
@@ -348,9 +348,11 @@ where
     /// Runs the cache's pending maintenance now: applies every queued promotion (with
     /// [`deferred_promotion`](crate::CacheBuilder::deferred_promotion); moka's name for the
     /// same idea). Queues are also drained on their own, by the reads that fill them, so a
-    /// cache that never calls this still promotes. Returns how many were promoted; queued
-    /// promotions overtaken by a write are dropped, as the protocol requires. After
-    /// [`close`](Cache::close), applies nothing.
+    /// cache that never calls this still promotes. Then rebuilds the negative filters that ask
+    /// for it (too full, too many false positives, or not ready yet), never on a request.
+    /// Returns how many were promoted; queued promotions overtaken by a write are dropped, as
+    /// the protocol requires. After [`close`](Cache::close), does nothing. A builder can have a
+    /// thread call it every interval ([`CacheBuilder::maintenance`](crate::CacheBuilder::maintenance)).
     pub fn run_pending_tasks(&self) -> usize {
         if self.engine.check_open().is_err() {
             return 0;

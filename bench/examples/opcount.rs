@@ -13,7 +13,7 @@
 //! present in both layers; at most 10 000, so run it with N = 10000), `get-many` (batches of 10
 //! L1 hits), `exists` (`contains_key` of present keys), `filtered-miss` (a miss through L1 and
 //! two lower layers whose negative filters rule the key out).
-//! Every cache has two memory layers; keys and values are `u64`.
+//! Every cache has two memory layers (`filtered-miss`: three); keys and values are `u64`.
 
 use std::hint::black_box;
 use strata::{Cache, LayerSpec, SetOptions};

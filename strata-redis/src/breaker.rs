@@ -6,7 +6,7 @@
 //! Only failures to reach the server count (connection refused, I/O errors, timeouts); a
 //! value that does not decode, or a key that is too long, says nothing about the server.
 //!
-//! State is three atomics. `Relaxed` throughout: the breaker is advisory (a call that slips
+//! State is four atomics. `Relaxed` throughout: the breaker is advisory (a call that slips
 //! through during the change of state costs one timeout, and no other memory is published
 //! through these words); each transition is a single RMW, so its own effect is exact.
 

@@ -46,15 +46,16 @@
 //!
 //! # Writes, on the server
 //!
-//! Sets and deletes run one Lua script (`EVALSHA`, loaded once, reloaded after `NOSCRIPT` by
-//! redis-rs): per key, **a record of the same origin with a higher version is kept** (the
+//! Sets and deletes run one Lua script (`EVALSHA`; after a `NOSCRIPT`, as on a restarted
+//! server, the layer loads it, on every node of a cluster, and sends the call again): per key, **a record of the same origin with a higher version is kept** (the
 //! trait's "keep the higher version"; deletes write a *tombstone* carrying their version that
 //! lives [`tombstone_ttl`](RedisLayerBuilder::tombstone_ttl), so a slower, older write of the
 //! same cache that arrives after a delete is refused), otherwise the record is stored. Then one
 //! `PUBLISH` names the keys written. A batch (`set_many`, `delete_many`) is one script call:
 //! one round trip, **isolated on the server**: no other client sees part of it (per hash slot
-//! in a cluster; a batch is not atomic across slots). Every argument is checked before it is
-//! sent (key and value sizes, TTLs clamped to what `PX` takes), so the script does not fail
+//! in a cluster; a batch is not isolated across slots). Every argument is checked before it is
+//! sent (key and value sizes; a TTL beyond what `PX` takes is stored as no expiry), so the
+//! script does not fail
 //! midway; if it did, Redis would not roll back the keys already written.
 //!
 //! **Promotions into Redis** (a hit in a layer below, such as a database layer, copied up) follow
@@ -98,7 +99,7 @@
 //!   subscription up: a connection that closes is noticed at once, one that dies silently
 //!   within a second plus the read timeout (a `PING` after a second of silence).
 //! - a read on B that raced A's write never leaves the old value in B's L1 (the promotion
-//!   ticket is the placeholder of Redis's client-side caching guide; see [`sync`](crate::sync)).
+//!   ticket is the placeholder of Redis's client-side caching guide; see [`sync`]).
 //! - when B's invalidation connection drops, B resubscribes (to the next node of a cluster in
 //!   turn) and clears its local tiers; values it reads from Redis while unsubscribed, or by a
 //!   read that spanned the loss, live 1 ms in its L1. While Redis is unreachable B's
@@ -122,7 +123,7 @@
 //!
 //! # Transactions (the seed's `BeginTx`)
 //!
-//! strata offers what Redis can make atomic: a `set_many` or `delete_many` is one script, so
+//! strata offers what Redis can make isolated: a `set_many` or `delete_many` is one script, so
 //! other Redis readers see all of its keys written or none of them (within one hash slot; use a hash
 //! tag such as `{order:17}` in the keys to keep a cluster batch in one slot). It does not offer
 //! a transaction across layers: the in-process tiers have no rollback, Redis's `MULTI`/`EXEC`

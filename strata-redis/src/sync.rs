@@ -1,7 +1,8 @@
 //! Keeping a cache's local tiers in step with other caches' writes to the shared Redis.
 //!
-//! Every write through a [`RedisLayer`] runs the `WRITE` script, which ends with one `PUBLISH`
-//! on the prefix's invalidation channel naming the writer's origin and the keys written.
+//! Every write through a `RedisLayer` runs the `WRITE` script (a promotion into Redis, the
+//! `PROMOTE_FINISH` script), which ends with one `PUBLISH` on the prefix's invalidation channel
+//! naming the writer's origin and the keys written (unless `publish_invalidations(false)`).
 //! `RedisLayer::keep_in_sync` starts one thread per cache with a dedicated subscribed
 //! connection; for each message from *another* origin it deletes the named keys from the
 //! cache's in-process tiers (`delete_with(local_only)`).
@@ -60,7 +61,7 @@ const PING_AFTER: Duration = Duration::from_secs(1);
 /// Whether a cache hears of other caches' writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncState {
-    /// [`RedisLayer::keep_in_sync`] was never called: the cache assumes it is the only writer
+    /// [`RedisLayer::keep_in_sync`](crate::RedisLayer::keep_in_sync) was never called: the cache assumes it is the only writer
     /// of the prefix (or tolerates stale local values for the local tiers' TTL).
     NotSubscribed,
     /// Subscribed: other caches' writes are applied within the invalidation delay.
@@ -69,7 +70,7 @@ pub enum SyncState {
     Lost,
 }
 
-/// The Redis layer's own figures ([`RedisLayer::redis_stats`]).
+/// The Redis layer's own figures ([`RedisLayer::redis_stats`](crate::RedisLayer::redis_stats)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisStats {

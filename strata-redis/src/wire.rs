@@ -1,4 +1,5 @@
-//! What the layer stores under a key, and the one script that writes it.
+//! What the layer stores under a key, and the scripts that write it: `WRITE` for sets and
+//! deletes, `PROMOTE_INSERT` and `PROMOTE_FINISH` for promotions.
 //!
 //! # The record
 //!
@@ -22,7 +23,7 @@
 //! # The write script (`WRITE`)
 //!
 //! One script writes values and tombstones, for one key or a batch (one slot's keys in a
-//! cluster), atomically on the server:
+//! cluster), in one script run on the server (no other command runs in between):
 //!
 //! - a key whose record comes from the **same origin with a higher version** keeps it (the
 //!   `Layer` trait's "keep the higher version", and "delete unless a newer version is held":

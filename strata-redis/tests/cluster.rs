@@ -97,7 +97,7 @@ fn a_cluster_serves_single_keys_batches_across_slots_and_invalidations() {
         .iter()
         .all(|v| v.as_ref().unwrap().is_none()));
 
-    // Keys with one hash tag share a slot: their batch is one script call, atomic on the node.
+    // Keys with one hash tag share a slot: their batch is one script call, isolated on the node.
     let tagged: Vec<(String, String)> = (0..10)
         .map(|i| (format!("{{order:17}}:line{i}"), format!("{i}")))
         .collect();
