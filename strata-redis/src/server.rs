@@ -56,6 +56,7 @@ impl RedisServer {
         let dir = std::env::temp_dir().join(format!(
             "strata-redis-{}-{port}-{}",
             std::process::id(),
+            // Relaxed: only uniqueness of the number matters, which the RMW gives.
             STARTED.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir)?;

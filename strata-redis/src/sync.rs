@@ -171,6 +171,7 @@ impl SyncShared {
 
     /// A new connection for the subscription, to the next server in turn.
     fn subscribe(&self) -> redis::RedisResult<redis::Connection> {
+        // Relaxed: a round-robin turn; it publishes nothing.
         let turn = self.next_client.fetch_add(1, Ordering::Relaxed) % self.clients.len();
         let mut conn = self.clients[turn].get_connection_with_timeout(self.timeouts.connect)?;
         conn.set_write_timeout(Some(self.timeouts.write))?;
@@ -193,6 +194,8 @@ pub struct Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        // Relaxed: the flag is only a signal to stop; the join below is what orders the thread's
+        // last actions before the drop returns.
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
