@@ -22,6 +22,8 @@ use strata::{Cache, LayerSpec, Promotion};
 use strata_redis::server::RedisServer;
 use strata_redis::RedisLayer;
 
+mod bare;
+
 const KEYS: u64 = 10_000;
 
 type Layer = Arc<RedisLayer<u64, u64>>;
@@ -163,6 +165,36 @@ pub fn run(duration: Duration) -> Result<(), String> {
             black_box(v);
         }),
         Some(raw_get_row),
+        "-",
+    );
+
+    // Below the client library: the same MGET on a bare socket, read by a minimal RESP reader,
+    // in alternation with a bare-socket GET; and redis-rs's parse of one such reply alone.
+    let floor = bare::Floor::connect(server.port(), |i| format!("b:{}", key(i)))?;
+    table.paired_row(
+        "bare-socket MGET of 100 keys, minimal reader (no client)",
+        floor.paired(duration),
+        "bare-socket GET",
+        "- (the floor under any client on this machine)",
+    );
+    let reply = floor.mget_reply()?;
+    table.row(
+        &format!(
+            "redis-rs parse of one MGET(100) reply ({} B), no I/O",
+            reply.len()
+        ),
+        per_op(duration / 2, |_| {
+            black_box(redis::parse_redis_value(&reply).unwrap());
+        }),
+        None,
+        "-",
+    );
+    table.row(
+        "minimal reader's parse of the same reply, no I/O",
+        per_op(duration / 2, |_| {
+            black_box(bare::parse_reply(&reply).unwrap());
+        }),
+        None,
         "-",
     );
 
