@@ -571,7 +571,7 @@ where
                 shard.adjust_weight(old.weight(), new.weight());
                 Some((new, new.weight() > old.weight()))
             }
-            Compute::Removed(..) | Compute::Aborted(()) => None,
+            Compute::Aborted(()) => None,
         }
     }
 

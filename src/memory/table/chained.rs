@@ -1,0 +1,346 @@
+//! The tier's map: a hash table of chained buckets, read without locks, written under a lock per
+//! bucket. Written for the tier rather than taken from a crate (it replaced papaya, whose every
+//! write allocates an entry and leaves tombstones on removal; see PERF.md §12 for the
+//! measurements that decided it).
+//!
+//! # Layout
+//!
+//! A power-of-two array of buckets, presized for the tier's capacity and never resized (a tier
+//! is bounded, so chains stay short; see [`bucket_count`]). A bucket is the head of a singly
+//! linked chain of *links*; a link holds one key and its value (the tier's node).
+//!
+//! # Algorithm
+//!
+//! - **Readers** never lock and never write: they load the bucket's head and follow `next`
+//!   pointers (protected loads of seize) until they find the key or the chain ends.
+//! - **Writers** lock the bucket (bit 0 of its head pointer: links are 8-aligned), walk the
+//!   chain, and change it with release stores. An update links a new, fully initialised link in
+//!   place of the old one; an insert pushes one at the head; a removal unlinks one. When the
+//!   head changes, the new head and the unlock are one store.
+//! - Unlinked links are **retired** to seize, which runs the reclaimer only once every thread
+//!   that could have loaded a pointer to the link has left its guard.
+//!
+//! # Invariants
+//!
+//! - A link is fully initialised before any pointer to it is published (a release store), and
+//!   it is never changed afterwards except through its value's own atomics and its `next`
+//!   pointer, which only a lock holder stores.
+//! - Only the holder of a bucket's lock changes its chain, so writers of one bucket are totally
+//!   ordered: `compute` and `remove_if` are atomic per key.
+//! - An unlinked link stays readable, its `next` pointer included, until seize reclaims it: a
+//!   reader that reached it before the unlink finishes its walk through the chain as it was,
+//!   a chain that existed during its read. A reader that starts after an unlink cannot reach the
+//!   link: no linked link and no head points to it any more.
+//! - Per key, what a reader finds is the last link published for the key before its load of
+//!   the pointer to it (coherence of that pointer's location), as with papaya's slots.
+
+use super::{Compute, Operation};
+use crate::sync::{AtomicPtr, Ordering};
+use crossbeam_utils::Backoff;
+use seize::{Collector, Guard, LocalGuard};
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::ptr;
+
+/// Buckets a table is presized for at most: a huge capacity used as a weight-only bound must
+/// not allocate a huge array (its chains grow longer instead).
+const MAX_BUCKETS: usize = 1 << 22;
+
+/// Retired links (replaced or removed) that seize collects per thread before reclaiming a
+/// batch. Readers pin with a compiler fence only (seize's `fast-barrier`), so reclaiming a
+/// batch costs the writer a `membarrier` system call that interrupts every core: the default
+/// batch of 32 made it a quarter of a two-thread write workload's time. A larger batch
+/// amortizes it; the price is up to this many retired links per writing thread kept alive.
+const RETIRE_BATCH: usize = 512;
+
+/// The lock bit of a bucket's head pointer.
+const LOCKED: usize = 1;
+
+/// A pinned section: references returned under it stay valid until it is dropped.
+pub(crate) type TableGuard<'a> = LocalGuard<'a>;
+
+/// One entry of a chain.
+struct Link<K, V> {
+    next: AtomicPtr<Link<K, V>>,
+    key: K,
+    value: V,
+}
+
+pub(crate) struct Table<K, V> {
+    buckets: Box<[AtomicPtr<Link<K, V>>]>,
+    /// `buckets.len() - 1`.
+    mask: usize,
+    hasher: ahash::RandomState,
+    collector: Collector,
+}
+
+// SAFETY: the table owns its links (keys and values) and hands out shared references to them
+// only; links move between threads when another thread reclaims them, which drops the key and
+// value there. That is what `Send` on `K` and `V` allows, and shared access from several
+// threads is what `Sync` on them allows (papaya's `HashMap` has the same bounds).
+unsafe impl<K: Send, V: Send> Send for Table<K, V> {}
+// SAFETY: see `Send`; readers share `&K` and `&V` across threads, writers send them.
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Table<K, V> {}
+
+/// How many buckets a table for `capacity` entries gets: a power of two at least the capacity
+/// (a load factor of at most one while the tier holds no more than its capacity), within
+/// [`MAX_BUCKETS`].
+fn bucket_count(capacity: usize) -> usize {
+    capacity.clamp(16, MAX_BUCKETS).next_power_of_two()
+}
+
+/// The pointer without the lock bit.
+#[inline]
+fn untagged<K, V>(link: *mut Link<K, V>) -> *mut Link<K, V> {
+    link.map_addr(|address| address & !LOCKED)
+}
+
+/// A locked bucket: the chain's head as the lock holder will leave it. Dropping it stores the
+/// head and releases the lock in one store, also when a closure or a key's `Eq` panics.
+struct Locked<'t, K, V> {
+    bucket: &'t AtomicPtr<Link<K, V>>,
+    head: *mut Link<K, V>,
+}
+
+impl<K, V> Drop for Locked<'_, K, V> {
+    fn drop(&mut self) {
+        // Release: publishes every link this holder initialised and every `next` it stored, to
+        // readers (their acquire loads of the head) and to the next holder (its acquire CAS).
+        self.bucket.store(self.head, Ordering::Release);
+    }
+}
+
+impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
+    pub(crate) fn new(capacity: usize, hasher: ahash::RandomState) -> Self {
+        let buckets: Box<[AtomicPtr<Link<K, V>>]> = (0..bucket_count(capacity))
+            .map(|_| AtomicPtr::new(ptr::null_mut()))
+            .collect();
+        Table {
+            mask: buckets.len() - 1,
+            buckets,
+            hasher,
+            collector: Collector::new().batch_size(RETIRE_BATCH),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn guard(&self) -> TableGuard<'_> {
+        self.collector.enter()
+    }
+
+    #[inline]
+    fn bucket<Q: Hash + ?Sized>(&self, key: &Q) -> &AtomicPtr<Link<K, V>> {
+        let hash = self.hasher.hash_one(key);
+        &self.buckets[hash as usize & self.mask]
+    }
+
+    #[inline]
+    pub(crate) fn get<'g, Q>(&self, key: &Q, guard: &'g TableGuard<'_>) -> Option<&'g V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        debug_assert!(*guard.collector() == self.collector, "a guard of another table");
+        let mut link = untagged(guard.protect(self.bucket(key), Ordering::Acquire));
+        // SAFETY: a non-null pointer loaded from a bucket or a link's `next` under the guard
+        // points to a link that was fully initialised before it was published (acquire load,
+        // release store) and is not reclaimed before the guard is dropped ('g).
+        while let Some(current) = unsafe { link.as_ref() } {
+            if current.key.borrow() == key {
+                return Some(&current.value);
+            }
+            link = guard.protect(&current.next, Ordering::Acquire);
+        }
+        None
+    }
+
+    /// Locks `bucket`: spins, then yields, while another writer holds it.
+    fn lock<'t>(&self, bucket: &'t AtomicPtr<Link<K, V>>) -> Locked<'t, K, V> {
+        let backoff = Backoff::new();
+        loop {
+            // Relaxed: a failed attempt reads nothing the holder publishes; the successful
+            // CAS is acquire.
+            let head = bucket.load(Ordering::Relaxed);
+            if head.addr() & LOCKED == 0
+                && bucket
+                    .compare_exchange_weak(
+                        head,
+                        head.map_addr(|address| address | LOCKED),
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                return Locked { bucket, head };
+            }
+            backoff.snooze();
+        }
+    }
+
+    /// In a locked chain, the link holding `key` and the `next` field pointing to it (`None`:
+    /// the head points to it).
+    fn find<'l, Q>(
+        head: *mut Link<K, V>,
+        key: &Q,
+    ) -> Option<(Option<&'l AtomicPtr<Link<K, V>>>, &'l Link<K, V>)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let mut previous = None;
+        let mut link = head;
+        // SAFETY: under the bucket's lock every link of the chain is live (only a lock holder
+        // unlinks, and retired links are reclaimed only after the caller's guard, which it
+        // holds for 'l). Relaxed loads: `next` is only stored under the lock, whose acquire
+        // orders the previous holders' stores before these loads.
+        while let Some(current) = unsafe { link.as_ref() } {
+            if current.key.borrow() == key {
+                return Some((previous, current));
+            }
+            previous = Some(&current.next);
+            link = current.next.load(Ordering::Relaxed);
+        }
+        None
+    }
+
+    /// Replaces what points to the found link (`previous`, or the head) with `with`.
+    fn relink(
+        locked: &mut Locked<'_, K, V>,
+        previous: Option<&AtomicPtr<Link<K, V>>>,
+        with: *mut Link<K, V>,
+    ) {
+        match previous {
+            // Release: `with` (a new link) is initialised before readers can reach it.
+            Some(next) => next.store(with, Ordering::Release),
+            // Published by the unlock.
+            None => locked.head = with,
+        }
+    }
+
+    /// Retires an unlinked link: seize drops it once no guard can hold it.
+    fn retire(link: &Link<K, V>, guard: &TableGuard<'_>) {
+        let link = ptr::from_ref(link).cast_mut();
+        // SAFETY: the link is unlinked (no head and no linked link points to it), so a thread
+        // entering from now on cannot reach it; `defer_retire` keeps it for the current guard's
+        // lifetime; it was allocated by `Box::new` in `compute`, as `reclaim` expects.
+        unsafe { guard.defer_retire(link, reclaim::<K, V>) };
+    }
+
+    /// Applies `compute`'s decision for `key`'s current entry, atomically (under the bucket's
+    /// lock: the closure is called exactly once).
+    pub(crate) fn compute<'g, F, T>(
+        &self,
+        key: K,
+        mut compute: F,
+        guard: &'g TableGuard<'_>,
+    ) -> Compute<'g, K, V, T>
+    where
+        F: FnMut(Option<(&'g K, &'g V)>) -> Operation<V, T>,
+    {
+        debug_assert!(*guard.collector() == self.collector, "a guard of another table");
+        let mut locked = self.lock(self.bucket(&key));
+        let found: Option<(_, &'g Link<K, V>)> = Self::find(locked.head, &key);
+        let value = match compute(found.map(|(_, link)| (&link.key, &link.value))) {
+            Operation::Abort(result) => return Compute::Aborted(result),
+            Operation::Insert(value) => value,
+        };
+        let next = match found {
+            Some((_, old)) => old.next.load(Ordering::Relaxed),
+            None => locked.head,
+        };
+        let new: &'g Link<K, V> = Box::leak(Box::new(Link {
+            next: AtomicPtr::new(next),
+            key,
+            value,
+        }));
+        let new_ptr = ptr::from_ref(new).cast_mut();
+        match found {
+            Some((previous, old)) => {
+                Self::relink(&mut locked, previous, new_ptr);
+                drop(locked);
+                Self::retire(old, guard);
+                Compute::Updated {
+                    old: (&old.key, &old.value),
+                    new: (&new.key, &new.value),
+                }
+            }
+            None => {
+                locked.head = new_ptr;
+                drop(locked);
+                Compute::Inserted(&new.key, &new.value)
+            }
+        }
+    }
+
+    /// Removes `key`'s entry if `should_remove` says so: `Ok(Some(entry))` removed it,
+    /// `Ok(None)` found no entry, `Err(entry)` kept it.
+    pub(crate) fn remove_if<'g, Q, F>(
+        &self,
+        key: &Q,
+        mut should_remove: F,
+        guard: &'g TableGuard<'_>,
+    ) -> Result<Option<(&'g K, &'g V)>, (&'g K, &'g V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        F: FnMut(&K, &V) -> bool,
+    {
+        debug_assert!(*guard.collector() == self.collector, "a guard of another table");
+        let mut locked = self.lock(self.bucket(key));
+        let found: Option<(_, &'g Link<K, V>)> = Self::find(locked.head, key);
+        let Some((previous, link)) = found else {
+            return Ok(None);
+        };
+        if !should_remove(&link.key, &link.value) {
+            return Err((&link.key, &link.value));
+        }
+        Self::relink(&mut locked, previous, link.next.load(Ordering::Relaxed));
+        drop(locked);
+        Self::retire(link, guard);
+        Ok(Some((&link.key, &link.value)))
+    }
+
+    /// Unit tests only: every entry, bucket by bucket.
+    #[cfg(test)]
+    pub(crate) fn for_each<'g>(
+        &self,
+        guard: &'g TableGuard<'_>,
+        mut f: impl FnMut(&'g K, &'g V),
+    ) {
+        for bucket in self.buckets.iter() {
+            let mut link = untagged(guard.protect(bucket, Ordering::Acquire));
+            // SAFETY: as in `get`.
+            while let Some(current) = unsafe { link.as_ref() } {
+                f(&current.key, &current.value);
+                link = guard.protect(&current.next, Ordering::Acquire);
+            }
+        }
+    }
+}
+
+/// seize's reclaimer for a retired link.
+///
+/// # Safety
+///
+/// `link` came from `Box::new` in `compute` and no thread can reach it any more.
+unsafe fn reclaim<K, V>(link: *mut Link<K, V>, _collector: &Collector) {
+    // SAFETY: the caller's contract: the box is ours to drop.
+    drop(unsafe { Box::from_raw(link) });
+}
+
+impl<K, V> Drop for Table<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no guard of this collector exists (guards borrow the table), so
+        // every retired link can be reclaimed now.
+        unsafe { self.collector.reclaim_all() };
+        for bucket in self.buckets.iter() {
+            let mut link = untagged(bucket.load(Ordering::Relaxed));
+            while !link.is_null() {
+                // SAFETY: the links still in the chains are owned by the table alone (nothing
+                // retired them), and each was allocated by `Box::new` in `compute`.
+                let owned = unsafe { Box::from_raw(link) };
+                link = owned.next.load(Ordering::Relaxed);
+            }
+        }
+    }
+}

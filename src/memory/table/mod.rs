@@ -1,0 +1,44 @@
+//! The tier's map behind one small interface.
+//!
+//! Normally this is [`chained`]: buckets of linked entries, read without locks, written under a
+//! per-bucket lock, with seize (papaya's reclamation scheme) keeping every entry a reader can
+//! see alive until the reader unpins, and retired entries' memory reused for the next inserts.
+//!
+//! Under `--cfg loom` it is a stand-in that loom can instrument: a `loom::sync::Mutex` around a
+//! `HashMap` of `Arc`'d entries. It is linearizable, gives loom a preemption point at every map
+//! operation, and its guard keeps a strong reference to every entry it handed out, which is what
+//! seize's reclamation guarantees. The chained table's own races (a reader walking a chain that
+//! a writer changes, an entry's memory reused) have their own loom models over the table itself
+//! (`chained::loom_tests`); the protocol's models run over the stand-in.
+//!
+//! The interface: `get`, `compute` (a closure deciding to insert or abort from the current
+//! entry, applied atomically), `remove_if`, and iteration in tests, each under a guard whose
+//! lifetime bounds the references returned.
+
+#[cfg(not(loom))]
+pub(crate) mod chained;
+#[cfg(not(loom))]
+pub(crate) use chained::{Table, TableGuard};
+
+#[cfg(loom)]
+mod stand_in;
+#[cfg(loom)]
+pub(crate) use stand_in::{Table, TableGuard};
+
+/// What a `compute` closure decides for the key's current entry.
+pub(crate) enum Operation<V, T> {
+    /// Store this value: replaces the current entry, or inserts one.
+    Insert(V),
+    /// Leave the map as it is and return this.
+    Abort(T),
+}
+
+/// What a `compute` did, with references valid for the guard's lifetime.
+pub(crate) enum Compute<'g, K, V, T> {
+    Inserted(&'g K, &'g V),
+    Updated {
+        old: (&'g K, &'g V),
+        new: (&'g K, &'g V),
+    },
+    Aborted(T),
+}

@@ -1,0 +1,128 @@
+//! The map under `--cfg loom`: a `loom::sync::Mutex` around a `HashMap` of `Arc`'d entries, with
+//! the chained table's interface (see the parent module). Its guard keeps a strong reference to
+//! every entry it handed out, which is what the chained table's reclamation guarantees.
+
+use super::{Compute, Operation};
+use loom::sync::Mutex;
+use std::any::Any;
+use std::borrow::Borrow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// Keeps every entry handed out alive until dropped (what seize does for papaya).
+pub(crate) struct TableGuard<'a> {
+    retained: RefCell<Vec<Arc<dyn Any>>>,
+    _table: PhantomData<&'a ()>,
+}
+
+pub(crate) struct Table<K, V> {
+    map: Mutex<HashMap<K, Arc<(K, V)>, ahash::RandomState>>,
+}
+
+impl TableGuard<'_> {
+    fn retain<'g, K: 'static, V: 'static>(&'g self, entry: &Arc<(K, V)>) -> (&'g K, &'g V) {
+        let pointer = Arc::as_ptr(entry);
+        self.retained
+            .borrow_mut()
+            .push(entry.clone() as Arc<dyn Any>);
+        // SAFETY: the guard now owns a strong reference to the entry, and only drops it when
+        // the guard itself is dropped, which the `'g` borrow of the guard outlives. The entry
+        // is never mutated after creation.
+        unsafe { (&(*pointer).0, &(*pointer).1) }
+    }
+}
+
+impl<K: Hash + Eq + Clone + 'static, V: 'static> Table<K, V> {
+    pub(crate) fn new(_capacity: usize, hasher: ahash::RandomState) -> Self {
+        Table {
+            map: Mutex::new(HashMap::with_hasher(hasher)),
+        }
+    }
+
+    pub(crate) fn guard(&self) -> TableGuard<'_> {
+        TableGuard {
+            retained: RefCell::new(Vec::new()),
+            _table: PhantomData,
+        }
+    }
+
+    pub(crate) fn get<'g, Q>(&self, key: &Q, guard: &'g TableGuard<'_>) -> Option<&'g V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let map = self.map.lock().unwrap();
+        map.get(key).map(|entry| guard.retain(entry).1)
+    }
+
+    pub(crate) fn compute<'g, F, T>(
+        &self,
+        key: K,
+        mut compute: F,
+        guard: &'g TableGuard<'_>,
+    ) -> Compute<'g, K, V, T>
+    where
+        F: FnMut(Option<(&'g K, &'g V)>) -> Operation<V, T>,
+    {
+        let mut map = self.map.lock().unwrap();
+        let current = map.get(&key).map(|entry| guard.retain(entry));
+        match compute(current) {
+            Operation::Insert(value) => {
+                let entry = Arc::new((key.clone(), value));
+                map.insert(key, entry.clone());
+                let new = guard.retain(&entry);
+                match current {
+                    Some(old) => Compute::Updated { old, new },
+                    None => Compute::Inserted(new.0, new.1),
+                }
+            }
+            Operation::Remove => match map.remove(&key) {
+                Some(entry) => {
+                    let (k, v) = guard.retain(&entry);
+                    Compute::Removed(k, v)
+                }
+                None => panic!("Cannot remove `None` entry."),
+            },
+            Operation::Abort(value) => Compute::Aborted(value),
+        }
+    }
+
+    pub(crate) fn remove_if<'g, Q, F>(
+        &self,
+        key: &Q,
+        mut should_remove: F,
+        guard: &'g TableGuard<'_>,
+    ) -> Result<Option<(&'g K, &'g V)>, (&'g K, &'g V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        F: FnMut(&K, &V) -> bool,
+    {
+        let mut map = self.map.lock().unwrap();
+        let Some(entry) = map.get(key).cloned() else {
+            return Ok(None);
+        };
+        let current = guard.retain(&entry);
+        if should_remove(current.0, current.1) {
+            map.remove(key);
+            Ok(Some(current))
+        } else {
+            Err(current)
+        }
+    }
+
+    pub(crate) fn for_each<'g>(
+        &self,
+        guard: &'g TableGuard<'_>,
+        mut f: impl FnMut(&'g K, &'g V),
+    ) {
+        let entries: Vec<_> = self.map.lock().unwrap().values().cloned().collect();
+        for entry in &entries {
+            let (key, value) = guard.retain(entry);
+            f(key, value);
+        }
+    }
+}
