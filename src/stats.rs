@@ -14,9 +14,9 @@ use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 
 #[cfg(not(loom))]
-const STRIPES: usize = 32;
+pub(crate) const STRIPES: usize = 32;
 #[cfg(loom)]
-const STRIPES: usize = 1;
+pub(crate) const STRIPES: usize = 1;
 const PER_BLOCK: usize = 16;
 
 /// A set of `n` counters, striped by thread.
@@ -26,7 +26,7 @@ pub(crate) struct Counters {
 }
 
 /// The stripe every thread may increment with RMWs.
-const SHARED: usize = 0;
+pub(crate) const SHARED: usize = 0;
 
 /// The calling thread's stripe: its owned stripe, or [`SHARED`].
 #[cfg(not(loom))]

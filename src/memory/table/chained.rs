@@ -34,10 +34,12 @@
 //! - Per key, what a reader finds is the last link published for the key before its load of
 //!   the pointer to it (coherence of that pointer's location), as with papaya's slots.
 
+use super::pool;
 use super::{Compute, Operation};
 use crate::sync::{AtomicPtr, Ordering};
 use crossbeam_utils::Backoff;
 use seize::{Collector, Guard, LocalGuard};
+use std::alloc::Layout;
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::ptr;
@@ -64,6 +66,31 @@ struct Link<K, V> {
     next: AtomicPtr<Link<K, V>>,
     key: K,
     value: V,
+}
+
+impl<K, V> Link<K, V> {
+    const LAYOUT: Layout = Layout::new::<Link<K, V>>();
+
+    /// A new link in memory from the pool (see `pool`), not yet reachable by anyone.
+    fn allocate(link: Link<K, V>) -> *mut Link<K, V> {
+        let block = pool::allocate(Self::LAYOUT).cast::<Link<K, V>>();
+        // SAFETY: `block` is unused memory of this layout.
+        unsafe { block.write(link) };
+        block
+    }
+
+    /// Drops a link's key and value and gives its memory back to the pool.
+    ///
+    /// # Safety
+    ///
+    /// `link` came from [`Link::allocate`] and no thread can reach it any more.
+    unsafe fn free(link: *mut Link<K, V>) {
+        // SAFETY: the caller's contract: the link is initialised and ours alone.
+        unsafe {
+            ptr::drop_in_place(link);
+            pool::free(link.cast(), Self::LAYOUT);
+        }
+    }
 }
 
 pub(crate) struct Table<K, V> {
@@ -222,7 +249,7 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         let link = ptr::from_ref(link).cast_mut();
         // SAFETY: the link is unlinked (no head and no linked link points to it), so a thread
         // entering from now on cannot reach it; `defer_retire` keeps it for the current guard's
-        // lifetime; it was allocated by `Box::new` in `compute`, as `reclaim` expects.
+        // lifetime; it was allocated by `Link::allocate` in `compute`, as `reclaim` expects.
         unsafe { guard.defer_retire(link, reclaim::<K, V>) };
     }
 
@@ -248,12 +275,14 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
             Some((_, old)) => old.next.load(Ordering::Relaxed),
             None => locked.head,
         };
-        let new: &'g Link<K, V> = Box::leak(Box::new(Link {
+        let new_ptr = Link::allocate(Link {
             next: AtomicPtr::new(next),
             key,
             value,
-        }));
-        let new_ptr = ptr::from_ref(new).cast_mut();
+        });
+        // SAFETY: just initialised; it is retired only after it is unlinked, and reclaimed only
+        // after the caller's guard ('g) is dropped.
+        let new: &'g Link<K, V> = unsafe { &*new_ptr };
         match found {
             Some((previous, old)) => {
                 Self::relink(&mut locked, previous, new_ptr);
@@ -322,10 +351,11 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
 ///
 /// # Safety
 ///
-/// `link` came from `Box::new` in `compute` and no thread can reach it any more.
+/// `link` came from `Link::allocate` and no thread can reach it any more (seize calls it once
+/// every guard that could have loaded the link is gone).
 unsafe fn reclaim<K, V>(link: *mut Link<K, V>, _collector: &Collector) {
-    // SAFETY: the caller's contract: the box is ours to drop.
-    drop(unsafe { Box::from_raw(link) });
+    // SAFETY: the caller's contract.
+    unsafe { Link::free(link) };
 }
 
 impl<K, V> Drop for Table<K, V> {
@@ -337,9 +367,11 @@ impl<K, V> Drop for Table<K, V> {
             let mut link = untagged(bucket.load(Ordering::Relaxed));
             while !link.is_null() {
                 // SAFETY: the links still in the chains are owned by the table alone (nothing
-                // retired them), and each was allocated by `Box::new` in `compute`.
-                let owned = unsafe { Box::from_raw(link) };
-                link = owned.next.load(Ordering::Relaxed);
+                // retired them), and each came from `Link::allocate`.
+                let next = unsafe { (*link).next.load(Ordering::Relaxed) };
+                // SAFETY: as above; `next` was read before the link is freed.
+                unsafe { Link::free(link) };
+                link = next;
             }
         }
     }

@@ -18,6 +18,8 @@
 #[cfg(not(loom))]
 pub(crate) mod chained;
 #[cfg(not(loom))]
+mod pool;
+#[cfg(not(loom))]
 pub(crate) use chained::{Table, TableGuard};
 
 #[cfg(loom)]
