@@ -27,7 +27,7 @@
 //!    positive rate, which the rebuild brings back down.
 //! 3. **Never clear what readers use.** A rebuild builds a new generation beside the live one
 //!    and swaps it in; the old one is freed once no reader can hold it (seize, the reclamation
-//!    scheme under papaya: a probe enters it with a compiler fence only). A generation is never
+//!    scheme of the memory tier's map too: a probe enters it with a compiler fence only). A generation is never
 //!    cleared in place.
 //!
 //! # Rebuilding without losing a key

@@ -38,7 +38,7 @@
 //! - [`Stats`], [`WriteReport`], [`Lookup`], [`Error`]: what operations report.
 //! - [`layer`]: the [`Layer`](layer::Layer) trait and what a layer implementer needs
 //!   (`Entry`, `Ticket`, `OwnedTicket`, `LayerError`, `Floors`).
-//! - [`memory`]: the in-process tier (papaya map, S3-FIFO eviction, coarse-clock TTLs).
+//! - [`memory`]: the in-process tier (its own chained map, S3-FIFO eviction, coarse-clock TTLs).
 //! - [`protocol`]: write versions and promotion tickets — the concurrency argument.
 
 #![warn(missing_docs, missing_debug_implementations)]
@@ -65,6 +65,10 @@ pub use builder::{CacheBuilder, LayerSpec};
 pub use cache::Cache;
 pub use clock::{Clock, ManualClock};
 pub use error::{BuildError, Error};
+/// The chained table, for its loom models (loom builds only).
+#[cfg(loom)]
+#[doc(hidden)]
+pub use memory::table::chained::model::ChainedTable;
 pub use options::{DeleteOptions, Promotion, PromotionGate, SetOptions, WriteMode};
 pub use report::{LayerFailure, LayerSet, Lookup, WriteReport};
 pub use stats::{FilterStats, LayerStats, Stats};

@@ -147,11 +147,14 @@
 //!
 //! # What the argument assumes
 //!
-//! - Of the map (papaya; the loom stand-in trivially): an insert, replace or removal of one key
-//!   is a single atomic step on that key's slot; a read that returns a node synchronizes with the
-//!   write that stored it; a removal leaves a tombstone that later reads of the key observe (a
-//!   slot is never reused for another key before a rehash copies it); `compute` calls its
-//!   closure again on a failed CAS (our closures are idempotent).
+//! - Of the map (the chained table, `memory/table/chained.rs`; the loom stand-in trivially):
+//!   an insert, replace or removal of one key is a single atomic step (under the key's bucket
+//!   lock, so the writes of a key are totally ordered); a read that returns a node
+//!   synchronizes with the write that stored it, and a read that starts after a write of its
+//!   key returned sees that write or a later one; a node's memory is not reused while a reader
+//!   that could hold it is pinned, so a node's address names it under a guard; `compute`
+//!   calls its closure exactly once. The table's own loom models check the last two
+//!   (`loom-tests/tests/table.rs`).
 //! - Of layers: a custom [`Layer`](crate::layer::Layer) that cannot insert-then-validate may accept
 //!   writes without a ticket; racing writes of one key may then leave it holding an older value.
 //! - Of overlapping writes: the contract is weaker than linearizability when two writes of one

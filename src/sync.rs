@@ -120,24 +120,29 @@ pub enum Broken {
     FilterRebuildWithoutDrain = 32,
     /// A promotion keeps the source entry's version instead of clamping it to its ticket.
     PromotionUnclamped = 64,
+    /// The chained table reclaims a link as soon as it is retired, without waiting for the
+    /// readers that may hold it.
+    TableReclaimWithoutGrace = 128,
+    /// The chained table clears an unlinked link's `next`, cutting off readers standing on it.
+    TableUnlinkClearsNext = 256,
 }
 
 /// The switches, a std atomic on purpose: test configuration, not modelled state.
 #[cfg(loom)]
-static BROKEN: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+static BROKEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Loom builds only: switches a broken variant on for the rest of the process.
 #[cfg(loom)]
 #[doc(hidden)]
 pub fn break_for_test(which: Broken) {
-    BROKEN.fetch_or(which as u8, std::sync::atomic::Ordering::Relaxed);
+    BROKEN.fetch_or(which as u32, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Whether a broken variant is on (never, outside loom builds).
 #[inline(always)]
 pub(crate) fn broken(which: Broken) -> bool {
     #[cfg(loom)]
-    return BROKEN.load(std::sync::atomic::Ordering::Relaxed) & which as u8 != 0;
+    return BROKEN.load(std::sync::atomic::Ordering::Relaxed) & which as u32 != 0;
     #[cfg(not(loom))]
     {
         let _ = which;

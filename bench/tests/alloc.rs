@@ -1,9 +1,10 @@
 //! Allocation counts on the hot paths, measured with a counting global allocator.
 //!
-//! Targets: no allocation on a get hit, a miss or `exists`; on `delete`, one per layer holding
-//! the key (the dead node that keeps the key's slot, see `src/memory/node.rs`) and none for an
-//! absent key; at most one per `set` of an existing key into one layer (papaya allocates the new
-//! node; the old one is retired).
+//! Targets: no allocation on a get hit, a miss or `exists`; none on `delete` or on a `set` of a
+//! key already present (the tier's new link, and a delete's dead node, take the memory of links
+//! retired earlier from the table's pool: see `src/memory/table/pool.rs`); at most one per
+//! insert of a new key into a layer. "None" allows seize's bookkeeping: a thread's batch of
+//! retired links is a buffer allocated once per 512 retirements.
 
 use strata::{Cache, LayerSpec, Promotion};
 use strata_bench::alloc::{allocations, Counting};
@@ -58,8 +59,12 @@ fn a_miss_allocates_nothing() {
     assert_eq!(per_op, 0.0);
 }
 
+/// What seize's batches of retired links cost per retirement: about two allocations (the batch
+/// and its buffer) per 512 retired links.
+const SEIZE_PER_RETIREMENT: f64 = 0.01;
+
 #[test]
-fn delete_allocates_one_dead_node_per_layer_holding_the_key() {
+fn delete_allocates_nothing() {
     let cache = two_layers();
     let mut total = 0.0;
     for _round in 0..10 {
@@ -72,12 +77,11 @@ fn delete_allocates_one_dead_node_per_layer_holding_the_key() {
         });
     }
     let per_op = total / 10.0;
-    // One dead node per layer (it keeps the key's slot, see `src/memory/node.rs`), plus
-    // papaya's reclamation (seize) collecting retired nodes in thread-local batches whose
-    // buffer grows by doubling.
+    // The dead node (it keeps the key's place, see `src/memory/node.rs`) of each layer comes
+    // from the pool; two retirements per delete.
     println!("{per_op} allocations per delete");
     assert!(
-        (2.0..=2.2).contains(&per_op),
+        per_op <= 2.0 * SEIZE_PER_RETIREMENT,
         "{per_op} allocations per delete"
     );
     // A key no layer holds costs nothing.
@@ -88,7 +92,7 @@ fn delete_allocates_one_dead_node_per_layer_holding_the_key() {
 }
 
 #[test]
-fn set_of_an_existing_key_allocates_at_most_once_per_layer() {
+fn set_of_a_present_key_allocates_nothing_and_of_a_new_key_at_most_once() {
     let cache: Cache<u64, u64> = Cache::builder()
         .layer(LayerSpec::memory("l1", 20_000))
         .build()
@@ -99,6 +103,17 @@ fn set_of_an_existing_key_allocates_at_most_once_per_layer() {
     let per_op = allocations_per_op(OPS, |i| {
         cache.set(i % KEYS, i).unwrap();
     });
-    // One node per set, plus seize's amortized batch of retired nodes (one per batch).
-    assert!(per_op <= 1.1, "{per_op} allocations per set");
+    // One retirement per set.
+    println!("{per_op} allocations per set of a present key");
+    assert!(
+        per_op <= SEIZE_PER_RETIREMENT,
+        "{per_op} allocations per set"
+    );
+    // New keys: a link each (from the pool while it has memory), and the policy's queue
+    // item (one queue block per 31 keys).
+    let per_op = allocations_per_op(KEYS, |key| {
+        cache.set(KEYS + key, key).unwrap();
+    });
+    println!("{per_op} allocations per set of a new key");
+    assert!(per_op <= 1.05, "{per_op} allocations per insert");
 }

@@ -7,9 +7,10 @@
 
 #[cfg(loom)]
 pub mod model {
+    use loom::sync::Arc;
     use std::time::Duration;
     use strata::layer::{Entry, Layer, LayerError, Ticket, Timestamp};
-    use strata::{Cache, Clock, LayerSpec, ManualClock, SetOptions};
+    use strata::{Cache, ChainedTable, Clock, LayerSpec, ManualClock, SetOptions};
 
     /// A cache of in-memory tiers with the given capacities (L1 first), on a manual clock.
     pub fn cache(capacities: &[usize], deferred: Option<usize>) -> (Cache<u64, u64>, ManualClock) {
@@ -136,5 +137,67 @@ pub mod model {
     /// The value of `key` in one layer.
     pub fn in_layer(cache: &Cache<u64, u64>, layer: &str, key: u64) -> Option<u64> {
         cache.get_from_layer(layer, &key).expect("layer read")
+    }
+
+    /// A table value that knows whether it was dropped: its drop overwrites it with
+    /// [`DROPPED`], so a reader of a reclaimed link reads a value no writer stored. A std
+    /// atomic (not modelled state) so that the compiler does not assume a shared reference's
+    /// target cannot change, which is exactly what a reclaim without grace breaks.
+    pub struct Checked(std::sync::atomic::AtomicU64);
+
+    /// What a dropped [`Checked`] holds.
+    pub const DROPPED: u64 = 0xdead;
+
+    impl Checked {
+        pub fn new(value: u64) -> Self {
+            Checked(std::sync::atomic::AtomicU64::new(value))
+        }
+
+        pub fn get(&self) -> u64 {
+            self.0.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    impl Drop for Checked {
+        fn drop(&mut self) {
+            self.0.store(DROPPED, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Key 1 = 10 in a one-bucket table; a reader looks it up and, holding the reference,
+    /// yields (a slow reader: a large value's clone), while the writer replaces it with 11 (the
+    /// old link is retired) and inserts key 2 (whose link may take reclaimed memory). Returns
+    /// the value the reader read.
+    pub fn reclaimed_links_scenario() -> Option<u64> {
+        let table = Arc::new(ChainedTable::new());
+        table.insert(1, Checked::new(10));
+        let reader = {
+            let table = table.clone();
+            loom::thread::spawn(move || {
+                table.get(1, |value| {
+                    loom::thread::yield_now();
+                    value.map(Checked::get)
+                })
+            })
+        };
+        table.insert(1, Checked::new(11));
+        table.insert(2, Checked::new(20));
+        reader.join().unwrap()
+    }
+
+    /// Keys 2 and 1 in one chain (2 first); a reader looks up key 1 while the writer removes
+    /// key 2 (the link the reader may stand on) and replaces key 1. Returns what the reader
+    /// found for key 1, which is present throughout.
+    pub fn unlink_scenario() -> Option<u64> {
+        let table = Arc::new(ChainedTable::new());
+        table.insert(1, Checked::new(10));
+        table.insert(2, Checked::new(20));
+        let reader = {
+            let table = table.clone();
+            loom::thread::spawn(move || table.get(1, |value| value.map(Checked::get)))
+        };
+        assert!(table.remove(2));
+        table.insert(1, Checked::new(11));
+        reader.join().unwrap()
     }
 }

@@ -7,7 +7,9 @@
 #![cfg(loom)]
 
 use loom::thread;
-use loom_tests::model::{below_l1, cache, in_layer, shared_cache};
+use loom_tests::model::{
+    below_l1, cache, in_layer, reclaimed_links_scenario, shared_cache, unlink_scenario,
+};
 
 #[test]
 #[should_panic(expected = "stale value after delete returned")]
@@ -234,6 +236,32 @@ fn unclamped_promotion_of_a_foreign_version_is_caught() {
             in_layer(&cache, "l1", 1),
             Some(1),
             "stale value after invalidation"
+        );
+    });
+}
+
+#[test]
+#[should_panic(expected = "a reader saw a reclaimed link")]
+fn links_reclaimed_without_grace_are_caught() {
+    strata::break_for_test(strata::Broken::TableReclaimWithoutGrace);
+    loom::model(|| {
+        let seen = reclaimed_links_scenario();
+        assert!(
+            matches!(seen, Some(10) | Some(11)),
+            "a reader saw a reclaimed link: {seen:?}"
+        );
+    });
+}
+
+#[test]
+#[should_panic(expected = "a present key was missed")]
+fn unlinks_that_cut_a_walk_are_caught() {
+    strata::break_for_test(strata::Broken::TableUnlinkClearsNext);
+    loom::model(|| {
+        let seen = unlink_scenario();
+        assert!(
+            matches!(seen, Some(10) | Some(11)),
+            "a present key was missed: {seen:?}"
         );
     });
 }

@@ -3,8 +3,9 @@
 //!
 //! The engine hashes a key at most once per operation (with the cache's hasher), on first use,
 //! and hands the hash to the write stripes and to strata's memory tiers, which use the same
-//! hasher for their policy shards and ghost. Only papaya hashes the key again, inside its map. A
-//! read served by a memory tier needs no hash of ours at all, and computes none. An owned key is made
+//! hasher for their policy shards and ghost. A memory tier's map hashes the key again, with
+//! the same hasher, to find its bucket. A read served by a memory tier needs no hash of ours
+//! at all, and computes none. An owned key is made
 //! (`ToOwned`) only where one is needed, at most once per operation: a custom layer's `&K`
 //! argument, or an insert into a memory tier's map. A lookup served by a memory tier never
 //! makes one.

@@ -1,28 +1,31 @@
-//! The in-memory tier: a papaya map of immutable nodes, bounded by an S3-FIFO policy.
+//! The in-memory tier: a map of immutable nodes, bounded by an S3-FIFO policy.
 //!
 //! # Layout
 //!
-//! - `map`: a lock-free papaya `HashMap<K, Node<V>>`. papaya gives safe memory reclamation
-//!   (seize): a node removed or replaced while a reader holds a guard stays valid until the
-//!   reader unpins, so readers never lock and never refcount.
+//! - `map` (`table/`): the tier's own hash table of chained buckets, `K → Node<V>`. Readers
+//!   never lock; writers lock one bucket. Safe memory reclamation (seize): a node removed or
+//!   replaced while a reader holds a guard stays valid until the reader unpins, so readers
+//!   never refcount; a reclaimed node's memory is the next write's (the table's pool).
 //! - `policy` (`policy.rs`): S3-FIFO queues of `(key, birth)` items, sharded by key hash, plus
 //!   the length and weight bounds.
 //! - nodes (`node.rs`): value, version, expiry, birth, weight and one byte of access bits.
 //!
 //! # The read path of a hit
 //!
-//! pin the guard (a thread-local reservation in seize, no shared write), one map probe, one
-//! relaxed load of the node's `meta` byte, an expiry check that reads the coarse clock only for
+//! pin the guard (a thread-local reservation in seize, no shared write), one bucket load and a
+//! walk of its chain (a link holds the key beside the node), one relaxed load of the node's
+//! `meta` byte, an expiry check that reads the coarse clock only for
 //! nodes that can expire, a compare-exchange on `meta` only if the frequency is not yet
 //! saturated, and the value's `clone`. No lock, no allocation, no write to any shared line but
 //! the node's own access bits.
 //!
 //! # Writes and churn
 //!
-//! A write of an existing key replaces the node in its slot (one CAS, no tombstone; the policy
-//! state is carried over), so updates do not lengthen probe sequences. New keys and removals
-//! are what papaya finds expensive (tombstones until the next resize), so the table is presized
-//! for the capacity and, above the capacity, eviction removes one entry per insert.
+//! A write of an existing key replaces its node in the chain (the policy state is carried
+//! over); a new key pushes a node at the head of its bucket's chain; a removal unlinks one.
+//! The table is presized for the capacity and never resized, and above the capacity eviction
+//! removes one entry per insert, so chains stay short. In steady state no write calls the
+//! allocator: new nodes take the memory of reclaimed ones (`table/pool.rs`).
 //!
 //! # Invariants
 //!
@@ -33,8 +36,7 @@
 //!   between queues by eviction). Items whose residency ended are orphans, counted and reaped.
 //! - `PENDING` nodes are invisible to `get`/`contains`/iteration; see [`crate::protocol`].
 //! - A delete replaces the key's node with a *dead* node (no value, the delete's version, the
-//!   same birth) instead of removing it, so the slot is reused by the key's next write (see
-//!   `node.rs` for why). Dead nodes are not counted in `len`/`weight`; their items count as
+//!   same birth) instead of removing it (see `node.rs` for why). Dead nodes are not counted in `len`/`weight`; their items count as
 //!   orphans, and whoever pops one (eviction, reaping) removes the dead node with it.
 
 pub(crate) mod node;
@@ -204,9 +206,8 @@ where
     /// meanwhile may stay).
     ///
     /// It walks the policy's queues, not the map: every resident key has exactly one queue
-    /// item, and papaya's iteration never ends on a table whose keys share a hash (see
-    /// `MemoryLayer::walk_residents`). Each queue is walked once around, so concurrent inserts
-    /// cannot keep it going.
+    /// item (see `MemoryLayer::walk_residents`). Each queue is walked once around, so
+    /// concurrent inserts cannot keep it going.
     pub fn clear(&self) {
         let guard = self.map.guard();
         for shard in self.policy.shards().iter() {
@@ -225,11 +226,9 @@ where
     /// once around (each item is put back at the tail of the queue it came from, orphans are
     /// dropped, as in `reap`).
     ///
-    /// Why not iterate the map: papaya 0.2.5's `iter` first completes every pending resize,
-    /// and a table whose keys share a hash (a user's `Hash` that only feeds a low-cardinality
-    /// field) exceeds the probe limit in every new table, so the resizes never complete and
-    /// `iter` spins forever (from about 60 colliding keys). Gets, inserts and removals still
-    /// terminate. The queues hold the same keys and always terminate.
+    /// Why the queues and not the map: the walk then costs what the tier holds, not the size
+    /// of its presized bucket array. (It began as the way around papaya 0.2.5's `iter`, which
+    /// never ended on a table whose keys share a hash.)
     ///
     /// Weakly consistent under concurrency, like a map iterator: an entry inserted, removed or
     /// held by an evicting thread during the walk may or may not be visited; none is visited
@@ -270,7 +269,6 @@ where
             |_, current| {
                 let ours = current.birth == birth;
                 if ours {
-                    // Idempotent if papaya calls us again; harmless if the CAS then fails.
                     self.raise_floor_for(current);
                 }
                 ours
@@ -357,9 +355,10 @@ where
         let removed = self.map.remove_if(
             key,
             |_, current| {
+                // The address names our node: the caller's guard keeps it from being
+                // reclaimed, so no other node can have been given its memory meanwhile.
                 let exact = std::ptr::eq(current, node);
                 if exact {
-                    // Idempotent if papaya calls us again; harmless if the CAS then fails.
                     self.raise_floor_for(current);
                 }
                 exact
@@ -528,7 +527,7 @@ where
     }
 
     /// The birth of a node replacing `current` (carried over), or a fresh one for a new key,
-    /// drawn once per `compute` however often papaya calls the closure.
+    /// drawn at most once per `compute`.
     fn birth_for(
         &self,
         current: Option<&Node<V>>,

@@ -1,21 +1,19 @@
 //! One entry of the in-memory tier, as stored in the map.
 //!
 //! A node is immutable once published except for its `meta` byte: a new value for a key is a
-//! new node that replaces the old one in the map (papaya swaps the slot's pointer; no tombstone
-//! is left behind), so a reader holding a node under its guard always sees a consistent
-//! `(value, version, expiry)` triple.
+//! new node that replaces the old one in the map (the table links it in the old one's place),
+//! so a reader holding a node under its guard always sees a consistent `(value, version,
+//! expiry)` triple.
 //!
-//! A **dead** node (no value) is what a delete leaves in the slot: it carries the delete's
+//! A **dead** node (no value) is what a delete leaves in the map: it carries the delete's
 //! version and the key's birth, readers treat it as absent, and the next write of the key
-//! replaces it in place. Deleting by removal would leave a papaya tombstone instead, and papaya
-//! never inserts into a tombstoned slot: a hot key deleted and written again and again would
-//! lay a chain of tombstones along its probe sequence until the probe limit forces a copy of
-//! the whole table. Measured (`cargo bench --bench scaling -- mixed/`, see PERF.md): 80/10/10
-//! get/set/delete on Zipf keys ran at 0.3–0.5 M ops/s with removal, 60× below quick_cache, and
-//! at 5–7 M ops/s with dead nodes. Removing only cold keys (not read since written) was not
-//! enough: the tombstones of an earlier uniform churn phase brought it back to 0.5. The price
-//! is one allocation per delete of a present key. Dead nodes are removed by the policy when their queue item comes up
-//! (see `policy`: they count as orphans).
+//! replaces it in place. Dead nodes were introduced for papaya, the tier's first map, which
+//! never inserts into a slot a removal left: a hot key deleted and written again and again laid
+//! a chain of tombstones along its probe sequence (mixed 80/10/10 Zipf ran 15× slower; PERF.md
+//! §7). The chained table leaves nothing behind a removal, so removing would now do as well;
+//! dead nodes stay because the protocol's proofs and loom models cover them, and a kill costs
+//! one link from the table's pool, no allocation. Dead nodes are removed by the policy when
+//! their queue item comes up (see `policy`: they count as orphans).
 //!
 //! `meta` encoding (one byte, the entry's own access bits):
 //!
@@ -33,10 +31,10 @@ pub(crate) const PENDING: u8 = 0b1000_0000;
 pub(crate) const CANCELLED: u8 = 0b0100_0000;
 
 /// `repr(C)` keeps what a read hit touches (the value, the expiry and the access bits) right
-/// after the key, which papaya stores just before the node in the same allocation: with the
-/// default field order the access byte landed at the far end of a 56-byte entry, so on a
-/// 16-byte-aligned allocation a hit could touch two cache lines. (The effect on the read
-/// benchmarks was within this machine's noise; the order costs nothing.)
+/// after the key, which the table's link holds just before the node: with the default field
+/// order the access byte landed at the far end of the entry, so a hit could touch two cache
+/// lines. (The effect on the read benchmarks was within this machine's noise; the order costs
+/// nothing.)
 ///
 /// 48 bytes for a `u64` value: `weight` is a `u32` beside the two small fields so that the
 /// `Option` around the value costs no extra word.
@@ -143,10 +141,11 @@ impl<V> Node<V> {
     }
 
     /// Relaxed: the meta byte publishes no other memory. The value, version and expiry were
-    /// published by papaya's release store of the node pointer and read through its acquire
-    /// load; `PENDING` is only ever cleared, and why a relaxed read of it is enough is argued
-    /// in `protocol` (a reader can only reach a pending node through the map slot, and slot
-    /// coherence orders it against every completed write).
+    /// published by the table's release store of the pointer to the node's link and read
+    /// through its acquire load; `PENDING` is only ever cleared, and why a relaxed read of it
+    /// is enough is argued in `protocol` (a reader can only reach a pending node through the
+    /// map, and the coherence of the pointer it loaded orders it against every completed
+    /// write).
     #[inline]
     pub(crate) fn meta(&self) -> u8 {
         self.meta.load(Ordering::Relaxed)

@@ -36,9 +36,8 @@
 
 use super::pool;
 use super::{Compute, Operation};
-use crate::sync::{AtomicPtr, Ordering};
-use crossbeam_utils::Backoff;
-use seize::{Collector, Guard, LocalGuard};
+use crate::sync::{broken, AtomicPtr, Broken, Ordering};
+use epoch::{Collector, Guard, LocalGuard};
 use std::alloc::Layout;
 use std::borrow::Borrow;
 use std::hash::Hash;
@@ -61,7 +60,9 @@ const LOCKED: usize = 1;
 /// A pinned section: references returned under it stay valid until it is dropped.
 pub(crate) type TableGuard<'a> = LocalGuard<'a>;
 
-/// One entry of a chain.
+/// One entry of a chain. `repr(C)`: the key, then the value (the tier's node, whose hot fields
+/// come first), so a hit reads one run of bytes.
+#[repr(C)]
 struct Link<K, V> {
     next: AtomicPtr<Link<K, V>>,
     key: K,
@@ -122,6 +123,9 @@ fn untagged<K, V>(link: *mut Link<K, V>) -> *mut Link<K, V> {
     link.map_addr(|address| address & !LOCKED)
 }
 
+/// A link found in a locked chain, and the `next` field pointing to it (`None`: the head).
+type Found<'l, K, V> = (Option<&'l AtomicPtr<Link<K, V>>>, &'l Link<K, V>);
+
 /// A locked bucket: the chain's head as the lock holder will leave it. Dropping it stores the
 /// head and releases the lock in one store, also when a closure or a key's `Eq` panics.
 struct Locked<'t, K, V> {
@@ -139,7 +143,14 @@ impl<K, V> Drop for Locked<'_, K, V> {
 
 impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
     pub(crate) fn new(capacity: usize, hasher: ahash::RandomState) -> Self {
-        let buckets: Box<[AtomicPtr<Link<K, V>>]> = (0..bucket_count(capacity))
+        Self::with_buckets(bucket_count(capacity), hasher)
+    }
+
+    /// A table of exactly `buckets` buckets (a power of two); the loom models use one, so that
+    /// every key shares a chain.
+    pub(crate) fn with_buckets(buckets: usize, hasher: ahash::RandomState) -> Self {
+        debug_assert!(buckets.is_power_of_two());
+        let buckets: Box<[AtomicPtr<Link<K, V>>]> = (0..buckets)
             .map(|_| AtomicPtr::new(ptr::null_mut()))
             .collect();
         Table {
@@ -167,7 +178,10 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        debug_assert!(*guard.collector() == self.collector, "a guard of another table");
+        debug_assert!(
+            *guard.collector() == self.collector,
+            "a guard of another table"
+        );
         let mut link = untagged(guard.protect(self.bucket(key), Ordering::Acquire));
         // SAFETY: a non-null pointer loaded from a bucket or a link's `next` under the guard
         // points to a link that was fully initialised before it was published (acquire load,
@@ -183,7 +197,7 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
 
     /// Locks `bucket`: spins, then yields, while another writer holds it.
     fn lock<'t>(&self, bucket: &'t AtomicPtr<Link<K, V>>) -> Locked<'t, K, V> {
-        let backoff = Backoff::new();
+        let backoff = epoch::Backoff::new();
         loop {
             // Relaxed: a failed attempt reads nothing the holder publishes; the successful
             // CAS is acquire.
@@ -206,10 +220,7 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
 
     /// In a locked chain, the link holding `key` and the `next` field pointing to it (`None`:
     /// the head points to it).
-    fn find<'l, Q>(
-        head: *mut Link<K, V>,
-        key: &Q,
-    ) -> Option<(Option<&'l AtomicPtr<Link<K, V>>>, &'l Link<K, V>)>
+    fn find<'l, Q>(head: *mut Link<K, V>, key: &Q) -> Option<Found<'l, K, V>>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -247,6 +258,15 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
     /// Retires an unlinked link: seize drops it once no guard can hold it.
     fn retire(link: &Link<K, V>, guard: &TableGuard<'_>) {
         let link = ptr::from_ref(link).cast_mut();
+        if broken(Broken::TableReclaimWithoutGrace) {
+            // The broken twin of the loom model `reclaimed_links_are_never_read`: the value is
+            // dropped at once, as a reclaim without grace would (the link's memory is leaked
+            // rather than reused, so that the twin fails on what readers see, not by a crash).
+            // SAFETY: none, by design: loom runs one thread at a time, and the model's value
+            // type stays readable after its drop.
+            unsafe { ptr::drop_in_place(&raw mut (*link).value) };
+            return;
+        }
         // SAFETY: the link is unlinked (no head and no linked link points to it), so a thread
         // entering from now on cannot reach it; `defer_retire` keeps it for the current guard's
         // lifetime; it was allocated by `Link::allocate` in `compute`, as `reclaim` expects.
@@ -264,9 +284,12 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
     where
         F: FnMut(Option<(&'g K, &'g V)>) -> Operation<V, T>,
     {
-        debug_assert!(*guard.collector() == self.collector, "a guard of another table");
+        debug_assert!(
+            *guard.collector() == self.collector,
+            "a guard of another table"
+        );
         let mut locked = self.lock(self.bucket(&key));
-        let found: Option<(_, &'g Link<K, V>)> = Self::find(locked.head, &key);
+        let found: Option<Found<'g, K, V>> = Self::find(locked.head, &key);
         let value = match compute(found.map(|(_, link)| (&link.key, &link.value))) {
             Operation::Abort(result) => return Compute::Aborted(result),
             Operation::Insert(value) => value,
@@ -314,9 +337,12 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         Q: Hash + Eq + ?Sized,
         F: FnMut(&K, &V) -> bool,
     {
-        debug_assert!(*guard.collector() == self.collector, "a guard of another table");
+        debug_assert!(
+            *guard.collector() == self.collector,
+            "a guard of another table"
+        );
         let mut locked = self.lock(self.bucket(key));
-        let found: Option<(_, &'g Link<K, V>)> = Self::find(locked.head, key);
+        let found: Option<Found<'g, K, V>> = Self::find(locked.head, key);
         let Some((previous, link)) = found else {
             return Ok(None);
         };
@@ -324,6 +350,10 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
             return Err((&link.key, &link.value));
         }
         Self::relink(&mut locked, previous, link.next.load(Ordering::Relaxed));
+        if broken(Broken::TableUnlinkClearsNext) {
+            // The broken twin of the loom model `a_walk_survives_unlinks`.
+            link.next.store(ptr::null_mut(), Ordering::Release);
+        }
         drop(locked);
         Self::retire(link, guard);
         Ok(Some((&link.key, &link.value)))
@@ -331,11 +361,7 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
 
     /// Unit tests only: every entry, bucket by bucket.
     #[cfg(test)]
-    pub(crate) fn for_each<'g>(
-        &self,
-        guard: &'g TableGuard<'_>,
-        mut f: impl FnMut(&'g K, &'g V),
-    ) {
+    pub(crate) fn for_each<'g>(&self, guard: &'g TableGuard<'_>, mut f: impl FnMut(&'g K, &'g V)) {
         for bucket in self.buckets.iter() {
             let mut link = untagged(guard.protect(bucket, Ordering::Acquire));
             // SAFETY: as in `get`.
@@ -373,6 +399,186 @@ impl<K, V> Drop for Table<K, V> {
                 unsafe { Link::free(link) };
                 link = next;
             }
+        }
+    }
+}
+
+/// The reclamation scheme: seize, or under loom a scheme loom can instrument.
+#[cfg(not(loom))]
+mod epoch {
+    pub(super) use crossbeam_utils::Backoff;
+    pub(super) use seize::{Collector, Guard, LocalGuard};
+}
+
+/// Under loom: quiescent-state reclamation. A guard counts itself active; retired links wait
+/// in a list, and the guard whose exit leaves no guard active reclaims them all. Conservative
+/// (nothing is reclaimed while any guard is active, however late it entered) and plainly
+/// correct, which is what a model of the table's *use* of reclamation needs: the models check
+/// that the table retires only what readers can no longer reach, and reads only under a guard.
+#[cfg(loom)]
+mod epoch {
+    use crate::sync::{spin_hint, AtomicUsize, Ordering};
+
+    type Reclaimer = Box<dyn FnOnce(&Collector)>;
+
+    pub(crate) struct Collector {
+        active: AtomicUsize,
+        retired: loom::sync::Mutex<Vec<Reclaimer>>,
+    }
+
+    pub(crate) struct LocalGuard<'a> {
+        collector: &'a Collector,
+    }
+
+    pub(crate) trait Guard {
+        fn collector(&self) -> &Collector;
+        fn protect<T>(&self, pointer: &loom::sync::atomic::AtomicPtr<T>, order: Ordering)
+            -> *mut T;
+        /// # Safety
+        ///
+        /// As seize's: `pointer` is unreachable for threads entering from now on, and valid
+        /// for `reclaim` once no guard can hold it.
+        unsafe fn defer_retire<T: 'static>(
+            &self,
+            pointer: *mut T,
+            reclaim: unsafe fn(*mut T, &Collector),
+        );
+    }
+
+    impl Collector {
+        pub(crate) fn new() -> Self {
+            Collector {
+                active: AtomicUsize::new(0),
+                retired: loom::sync::Mutex::new(Vec::new()),
+            }
+        }
+
+        pub(crate) fn batch_size(self, _batch: usize) -> Self {
+            self
+        }
+
+        pub(crate) fn enter(&self) -> LocalGuard<'_> {
+            self.active.fetch_add(1, Ordering::SeqCst);
+            LocalGuard { collector: self }
+        }
+
+        /// # Safety
+        ///
+        /// No guard is active.
+        pub(crate) unsafe fn reclaim_all(&self) {
+            let retired = std::mem::take(&mut *self.retired.lock().unwrap());
+            retired.into_iter().for_each(|reclaim| reclaim(self));
+        }
+    }
+
+    impl PartialEq for Collector {
+        fn eq(&self, other: &Self) -> bool {
+            std::ptr::eq(self, other)
+        }
+    }
+
+    impl Guard for LocalGuard<'_> {
+        fn collector(&self) -> &Collector {
+            self.collector
+        }
+
+        fn protect<T>(
+            &self,
+            pointer: &loom::sync::atomic::AtomicPtr<T>,
+            order: Ordering,
+        ) -> *mut T {
+            let _ = order;
+            pointer.load(Ordering::SeqCst)
+        }
+
+        unsafe fn defer_retire<T: 'static>(
+            &self,
+            pointer: *mut T,
+            reclaim: unsafe fn(*mut T, &Collector),
+        ) {
+            let pointer = pointer as usize;
+            self.collector
+                .retired
+                .lock()
+                .unwrap()
+                // SAFETY: the caller's contract, kept until no guard is active.
+                .push(Box::new(move |collector| unsafe {
+                    reclaim(pointer as *mut T, collector)
+                }));
+        }
+    }
+
+    impl Drop for LocalGuard<'_> {
+        fn drop(&mut self) {
+            // The last guard out reclaims. Holding the list's lock while decrementing makes
+            // "no guard active" and "these links were retired before" one observation.
+            let mut retired = self.collector.retired.lock().unwrap();
+            if self.collector.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+                let batch = std::mem::take(&mut *retired);
+                drop(retired);
+                batch
+                    .into_iter()
+                    .for_each(|reclaim| reclaim(self.collector));
+            }
+        }
+    }
+
+    /// Under loom, waiting for a lock holder yields to loom's scheduler.
+    pub(crate) struct Backoff;
+
+    impl Backoff {
+        pub(crate) fn new() -> Self {
+            Backoff
+        }
+        pub(crate) fn snooze(&self) {
+            spin_hint();
+        }
+    }
+}
+
+/// The loom models' handle on the table (`loom-tests/tests/table.rs`): `u64` keys, one bucket,
+/// so every key shares one chain.
+#[cfg(loom)]
+pub mod model {
+    use super::{Operation, Table};
+
+    /// A one-bucket chained table of `u64` keys.
+    pub struct ChainedTable<V>(Table<u64, V>);
+
+    impl<V> std::fmt::Debug for ChainedTable<V> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("ChainedTable")
+        }
+    }
+
+    impl<V: 'static> ChainedTable<V> {
+        /// An empty table of one bucket.
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> Self {
+            ChainedTable(Table::with_buckets(1, crate::sync::random_state()))
+        }
+
+        /// Looks `key` up and hands what it found to `inspect`, under the guard.
+        pub fn get<R>(&self, key: u64, inspect: impl FnOnce(Option<&V>) -> R) -> R {
+            let guard = self.0.guard();
+            inspect(self.0.get(&key, &guard))
+        }
+
+        /// Inserts or replaces `key`'s value.
+        pub fn insert(&self, key: u64, value: V) {
+            let guard = self.0.guard();
+            let mut value = Some(value);
+            let _ = self.0.compute(
+                key,
+                |_| Operation::<V, ()>::Insert(value.take().expect("called once")),
+                &guard,
+            );
+        }
+
+        /// Removes `key`; returns whether it was there.
+        pub fn remove(&self, key: u64) -> bool {
+            let guard = self.0.guard();
+            matches!(self.0.remove_if(&key, |_, _| true, &guard), Ok(Some(_)))
         }
     }
 }
