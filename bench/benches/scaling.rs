@@ -14,7 +14,8 @@
 //! - `set`: sets only, over the same key space (the caches start full, so sets replace).
 //!
 //! Every cache can hold twice the key space (200 000 entries by default), so reads hit and
-//! nothing is evicted; every map and cache is presized where it can be and hashes with `ahash`
+//! nothing is evicted (`STRATA_BENCH_CAPACITY` sets another capacity: below the key space,
+//! sets insert and evict, and reads miss); every map and cache is presized where it can be and hashes with `ahash`
 //! (what strata uses internally), so the hash function is not what's compared. Values are `u64`.
 //! Every store is built and filled even when a filter skips its benchmarks.
 //!
@@ -345,8 +346,14 @@ fn main() {
             .parse()
             .expect("STRATA_BENCH_KEY_SPACE: a key count")
     });
-    // Every cache's capacity: the whole key space with room to spare.
-    let capacity = 2 * key_space as usize;
+    // Every cache's capacity: the whole key space with room to spare, unless
+    // `STRATA_BENCH_CAPACITY` sets one (below the key space, sets insert and evict: the
+    // in-process tier issue's setup is 200 000 keys over a capacity of 100 000).
+    let capacity = std::env::var("STRATA_BENCH_CAPACITY").map_or(2 * key_space as usize, |n| {
+        n.trim()
+            .parse()
+            .expect("STRATA_BENCH_CAPACITY: an entry count")
+    });
 
     // How much parallelism the machine gives right now: an operation that touches no shared
     // memory (a few rounds of a multiplicative hash) should scale with the thread count up to

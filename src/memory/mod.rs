@@ -331,7 +331,7 @@ where
         if meta & PENDING != 0 {
             return None;
         }
-        let value = node.value.as_ref()?;
+        let value = node.value()?;
         if node.is_expired_with(|| self.clock.now()) {
             if self.remove_exact(key, node, guard) {
                 self.counters.incr(EXPIRATIONS);
