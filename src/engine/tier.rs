@@ -110,7 +110,7 @@ where
         Q: KeyRef<K> + ?Sized,
     {
         match &self.store {
-            Store::Memory(memory) => Ok(memory.get_entry(key.borrowed())),
+            Store::Memory(memory) => Ok(memory.get_entry(key.borrowed(), key.hash())),
             Store::Custom(custom) => custom.get(key.owned(), now),
         }
     }
@@ -207,7 +207,12 @@ where
         match &self.store {
             Store::Memory(memory) => {
                 for (i, (key, ticket)) in keys.enumerate() {
-                    memory.remove(key.borrowed(), || key.borrowed().to_owned(), &ticket);
+                    memory.remove(
+                        key.borrowed(),
+                        key.hash(),
+                        || key.borrowed().to_owned(),
+                        &ticket,
+                    );
                     done(i, Ok(()));
                 }
             }

@@ -177,7 +177,8 @@ where
             return Err(BuildError::WeightWithoutWeigher(name.to_owned()));
         }
         Ok(MemoryLayer {
-            map: Table::new(config.capacity, random_state()),
+            // The engine's hasher: a hash the engine computed finds the key's bucket.
+            map: Table::new(config.capacity, hasher.clone()),
             policy: Policy::new(config.capacity, config.max_weight),
             floors: Floors::new(),
             hasher,
@@ -266,6 +267,7 @@ where
         let birth = item.birth;
         let removed = self.map.remove_if(
             &item.key,
+            self.hash(&item.key),
             |_, current| {
                 let ours = current.birth == birth;
                 if ours {
@@ -326,7 +328,22 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let node = self.map.get(key, guard)?;
+        self.read_hashed(key, self.map.hash(key), guard)
+    }
+
+    /// [`read`](Self::read) with the key's hash under this tier's hasher.
+    #[inline]
+    fn read_hashed<'g, Q>(
+        &self,
+        key: &Q,
+        hash: u64,
+        guard: &'g TableGuard<'_>,
+    ) -> Option<(&'g Node<V>, &'g V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let node = self.map.get_hashed(key, hash, guard)?;
         let meta = node.meta();
         if meta & PENDING != 0 {
             return None;
@@ -354,6 +371,7 @@ where
     {
         let removed = self.map.remove_if(
             key,
+            self.map.hash(key),
             |_, current| {
                 // The address names our node: the caller's guard keeps it from being
                 // reclaimed, so no other node can have been given its memory meanwhile.
@@ -388,6 +406,7 @@ where
     fn delete_in<Q>(
         &self,
         key: &Q,
+        hash: u64,
         owned: impl FnOnce() -> K,
         ticket: &Ticket<'_>,
         guard: &TableGuard<'_>,
@@ -397,12 +416,13 @@ where
     {
         let version = ticket.version();
         self.raise_floor(ticket.stripe(), version);
-        if self.map.get(key, guard).is_none() {
+        if self.map.get_hashed(key, hash, guard).is_none() {
             // Nothing to kill: an absent key needs only the floor (and no owned key).
             return;
         }
         let result = self.map.compute(
             owned(),
+            hash,
             |current| match current {
                 Some((_, node)) if node.version < version && !node.is_dead() => {
                     Operation::Insert(Node::dead(version, node.birth, ticket.stripe()))
@@ -444,14 +464,15 @@ where
             // Heavier than the whole bound: storing it would flush the shard and then the entry
             // itself. It is treated as stored and evicted at once: any older value is removed
             // (so the contract holds), nothing else is touched.
-            self.delete_in(key, || key.clone(), ticket, guard);
+            self.delete_in(key, hash, || key.clone(), ticket, guard);
             self.counters.incr(EVICTIONS);
             return false;
         }
         let now = self.clock.now();
-        let mut fresh_birth = None;
+        // The table calls the closure once: the value moves into the node, uncloned.
         let result = self.map.compute(
             key.clone(),
+            hash,
             |current| match current {
                 Some((_, node)) if node.version >= entry.version => Operation::Abort(()),
                 Some((_, node))
@@ -459,7 +480,7 @@ where
                         || (node.is_dead() && broken(Broken::DeadNodeValidation)) =>
                 {
                     Operation::Insert(Node::new(
-                        entry.value.clone(),
+                        entry.value,
                         entry.version,
                         entry.expires_at,
                         node.birth,
@@ -469,10 +490,10 @@ where
                     ))
                 }
                 current => Operation::Insert(Node::new(
-                    entry.value.clone(),
+                    entry.value,
                     entry.version,
                     entry.expires_at,
-                    self.birth_for(current.map(|(_, node)| node), shard, hash, &mut fresh_birth),
+                    self.birth_for(current.map(|(_, node)| node), shard, hash),
                     weight,
                     ticket.stripe(),
                     PENDING,
@@ -526,18 +547,11 @@ where
         }
     }
 
-    /// The birth of a node replacing `current` (carried over), or a fresh one for a new key,
-    /// drawn at most once per `compute`.
-    fn birth_for(
-        &self,
-        current: Option<&Node<V>>,
-        shard: &Shard<K>,
-        hash: u64,
-        fresh: &mut Option<u64>,
-    ) -> u64 {
+    /// The birth of a node replacing `current` (carried over), or a fresh one for a new key.
+    fn birth_for(&self, current: Option<&Node<V>>, shard: &Shard<K>, hash: u64) -> u64 {
         match current {
             Some(node) => node.birth,
-            None => *fresh.get_or_insert_with(|| shard.next_birth(self.shard_index(hash))),
+            None => shard.next_birth(self.shard_index(hash)),
         }
     }
 
@@ -597,9 +611,9 @@ where
         // that begins meanwhile cancels the node (see "Promotions that publish late" in
         // `protocol`).
         let _announcement = ticket.announce();
-        let mut fresh_birth = None;
         let result = self.map.compute(
             key.clone(),
+            hash,
             |current| match current {
                 Some((_, node))
                     if node.is_pending()
@@ -609,10 +623,10 @@ where
                     Operation::Abort(())
                 }
                 current => Operation::Insert(Node::new(
-                    entry.value.clone(),
+                    entry.value,
                     entry.version,
                     entry.expires_at,
-                    self.birth_for(current.map(|(_, node)| node), shard, hash, &mut fresh_birth),
+                    self.birth_for(current.map(|(_, node)| node), shard, hash),
                     weight,
                     ticket.stripe(),
                     PENDING,
@@ -750,6 +764,7 @@ where
         let birth = item.birth;
         let removed = self.map.remove_if(
             &item.key,
+            self.hash(&item.key),
             |_, current| {
                 let dead = current.birth == birth && current.is_dead();
                 if dead {
@@ -803,14 +818,15 @@ where
         self.read(key, &guard).map(|(_, value)| value.clone())
     }
 
-    /// A read below L1: the entry with its version and expiry.
-    pub(crate) fn get_entry<Q>(&self, key: &Q) -> Option<Entry<V>>
+    /// A read below L1: the entry with its version and expiry. `hash` is the key's hash under
+    /// this tier's hasher (the engine's).
+    pub(crate) fn get_entry<Q>(&self, key: &Q, hash: u64) -> Option<Entry<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let guard = self.map.guard();
-        self.read(key, &guard).map(Self::entry_of)
+        self.read_hashed(key, hash, &guard).map(Self::entry_of)
     }
 
     /// A reader that pins the map once for several reads (a batch).
@@ -841,14 +857,19 @@ where
     }
 
     /// A delete or invalidation, as [`Layer::delete`]; `owned` makes the owned key, called only
-    /// if the key is present.
-    pub(crate) fn remove<Q>(&self, key: &Q, owned: impl FnOnce() -> K, ticket: &Ticket<'_>)
-    where
+    /// if the key is present. `hash` is the key's hash under this tier's hasher.
+    pub(crate) fn remove<Q>(
+        &self,
+        key: &Q,
+        hash: u64,
+        owned: impl FnOnce() -> K,
+        ticket: &Ticket<'_>,
+    ) where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let guard = self.map.guard();
-        self.delete_in(key, owned, ticket, &guard);
+        self.delete_in(key, hash, owned, ticket, &guard);
     }
 
     /// A promotion, as [`Layer::promote`].
@@ -884,13 +905,13 @@ where
 {
     /// As [`MemoryLayer::get_entry`].
     #[inline]
-    pub(crate) fn get_entry<Q>(&self, key: &Q) -> Option<Entry<V>>
+    pub(crate) fn get_entry<Q>(&self, key: &Q, hash: u64) -> Option<Entry<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         self.layer
-            .read(key, &self.guard)
+            .read_hashed(key, hash, &self.guard)
             .map(MemoryLayer::<K, V>::entry_of)
     }
 
@@ -926,7 +947,7 @@ where
     }
 
     fn delete(&self, key: &K, ticket: &Ticket<'_>) -> Result<(), LayerError> {
-        self.remove(key, || key.clone(), ticket);
+        self.remove(key, self.hash(key), || key.clone(), ticket);
         Ok(())
     }
 
@@ -956,7 +977,7 @@ where
         let guard = self.map.guard();
         keys.iter()
             .map(|(key, ticket)| {
-                self.delete_in(*key, || (*key).clone(), ticket, &guard);
+                self.delete_in(*key, self.hash(key), || (*key).clone(), ticket, &guard);
                 Ok(())
             })
             .collect()

@@ -181,10 +181,10 @@ fn pending_nodes_are_invisible() {
     let (t, _) = tier(10);
     let guard = t.map.guard();
     let pending = Node::new(10, 1, Timestamp::NEVER, 1, 1, None, PENDING);
-    let mut pending = Some(pending);
     t.map.compute(
         1,
-        |_| Operation::<_, ()>::Insert(pending.take().unwrap()),
+        t.hash(&1),
+        |_| Operation::<_, ()>::Insert(pending),
         &guard,
     );
     assert_eq!(value(&t, 1), None);

@@ -166,9 +166,16 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         self.collector.enter()
     }
 
+    /// A key's hash under the table's hasher, which is its tier's (the engine's): callers that
+    /// have the hash already pass it to the `_hashed` and writing methods instead of hashing
+    /// the key again.
     #[inline]
-    fn bucket<Q: Hash + ?Sized>(&self, key: &Q) -> &AtomicPtr<Link<K, V>> {
-        let hash = self.hasher.hash_one(key);
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn bucket(&self, hash: u64) -> &AtomicPtr<Link<K, V>> {
         &self.buckets[hash as usize & self.mask]
     }
 
@@ -178,11 +185,27 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.get_hashed(key, self.hash(key), guard)
+    }
+
+    /// [`get`](Self::get) with the key's [`hash`](Self::hash) already computed.
+    #[inline]
+    pub(crate) fn get_hashed<'g, Q>(
+        &self,
+        key: &Q,
+        hash: u64,
+        guard: &'g TableGuard<'_>,
+    ) -> Option<&'g V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        debug_assert_eq!(hash, self.hash(key), "a hash from another hasher");
         debug_assert!(
             *guard.collector() == self.collector,
             "a guard of another table"
         );
-        let mut link = untagged(guard.protect(self.bucket(key), Ordering::Acquire));
+        let mut link = untagged(guard.protect(self.bucket(hash), Ordering::Acquire));
         // SAFETY: a non-null pointer loaded from a bucket or a link's `next` under the guard
         // points to a link that was fully initialised before it was published (acquire load,
         // release store) and is not reclaimed before the guard is dropped ('g).
@@ -273,22 +296,24 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         unsafe { guard.defer_retire(link, reclaim::<K, V>) };
     }
 
-    /// Applies `compute`'s decision for `key`'s current entry, atomically (under the bucket's
-    /// lock: the closure is called exactly once).
+    /// Applies `compute`'s decision for `key`'s current entry, atomically: the closure runs
+    /// once, under the bucket's lock, so it may move what it inserts (no clone per attempt).
     pub(crate) fn compute<'g, F, T>(
         &self,
         key: K,
-        mut compute: F,
+        hash: u64,
+        compute: F,
         guard: &'g TableGuard<'_>,
     ) -> Compute<'g, K, V, T>
     where
-        F: FnMut(Option<(&'g K, &'g V)>) -> Operation<V, T>,
+        F: FnOnce(Option<(&'g K, &'g V)>) -> Operation<V, T>,
     {
         debug_assert!(
             *guard.collector() == self.collector,
             "a guard of another table"
         );
-        let mut locked = self.lock(self.bucket(&key));
+        debug_assert_eq!(hash, self.hash(&key), "a hash from another hasher");
+        let mut locked = self.lock(self.bucket(hash));
         let found: Option<Found<'g, K, V>> = Self::find(locked.head, &key);
         let value = match compute(found.map(|(_, link)| (&link.key, &link.value))) {
             Operation::Abort(result) => return Compute::Aborted(result),
@@ -329,6 +354,7 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
     pub(crate) fn remove_if<'g, Q, F>(
         &self,
         key: &Q,
+        hash: u64,
         mut should_remove: F,
         guard: &'g TableGuard<'_>,
     ) -> Result<Option<(&'g K, &'g V)>, (&'g K, &'g V)>
@@ -341,7 +367,8 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
             *guard.collector() == self.collector,
             "a guard of another table"
         );
-        let mut locked = self.lock(self.bucket(key));
+        debug_assert_eq!(hash, self.hash(key), "a hash from another hasher");
+        let mut locked = self.lock(self.bucket(hash));
         let found: Option<Found<'g, K, V>> = Self::find(locked.head, key);
         let Some((previous, link)) = found else {
             return Ok(None);
@@ -567,18 +594,20 @@ pub mod model {
         /// Inserts or replaces `key`'s value.
         pub fn insert(&self, key: u64, value: V) {
             let guard = self.0.guard();
-            let mut value = Some(value);
-            let _ = self.0.compute(
-                key,
-                |_| Operation::<V, ()>::Insert(value.take().expect("called once")),
-                &guard,
-            );
+            let hash = self.0.hash(&key);
+            let _ = self
+                .0
+                .compute(key, hash, |_| Operation::<V, ()>::Insert(value), &guard);
         }
 
         /// Removes `key`; returns whether it was there.
         pub fn remove(&self, key: u64) -> bool {
             let guard = self.0.guard();
-            matches!(self.0.remove_if(&key, |_, _| true, &guard), Ok(Some(_)))
+            let hash = self.0.hash(&key);
+            matches!(
+                self.0.remove_if(&key, hash, |_, _| true, &guard),
+                Ok(Some(_))
+            )
         }
     }
 }

@@ -23,6 +23,7 @@ type Entries<K, V> = HashMap<K, Arc<(K, V)>, ahash::RandomState>;
 
 pub(crate) struct Table<K, V> {
     map: Mutex<Entries<K, V>>,
+    hasher: ahash::RandomState,
 }
 
 impl TableGuard<'_> {
@@ -41,7 +42,8 @@ impl TableGuard<'_> {
 impl<K: Hash + Eq + Clone + 'static, V: 'static> Table<K, V> {
     pub(crate) fn new(_capacity: usize, hasher: ahash::RandomState) -> Self {
         Table {
-            map: Mutex::new(HashMap::with_hasher(hasher)),
+            map: Mutex::new(HashMap::with_hasher(hasher.clone())),
+            hasher,
         }
     }
 
@@ -50,6 +52,23 @@ impl<K: Hash + Eq + Clone + 'static, V: 'static> Table<K, V> {
             retained: RefCell::new(Vec::new()),
             _table: PhantomData,
         }
+    }
+
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub(crate) fn get_hashed<'g, Q>(
+        &self,
+        key: &Q,
+        _hash: u64,
+        guard: &'g TableGuard<'_>,
+    ) -> Option<&'g V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get(key, guard)
     }
 
     pub(crate) fn get<'g, Q>(&self, key: &Q, guard: &'g TableGuard<'_>) -> Option<&'g V>
@@ -64,11 +83,12 @@ impl<K: Hash + Eq + Clone + 'static, V: 'static> Table<K, V> {
     pub(crate) fn compute<'g, F, T>(
         &self,
         key: K,
-        mut compute: F,
+        _hash: u64,
+        compute: F,
         guard: &'g TableGuard<'_>,
     ) -> Compute<'g, K, V, T>
     where
-        F: FnMut(Option<(&'g K, &'g V)>) -> Operation<V, T>,
+        F: FnOnce(Option<(&'g K, &'g V)>) -> Operation<V, T>,
     {
         let mut map = self.map.lock().unwrap();
         let current = map.get(&key).map(|entry| guard.retain(entry));
@@ -89,6 +109,7 @@ impl<K: Hash + Eq + Clone + 'static, V: 'static> Table<K, V> {
     pub(crate) fn remove_if<'g, Q, F>(
         &self,
         key: &Q,
+        _hash: u64,
         mut should_remove: F,
         guard: &'g TableGuard<'_>,
     ) -> Result<Option<(&'g K, &'g V)>, (&'g K, &'g V)>
