@@ -34,6 +34,7 @@ impl Timestamp {
     /// `self + ttl`, the TTL rounded *up* to whole milliseconds (a 1.999 ms TTL is 2 ms: an
     /// entry never expires early), saturating just below [`Timestamp::NEVER`]. A `None` TTL
     /// means "never expires".
+    #[inline]
     pub fn after(self, ttl: Option<Duration>) -> Timestamp {
         match ttl {
             None => Timestamp::NEVER,

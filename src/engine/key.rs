@@ -87,6 +87,13 @@ where
         }
     }
 
+    /// The key's hash if something already computed it: a memory tier hashes the key itself
+    /// otherwise, without caching it here (an L1 hit needs it nowhere else).
+    #[inline]
+    pub(crate) fn known_hash(&self) -> Option<u64> {
+        self.hash.get()
+    }
+
     /// The owned key, made on first use.
     pub(crate) fn owned(&self) -> &K {
         self.owned.get_or_init(|| match self.borrowed {

@@ -159,7 +159,7 @@ where
             let reader = memory.pinned();
             let mut misses = 0;
             for read in reads.iter_mut().filter(|read| read.found.is_none()) {
-                match reader.get_entry(read.key.borrowed(), read.key.hash()) {
+                match reader.get_entry(read.key.borrowed(), read.key.known_hash()) {
                     Some(entry) => read.found = Some((tier.index, entry)),
                     None => misses += 1,
                 }
@@ -199,7 +199,8 @@ where
             (Some(memory), _) => {
                 let reader = memory.pinned();
                 for &(i, probe) in &asked {
-                    let result = Ok(reader.get_entry(reads[i].key.borrowed(), reads[i].key.hash()));
+                    let result =
+                        Ok(reader.get_entry(reads[i].key.borrowed(), reads[i].key.known_hash()));
                     self.take_probed(tier, &mut reads[i], result, probe);
                 }
             }

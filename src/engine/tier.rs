@@ -110,7 +110,7 @@ where
         Q: KeyRef<K> + ?Sized,
     {
         match &self.store {
-            Store::Memory(memory) => Ok(memory.get_entry(key.borrowed(), key.hash())),
+            Store::Memory(memory) => Ok(memory.get_entry(key.borrowed(), key.known_hash())),
             Store::Custom(custom) => custom.get(key.owned(), now),
         }
     }

@@ -818,14 +818,15 @@ where
         self.read(key, &guard).map(|(_, value)| value.clone())
     }
 
-    /// A read below L1: the entry with its version and expiry. `hash` is the key's hash under
-    /// this tier's hasher (the engine's).
-    pub(crate) fn get_entry<Q>(&self, key: &Q, hash: u64) -> Option<Entry<V>>
+    /// A read for the engine: the entry with its version and expiry. `hash`: the key's hash
+    /// under this tier's hasher (the engine's), if the engine has it.
+    pub(crate) fn get_entry<Q>(&self, key: &Q, hash: Option<u64>) -> Option<Entry<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let guard = self.map.guard();
+        let hash = hash.unwrap_or_else(|| self.map.hash(key));
         self.read_hashed(key, hash, &guard).map(Self::entry_of)
     }
 
@@ -905,11 +906,12 @@ where
 {
     /// As [`MemoryLayer::get_entry`].
     #[inline]
-    pub(crate) fn get_entry<Q>(&self, key: &Q, hash: u64) -> Option<Entry<V>>
+    pub(crate) fn get_entry<Q>(&self, key: &Q, hash: Option<u64>) -> Option<Entry<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        let hash = hash.unwrap_or_else(|| self.layer.map.hash(key));
         self.layer
             .read_hashed(key, hash, &self.guard)
             .map(MemoryLayer::<K, V>::entry_of)

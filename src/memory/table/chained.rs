@@ -34,7 +34,7 @@
 //! - Per key, what a reader finds is the last link published for the key before its load of
 //!   the pointer to it (coherence of that pointer's location), as with papaya's slots.
 
-use super::pool;
+use super::pool::{self, Pool};
 use super::{Compute, Operation};
 use crate::sync::{broken, AtomicPtr, Broken, Ordering};
 use epoch::{Collector, Guard, LocalGuard};
@@ -72,9 +72,9 @@ struct Link<K, V> {
 impl<K, V> Link<K, V> {
     const LAYOUT: Layout = Layout::new::<Link<K, V>>();
 
-    /// A new link in memory from the pool (see `pool`), not yet reachable by anyone.
-    fn allocate(link: Link<K, V>) -> *mut Link<K, V> {
-        let block = pool::allocate(Self::LAYOUT).cast::<Link<K, V>>();
+    /// A new link in memory from `pool` (see `pool.rs`), not yet reachable by anyone.
+    fn allocate(link: Link<K, V>, pool: Option<&Pool>) -> *mut Link<K, V> {
+        let block = pool::allocate(Self::LAYOUT, pool).cast::<Link<K, V>>();
         // SAFETY: `block` is unused memory of this layout.
         unsafe { block.write(link) };
         block
@@ -99,6 +99,9 @@ pub(crate) struct Table<K, V> {
     /// `buckets.len() - 1`.
     mask: usize,
     hasher: ahash::RandomState,
+    /// The pool of this table's link layout (looked up once; `None` if every pool serves
+    /// another layout).
+    pool: Option<&'static Pool>,
     collector: Collector,
 }
 
@@ -157,6 +160,7 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
             mask: buckets.len() - 1,
             buckets,
             hasher,
+            pool: Pool::of(Link::<K, V>::LAYOUT),
             collector: Collector::new().batch_size(RETIRE_BATCH),
         }
     }
@@ -323,11 +327,14 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
             Some((_, old)) => old.next.load(Ordering::Relaxed),
             None => locked.head,
         };
-        let new_ptr = Link::allocate(Link {
-            next: AtomicPtr::new(next),
-            key,
-            value,
-        });
+        let new_ptr = Link::allocate(
+            Link {
+                next: AtomicPtr::new(next),
+                key,
+                value,
+            },
+            self.pool,
+        );
         // SAFETY: just initialised; it is retired only after it is unlinked, and reclaimed only
         // after the caller's guard ('g) is dropped.
         let new: &'g Link<K, V> = unsafe { &*new_ptr };

@@ -151,10 +151,12 @@ impl FreeList {
     }
 }
 
-/// Memory for one value of `layout`: a pooled block, or the allocator's.
+/// Memory for one value of `layout`: a block of `pool` (the pool of `layout`), or the
+/// allocator's.
 #[inline]
-pub(super) fn allocate(layout: Layout) -> *mut u8 {
-    if let Some(block) = Pool::of(layout).and_then(Pool::take) {
+pub(super) fn allocate(layout: Layout, pool: Option<&Pool>) -> *mut u8 {
+    debug_assert!(pool.is_none_or(|pool| pool.layout == layout));
+    if let Some(block) = pool.and_then(Pool::take) {
         return block;
     }
     // SAFETY: `layout` has a non-zero size (at least a pointer, see `Pool::of`).
