@@ -236,7 +236,7 @@ where
                 .map(|(key, value)| engine.begin(engine.owned_key(key), Some(value)))
                 .collect();
             let mut reports = vec![WriteReport::default(); writes.len()];
-            engine.apply_writes(&writes, &mut reports, &plan);
+            engine.apply_batch(&writes, &mut reports, &plan);
             drop(writes);
             results.extend(reports.into_iter().map(outcome));
         }
@@ -308,7 +308,7 @@ where
                 .map(|key| engine.begin(engine.key(key), None))
                 .collect();
             let mut reports = vec![WriteReport::default(); writes.len()];
-            engine.apply_writes(&writes, &mut reports, &plan);
+            engine.apply_batch(&writes, &mut reports, &plan);
             drop(writes);
             results.extend(reports.into_iter().map(outcome));
         }

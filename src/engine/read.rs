@@ -154,8 +154,13 @@ where
             }
             return;
         }
-        // A memory tier: one pin of its map for all the keys, no batch to build.
+        // A memory tier: one pin of its map for all the keys, no batch to build; every key's
+        // bucket is prefetched first, so that the cache misses of a batch overlap.
         if let Some(memory) = tier.memory() {
+            reads
+                .iter()
+                .filter(|read| read.found.is_none())
+                .for_each(|read| memory.prefetch(read.key.hash()));
             let reader = memory.pinned();
             let mut misses = 0;
             for read in reads.iter_mut().filter(|read| read.found.is_none()) {

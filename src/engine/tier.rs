@@ -170,9 +170,18 @@ where
         Q: KeyRef<K> + ?Sized + 'k,
     {
         match &self.store {
-            Store::Memory(memory) => {
+            // A single write (at most one entry) pins for itself: the batch loop inlined into
+            // the engine's write path costs a `set` about 120 instructions more (callgrind).
+            Store::Memory(memory) if entries.size_hint().1 <= Some(1) => {
                 for (i, (key, entry, ticket)) in entries.enumerate() {
                     done(i, Ok(memory.store(key.owned(), key.hash(), entry, &ticket)));
+                }
+            }
+            Store::Memory(memory) => {
+                // One pin of the map for the whole batch (a pin's exit is an atomic swap).
+                let pinned = memory.pinned();
+                for (i, (key, entry, ticket)) in entries.enumerate() {
+                    done(i, Ok(pinned.store(key.owned(), key.hash(), entry, &ticket)));
                 }
             }
             Store::Custom(custom) => {
@@ -205,9 +214,21 @@ where
         Q: KeyRef<K> + ?Sized + 'k,
     {
         match &self.store {
-            Store::Memory(memory) => {
+            Store::Memory(memory) if keys.size_hint().1 <= Some(1) => {
                 for (i, (key, ticket)) in keys.enumerate() {
                     memory.remove(
+                        key.borrowed(),
+                        key.hash(),
+                        || key.borrowed().to_owned(),
+                        &ticket,
+                    );
+                    done(i, Ok(()));
+                }
+            }
+            Store::Memory(memory) => {
+                let pinned = memory.pinned();
+                for (i, (key, ticket)) in keys.enumerate() {
+                    pinned.remove(
                         key.borrowed(),
                         key.hash(),
                         || key.borrowed().to_owned(),

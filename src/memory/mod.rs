@@ -830,7 +830,35 @@ where
         self.read_hashed(key, hash, &guard).map(Self::entry_of)
     }
 
-    /// A reader that pins the map once for several reads (a batch).
+    /// Starts loading the map's bucket of a key with this hash (see `Table::prefetch`).
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        self.map.prefetch(hash);
+    }
+
+    /// A single write (see [`Pinned::store`]), pinning the map for itself.
+    pub(crate) fn store(&self, key: &K, hash: u64, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
+        let guard = self.map.guard();
+        self.set_in(key, hash, entry, ticket, &guard)
+    }
+
+    /// A single delete (see [`Pinned::remove`]), pinning the map for itself.
+    pub(crate) fn remove<Q>(
+        &self,
+        key: &Q,
+        hash: u64,
+        owned: impl FnOnce() -> K,
+        ticket: &Ticket<'_>,
+    ) where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let guard = self.map.guard();
+        self.delete_in(key, hash, owned, ticket, &guard);
+    }
+
+    /// A reader or writer that pins the map once for several operations (a batch: a pin's
+    /// exit is an atomic swap).
     pub(crate) fn pinned(&self) -> Pinned<'_, K, V> {
         Pinned {
             layer: self,
@@ -848,29 +876,6 @@ where
         self.map
             .get(key, &guard)
             .is_some_and(|node| node.live_value(|| self.clock.now()).is_some())
-    }
-
-    /// A write, as [`Layer::set`], telling whether the tier kept the value (see `set_in`).
-    /// `hash` is the key's hash under this tier's hasher (the engine's).
-    pub(crate) fn store(&self, key: &K, hash: u64, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
-        let guard = self.map.guard();
-        self.set_in(key, hash, entry, ticket, &guard)
-    }
-
-    /// A delete or invalidation, as [`Layer::delete`]; `owned` makes the owned key, called only
-    /// if the key is present. `hash` is the key's hash under this tier's hasher.
-    pub(crate) fn remove<Q>(
-        &self,
-        key: &Q,
-        hash: u64,
-        owned: impl FnOnce() -> K,
-        ticket: &Ticket<'_>,
-    ) where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let guard = self.map.guard();
-        self.delete_in(key, hash, owned, ticket, &guard);
     }
 
     /// A promotion, as [`Layer::promote`].
@@ -915,6 +920,29 @@ where
         self.layer
             .read_hashed(key, hash, &self.guard)
             .map(MemoryLayer::<K, V>::entry_of)
+    }
+
+    /// A write, as [`Layer::set`], telling whether the tier kept the value (see `set_in`).
+    /// `hash` is the key's hash under this tier's hasher (the engine's).
+    #[inline]
+    pub(crate) fn store(&self, key: &K, hash: u64, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
+        self.layer.set_in(key, hash, entry, ticket, &self.guard)
+    }
+
+    /// A delete or invalidation, as [`Layer::delete`]; `owned` makes the owned key, called only
+    /// if the key is present. `hash` is the key's hash under this tier's hasher.
+    #[inline]
+    pub(crate) fn remove<Q>(
+        &self,
+        key: &Q,
+        hash: u64,
+        owned: impl FnOnce() -> K,
+        ticket: &Ticket<'_>,
+    ) where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.layer.delete_in(key, hash, owned, ticket, &self.guard);
     }
 
     /// As [`MemoryLayer::promote_hashed`], under this pin (a batch of promotions pins once).

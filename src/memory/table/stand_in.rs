@@ -58,6 +58,8 @@ impl<K: Hash + Eq + Clone + 'static, V: 'static> Table<K, V> {
         self.hasher.hash_one(key)
     }
 
+    pub(crate) fn prefetch(&self, _hash: u64) {}
+
     pub(crate) fn get_hashed<'g, Q>(
         &self,
         key: &Q,
