@@ -12,7 +12,9 @@
 //! (through both layers), `set` (write-through over two layers, keys present), `delete` (keys
 //! present in both layers; at most 10 000, so run it with N = 10000), `get-many` (batches of 10
 //! L1 hits), `exists` (`contains_key` of present keys), `filtered-miss` (a miss through L1 and
-//! two lower layers whose negative filters rule the key out).
+//! two lower layers whose negative filters rule the key out), `deepest-2`, `deepest-3`,
+//! `deepest-4` (a hit in the last of 2, 3 or 4 memory layers, the others empty, promotion off:
+//! the seed's "hit in deepest of N layers" rows).
 //! Every cache has two memory layers (`filtered-miss`: three); keys and values are `u64`.
 
 use std::hint::black_box;
@@ -88,6 +90,22 @@ fn main() {
             (0..KEYS).for_each(|k| drop(cache.set(k, k)));
             for k in 0..n.min(KEYS) {
                 black_box(cache.delete(&k).ok());
+            }
+        }
+        deepest if deepest.starts_with("deepest-") => {
+            let layers: usize = deepest["deepest-".len()..].parse().expect("deepest-N");
+            let mut builder = Cache::builder().promotion(strata::Promotion::Off);
+            let mut above = SetOptions::new();
+            for layer in 1..=layers {
+                builder = builder.layer(LayerSpec::memory(format!("l{layer}"), 20_000));
+                if layer < layers {
+                    above = above.skip(format!("l{layer}"));
+                }
+            }
+            let cache: Cache<u64, u64> = builder.build().expect("valid");
+            (0..KEYS).for_each(|k| drop(cache.set_with(k, k, &above)));
+            for i in 0..n {
+                black_box(cache.get(&key(i)).ok());
             }
         }
         other => panic!("unknown kind {other:?}"),
