@@ -53,13 +53,10 @@
 //!
 //! Replacing a node that is present needs none of this: the version comparison decides.
 //!
-//! A *dead* node (what the memory tier's delete leaves in the slot instead of removing the
-//! key; see `memory/node.rs`) counts as "the key is not held": readers skip it, and a
-//! write or promotion replaces it only through the three steps above. It is not enough to
-//! compare versions with it, because a later delete that finds the key already dead only raises
-//! the floor and leaves the older dead node in place. For the argument below, killing a node is
-//! a removal (one atomic replace on the slot after raising the floor), and replacing a dead node
-//! is an insert into an emptied slot.
+//! A delete raises the floor, then removes the key's node (the memory tier unlinks it from its
+//! map): the next write or promotion of the key is an insert into an emptied place, and goes
+//! through the three steps above. Comparing versions is not possible there, and not enough
+//! anyway: a later delete that finds the key already gone only raises the floor.
 //!
 //! # Why this is enough
 //!

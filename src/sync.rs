@@ -106,14 +106,13 @@ pub(crate) fn random_state() -> ahash::RandomState {
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
 pub enum Broken {
-    /// A promotion publishes without validating its ticket.
+    /// A promotion publishes without validating its ticket, and a write's insert into an empty
+    /// place without validating against its stripe's floor.
     PromotionValidation = 1,
     /// A write does not cancel pending promotions of its key.
     PromotionCancellation = 2,
     /// A read does not re-read the layers above a lower-layer hit that overlapped a write.
     ReadRecheck = 4,
-    /// A write replaces a dead node by version comparison alone, without validating.
-    DeadNodeValidation = 8,
     /// A write sets a negative filter's bits after the layer call instead of before.
     FilterInsertAfterWrite = 16,
     /// A filter rebuild lists the layer without waiting for in-flight inserts to drain.

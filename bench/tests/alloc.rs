@@ -1,8 +1,8 @@
 //! Allocation counts on the hot paths, measured with a counting global allocator.
 //!
 //! Targets: no allocation on a get hit, a miss or `exists`; none on `delete` or on a `set` of a
-//! key already present (the tier's new link, and a delete's dead node, take the memory of links
-//! retired earlier from the table's pool: see `src/memory/table/pool.rs`); at most one per
+//! key already present (the tier's new link takes the memory of links retired earlier from the
+//! table's pool, see `src/memory/table/pool.rs`; a delete only unlinks); at most one per
 //! insert of a new key into a layer. "None" allows seize's bookkeeping: a thread's batch of
 //! retired links is a buffer allocated once per 512 retirements.
 
@@ -77,8 +77,7 @@ fn delete_allocates_nothing() {
         });
     }
     let per_op = total / 10.0;
-    // The dead node (it keeps the key's place, see `src/memory/node.rs`) of each layer comes
-    // from the pool; two retirements per delete.
+    // A delete unlinks the key's node in each layer: two retirements per delete.
     println!("{per_op} allocations per delete");
     assert!(
         per_op <= 2.0 * SEIZE_PER_RETIREMENT,

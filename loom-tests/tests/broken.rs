@@ -195,10 +195,12 @@ fn promotion_without_cancellation_is_caught() {
     });
 }
 
+/// The twin of `set_racing_a_second_delete`: the set's insert into the place the first delete
+/// emptied must validate against the floor the second delete raised.
 #[test]
 #[should_panic(expected = "layers disagree")]
-fn dead_node_replaced_without_validation_is_caught() {
-    strata::break_for_test(strata::Broken::DeadNodeValidation);
+fn insert_after_a_second_delete_without_validation_is_caught() {
+    strata::break_for_test(strata::Broken::PromotionValidation);
     loom::model(|| {
         let (cache, _) = cache(&[4, 4], None);
         cache.set(1, 1).unwrap();

@@ -396,8 +396,8 @@ fn late_older_write_after_invalidation_does_not_land() {
     });
 }
 
-/// A `set` races a `delete`, which leaves dead nodes that the set may revive in place: after both returned, every layer agrees on the last writer, and
-/// a read after the delete never sees the value from before it.
+/// A `set` races a `delete`: after both returned, every layer agrees on the last writer, and a
+/// read after the delete never sees the value from before it.
 #[test]
 fn set_racing_delete() {
     loom::model(|| {
@@ -420,14 +420,14 @@ fn set_racing_delete() {
     });
 }
 
-/// A promotion lands on L1's dead node (left by a delete) while a `set` runs:
-/// once the set returned, only its value is visible.
+/// A promotion lands where a delete emptied L1 while a `set` runs: once the set returned, only
+/// its value is visible.
 #[test]
-fn promotion_onto_a_dead_node_racing_set() {
+fn promotion_onto_a_deleted_key_racing_set() {
     loom::model(|| {
         let (cache, _) = cache(&[4, 4], None);
         cache.set(K, 1).unwrap();
-        cache.delete(&K).unwrap(); // L1 keeps a dead node
+        cache.delete(&K).unwrap(); // L1 no longer holds the key
         below_l1(&cache, K, 2);
         let reader = {
             let cache = cache.clone();
@@ -491,16 +491,16 @@ fn promotion_publishing_after_a_set_began_is_cancelled() {
     });
 }
 
-/// Three writes: a delete leaves dead nodes; a `set` begins; a second `delete` of the already
-/// dead key only raises L1's floor (there is nothing to kill) and returns. The set's insert into
-/// L1 replaces the *older* dead node: comparing versions alone would let it land, leaving L1 with
+/// Three writes: a delete empties both layers; a `set` begins; a second `delete` of the absent
+/// key only raises L1's floor (there is nothing to unlink) and returns. The set's insert into
+/// L1's empty place has nothing to compare versions with: landing unchecked would leave L1 with
 /// the set's value and L2 with the second delete. It must validate against the floor instead.
 #[test]
-fn set_racing_a_second_delete_of_a_dead_key() {
+fn set_racing_a_second_delete() {
     loom::model(|| {
         let (cache, _) = cache(&[4, 4], None);
         cache.set(K, 1).unwrap();
-        cache.delete(&K).unwrap(); // both layers hold dead nodes
+        cache.delete(&K).unwrap(); // both layers empty
         let writer = {
             let cache = cache.clone();
             thread::spawn(move || cache.set(K, 2).unwrap())

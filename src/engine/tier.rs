@@ -216,24 +216,14 @@ where
         match &self.store {
             Store::Memory(memory) if keys.size_hint().1 <= Some(1) => {
                 for (i, (key, ticket)) in keys.enumerate() {
-                    memory.remove(
-                        key.borrowed(),
-                        key.hash(),
-                        || key.borrowed().to_owned(),
-                        &ticket,
-                    );
+                    memory.remove(key.borrowed(), key.hash(), &ticket);
                     done(i, Ok(()));
                 }
             }
             Store::Memory(memory) => {
                 let pinned = memory.pinned();
                 for (i, (key, ticket)) in keys.enumerate() {
-                    pinned.remove(
-                        key.borrowed(),
-                        key.hash(),
-                        || key.borrowed().to_owned(),
-                        &ticket,
-                    );
+                    pinned.remove(key.borrowed(), key.hash(), &ticket);
                     done(i, Ok(()));
                 }
             }

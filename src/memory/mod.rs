@@ -35,9 +35,10 @@
 //! - Every resident key has exactly one queue item with its birth (admitted on insert, moved
 //!   between queues by eviction). Items whose residency ended are orphans, counted and reaped.
 //! - `PENDING` nodes are invisible to `get`/`contains`/iteration; see [`crate::protocol`].
-//! - A delete replaces the key's node with a *dead* node (no value, the delete's version, the
-//!   same birth) instead of removing it (see `node.rs` for why). Dead nodes are not counted in `len`/`weight`; their items count as
-//!   orphans, and whoever pops one (eviction, reaping) removes the dead node with it.
+//! - A delete raises the key's stripe floor to its version and unlinks the key's node unless it
+//!   holds something newer; the node's queue item becomes an orphan. (The tier once left a
+//!   *dead* node instead, for papaya, which never reused a removed key's slot; the chained table
+//!   leaves nothing behind a removal. PERF.md §7 and §12.)
 
 pub(crate) mod node;
 pub(crate) mod policy;
@@ -257,7 +258,7 @@ where
     }
 
     /// Removes the node `item` stands for (same birth) and consumes the item. Returns the
-    /// removed node if it held a value (a dead node's item was already an orphan).
+    /// removed node.
     fn remove_item<'g>(
         &self,
         shard: &Shard<K>,
@@ -278,12 +279,11 @@ where
             guard,
         );
         match removed {
-            Ok(Some((_, removed))) if !removed.is_dead() => {
+            Ok(Some((_, removed))) => {
                 shard.forget(removed.weight());
                 Some(removed)
             }
-            // Dead (killed by a delete: its item counted as an orphan then), or removed or
-            // re-inserted meanwhile: the item is stale.
+            // Removed or re-inserted meanwhile: the item is stale.
             _ => {
                 shard.drop_orphan();
                 None
@@ -348,7 +348,6 @@ where
         if meta & PENDING != 0 {
             return None;
         }
-        let value = node.value()?;
         if node.is_expired_with(|| self.clock.now()) {
             if self.remove_exact(key, node, guard) {
                 self.counters.incr(EXPIRATIONS);
@@ -356,14 +355,13 @@ where
             return None;
         }
         node.touch(meta);
-        Some((node, value))
+        Some((node, node.value()))
     }
 
     // ----- removals --------------------------------------------------------------------------
 
     /// Removes exactly `node` (if it is still the key's node), outside the policy: raises its
-    /// stripe's floor first and leaves its queue item as an orphan (a dead node's item already
-    /// counts as one). Returns whether it did.
+    /// stripe's floor first and leaves its queue item as an orphan. Returns whether it did.
     fn remove_exact<Q>(&self, key: &Q, node: &Node<V>, guard: &TableGuard<'_>) -> bool
     where
         K: Borrow<Q>,
@@ -385,53 +383,34 @@ where
         );
         match removed {
             Ok(Some((_, removed))) => {
-                if !removed.is_dead() {
-                    self.policy
-                        .shard_of_birth(removed.birth)
-                        .forget_orphaned(removed.weight());
-                }
+                self.policy
+                    .shard_of_birth(removed.birth)
+                    .forget_orphaned(removed.weight());
                 true
             }
             _ => false,
         }
     }
 
-    /// A delete or an invalidation: raise the floor to the delete's version, then replace the
-    /// key's node with a dead one unless it holds something newer (or is dead already).
-    ///
-    /// Killing in place instead of removing costs one allocation (the dead node) but keeps the
-    /// key's slot for its next write; see [`node`] for the tombstone chains a removal leaves. The
-    /// killed node leaves the accounting as a removal would, and its queue item (the dead node
-    /// keeps the birth) counts as an orphan until the policy pops it and removes the dead node.
-    fn delete_in<Q>(
-        &self,
-        key: &Q,
-        hash: u64,
-        owned: impl FnOnce() -> K,
-        ticket: &Ticket<'_>,
-        guard: &TableGuard<'_>,
-    ) where
+    /// A delete or an invalidation: raise the floor to the delete's version, then unlink the
+    /// key's node unless it holds something newer. The floor is what refuses a slower, older
+    /// write of the key that arrives afterwards into the empty place (see [`crate::protocol`]);
+    /// the node's queue item becomes an orphan.
+    fn delete_in<Q>(&self, key: &Q, hash: u64, ticket: &Ticket<'_>, guard: &TableGuard<'_>)
+    where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let version = ticket.version();
         self.raise_floor(ticket.stripe(), version);
         if self.map.get_hashed(key, hash, guard).is_none() {
-            // Nothing to kill: an absent key needs only the floor (and no owned key).
+            // An absent key needs only the floor (and no lock of its bucket).
             return;
         }
-        let result = self.map.compute(
-            owned(),
-            hash,
-            |current| match current {
-                Some((_, node)) if node.version < version && !node.is_dead() => {
-                    Operation::Insert(Node::dead(version, node.birth, ticket.stripe()))
-                }
-                _ => Operation::Abort(()),
-            },
-            guard,
-        );
-        if let Compute::Updated { old: (_, old), .. } = result {
+        let removed = self
+            .map
+            .remove_if(key, hash, |_, node| node.version < version, guard);
+        if let Ok(Some((_, old))) = removed {
             self.policy
                 .shard_of_birth(old.birth)
                 .forget_orphaned(old.weight());
@@ -464,7 +443,7 @@ where
             // Heavier than the whole bound: storing it would flush the shard and then the entry
             // itself. It is treated as stored and evicted at once: any older value is removed
             // (so the contract holds), nothing else is touched.
-            self.delete_in(key, hash, || key.clone(), ticket, guard);
+            self.delete_in(key, hash, ticket, guard);
             self.counters.incr(EVICTIONS);
             return false;
         }
@@ -475,20 +454,15 @@ where
             hash,
             |current| match current {
                 Some((_, node)) if node.version >= entry.version => Operation::Abort(()),
-                Some((_, node))
-                    if node.is_live(now)
-                        || (node.is_dead() && broken(Broken::DeadNodeValidation)) =>
-                {
-                    Operation::Insert(Node::new(
-                        entry.value,
-                        entry.version,
-                        entry.expires_at,
-                        node.birth,
-                        weight,
-                        ticket.stripe(),
-                        node.meta() & FREQ_MASK,
-                    ))
-                }
+                Some((_, node)) if node.is_live(now) => Operation::Insert(Node::new(
+                    entry.value,
+                    entry.version,
+                    entry.expires_at,
+                    node.birth,
+                    weight,
+                    ticket.stripe(),
+                    node.meta() & FREQ_MASK,
+                )),
                 current => Operation::Insert(Node::new(
                     entry.value,
                     entry.version,
@@ -574,10 +548,6 @@ where
                 old: (_, old),
                 new: (_, new),
             } => {
-                if old.is_dead() {
-                    shard.revive(new.weight());
-                    return Some((new, true));
-                }
                 if old.is_expired(now) && !old.is_pending() {
                     self.counters.incr(EXPIRATIONS);
                 }
@@ -589,7 +559,7 @@ where
     }
 
     /// A promotion (see [`crate::protocol`]): insert pending where the key is absent (or holds
-    /// an expired or dead node of an older version), validate the ticket, publish or undo.
+    /// an expired node of an older version), validate the ticket, publish or undo.
     fn promote_in(
         &self,
         key: &K,
@@ -617,7 +587,7 @@ where
             |current| match current {
                 Some((_, node))
                     if node.is_pending()
-                        || (!node.is_dead() && !node.is_expired(now))
+                        || !node.is_expired(now)
                         || node.version > entry.version =>
                 {
                     Operation::Abort(())
@@ -702,10 +672,6 @@ where
                 return true;
             }
         };
-        if node.is_dead() {
-            self.remove_dead(shard, item, queue, guard);
-            return true;
-        }
         let expired = node.is_expired(self.clock.now());
         if !expired {
             match queue {
@@ -747,36 +713,10 @@ where
                     break;
                 };
                 match self.map.get(&item.key, guard) {
-                    Some(node) if node.birth == item.birth && node.is_dead() => {
-                        self.remove_dead(shard, item, queue, guard)
-                    }
                     Some(node) if node.birth == item.birth => shard.push(item, queue),
                     _ => shard.drop_orphan(),
                 }
             }
-        }
-    }
-
-    /// Removes the dead node that `item` (popped from `queue`) found, and drops the item, which
-    /// counted as an orphan since the delete. If a write revived the key meanwhile (same birth,
-    /// a value again), the item is live again and goes back to its queue.
-    fn remove_dead(&self, shard: &Shard<K>, item: Item<K>, queue: Queue, guard: &TableGuard<'_>) {
-        let birth = item.birth;
-        let removed = self.map.remove_if(
-            &item.key,
-            self.hash(&item.key),
-            |_, current| {
-                let dead = current.birth == birth && current.is_dead();
-                if dead {
-                    self.raise_floor_for(current);
-                }
-                dead
-            },
-            guard,
-        );
-        match removed {
-            Err((_, current)) if current.birth == birth => shard.push(item, queue),
-            _ => shard.drop_orphan(),
         }
     }
 
@@ -843,18 +783,13 @@ where
     }
 
     /// A single delete (see [`Pinned::remove`]), pinning the map for itself.
-    pub(crate) fn remove<Q>(
-        &self,
-        key: &Q,
-        hash: u64,
-        owned: impl FnOnce() -> K,
-        ticket: &Ticket<'_>,
-    ) where
+    pub(crate) fn remove<Q>(&self, key: &Q, hash: u64, ticket: &Ticket<'_>)
+    where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let guard = self.map.guard();
-        self.delete_in(key, hash, owned, ticket, &guard);
+        self.delete_in(key, hash, ticket, &guard);
     }
 
     /// A reader or writer that pins the map once for several operations (a batch: a pin's
@@ -929,20 +864,15 @@ where
         self.layer.set_in(key, hash, entry, ticket, &self.guard)
     }
 
-    /// A delete or invalidation, as [`Layer::delete`]; `owned` makes the owned key, called only
-    /// if the key is present. `hash` is the key's hash under this tier's hasher.
+    /// A delete or invalidation, as [`Layer::delete`]. `hash` is the key's hash under this
+    /// tier's hasher. No owned key is made: a delete only unlinks.
     #[inline]
-    pub(crate) fn remove<Q>(
-        &self,
-        key: &Q,
-        hash: u64,
-        owned: impl FnOnce() -> K,
-        ticket: &Ticket<'_>,
-    ) where
+    pub(crate) fn remove<Q>(&self, key: &Q, hash: u64, ticket: &Ticket<'_>)
+    where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.layer.delete_in(key, hash, owned, ticket, &self.guard);
+        self.layer.delete_in(key, hash, ticket, &self.guard);
     }
 
     /// As [`MemoryLayer::promote_hashed`], under this pin (a batch of promotions pins once).
@@ -977,7 +907,7 @@ where
     }
 
     fn delete(&self, key: &K, ticket: &Ticket<'_>) -> Result<(), LayerError> {
-        self.remove(key, self.hash(key), || key.clone(), ticket);
+        self.remove(key, self.hash(key), ticket);
         Ok(())
     }
 
@@ -1007,7 +937,7 @@ where
         let guard = self.map.guard();
         keys.iter()
             .map(|(key, ticket)| {
-                self.delete_in(*key, self.hash(key), || (*key).clone(), ticket, &guard);
+                self.delete_in(*key, self.hash(key), ticket, &guard);
                 Ok(())
             })
             .collect()

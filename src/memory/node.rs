@@ -5,15 +5,9 @@
 //! so a reader holding a node under its guard always sees a consistent `(value, version,
 //! expiry)` triple.
 //!
-//! A **dead** node (no value) is what a delete leaves in the map: it carries the delete's
-//! version and the key's birth, readers treat it as absent, and the next write of the key
-//! replaces it in place. Dead nodes were introduced for papaya, the tier's first map, which
-//! never inserts into a slot a removal left: a hot key deleted and written again and again laid
-//! a chain of tombstones along its probe sequence (mixed 80/10/10 Zipf ran 15× slower; PERF.md
-//! §7). The chained table leaves nothing behind a removal, so removing would now do as well;
-//! dead nodes stay because the protocol's proofs and loom models cover them, and a kill costs
-//! one link from the table's pool, no allocation. Dead nodes are removed by the policy when
-//! their queue item comes up (see `policy`: they count as orphans).
+//! A delete unlinks the key's node (the tier once left a *dead* node in its place for papaya,
+//! which never reused a removed key's slot; the chained table leaves nothing behind a removal,
+//! PERF.md §7 and §12).
 //!
 //! `meta` encoding (one byte, the entry's own access bits):
 //!
@@ -25,7 +19,6 @@
 
 use crate::clock::Timestamp;
 use crate::sync::{AtomicU8, Ordering};
-use std::mem::MaybeUninit;
 
 pub(crate) const FREQ_MASK: u8 = 0b0000_0011;
 pub(crate) const PENDING: u8 = 0b1000_0000;
@@ -37,17 +30,12 @@ pub(crate) const CANCELLED: u8 = 0b0100_0000;
 /// lines. (The effect on the read benchmarks was within this machine's noise; the order costs
 /// nothing.)
 ///
-/// 40 bytes for a `u64` value: the value is not wrapped in an `Option` (which costs a `u64` a
-/// whole word) but marked absent by `dead`, which with `meta`, `stripe` and the `u32` weight
-/// fills one word.
+/// 40 bytes for a `u64` value: `meta`, `stripe` and the `u32` weight share one word.
 #[repr(C)]
 pub(crate) struct Node<V> {
-    /// Initialised unless `dead` (a delete's marker has no value).
-    value: MaybeUninit<V>,
+    value: V,
     pub(crate) expires_at: Timestamp,
     pub(crate) meta: AtomicU8,
-    /// Set for good when the node is made: a dead node never holds a value.
-    dead: bool,
     /// The write stripe of the key ([`NO_STRIPE`] for a node written outside a cache), which
     /// indexes the tier's floors when the node is removed.
     pub(crate) stripe: u16,
@@ -72,15 +60,6 @@ pub(crate) fn clamp_weight(weight: u64) -> u64 {
 /// The stripe of a node written with an unconditional ticket.
 pub(crate) const NO_STRIPE: u16 = u16::MAX;
 
-impl<V> Drop for Node<V> {
-    fn drop(&mut self) {
-        if !self.dead {
-            // SAFETY: initialised (not dead, see `value`), and dropped once, here.
-            unsafe { self.value.assume_init_drop() };
-        }
-    }
-}
-
 impl<V> Node<V> {
     pub(crate) fn new(
         value: V,
@@ -92,8 +71,7 @@ impl<V> Node<V> {
         meta: u8,
     ) -> Self {
         Node {
-            value: MaybeUninit::new(value),
-            dead: false,
+            value,
             version,
             expires_at,
             birth,
@@ -103,48 +81,23 @@ impl<V> Node<V> {
         }
     }
 
-    /// A delete's marker for a key whose node had `birth`: no value, no weight, never expires
-    /// (a dead node is not an entry; the policy removes it).
-    pub(crate) fn dead(version: u64, birth: u64, stripe: Option<usize>) -> Self {
-        Node {
-            value: MaybeUninit::uninit(),
-            dead: true,
-            version,
-            expires_at: Timestamp::NEVER,
-            birth,
-            weight: 0,
-            stripe: stripe.map_or(NO_STRIPE, |s| s as u16),
-            meta: AtomicU8::new(0),
-        }
-    }
-
+    /// The value, whatever the node's state (see [`live_value`](Self::live_value)).
     #[inline]
-    pub(crate) fn is_dead(&self) -> bool {
-        self.dead
+    pub(crate) fn value(&self) -> &V {
+        &self.value
     }
 
-    /// The value, `None` for a dead node (whatever its other state).
-    #[inline]
-    pub(crate) fn value(&self) -> Option<&V> {
-        // SAFETY: `value` is initialised exactly when the node is not dead (`new` and `dead`
-        // are the only constructors, and neither field changes afterwards).
-        (!self.dead).then(|| unsafe { self.value.assume_init_ref() })
-    }
-
-    /// The weight accounted for this node (0 for a dead node).
+    /// The weight accounted for this node.
     #[inline]
     pub(crate) fn weight(&self) -> u64 {
         u64::from(self.weight)
     }
 
-    /// The value a reader may return: the node is published, not dead and not expired. `now`
-    /// is only called for a node that can expire.
+    /// The value a reader may return: the node is published and not expired. `now` is only
+    /// called for a node that can expire.
     #[inline]
     pub(crate) fn live_value(&self, now: impl FnOnce() -> Timestamp) -> Option<&V> {
-        match self.value() {
-            Some(value) if !self.is_pending() && !self.is_expired_with(now) => Some(value),
-            _ => None,
-        }
+        (!self.is_pending() && !self.is_expired_with(now)).then_some(&self.value)
     }
 
     #[inline]

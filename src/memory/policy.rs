@@ -23,11 +23,9 @@
 //! identifies one residency of the key in the map and is carried over when its value is
 //! replaced in place. Removals that do not go through the policy (lazy expiry, an aborted
 //! promotion) leave their item behind as an *orphan*: when popped, an item whose key is absent
-//! or whose birth differs from the node's is dropped. A delete leaves a dead node with the same
-//! birth (see `node`); its item counts as an orphan too, and whoever pops it removes the dead
-//! node (unless a write revived the key meanwhile, which makes the item live again). Orphans are
-//! counted, and once they exceed half the shard's capacity a reaping pass rotates the queues to
-//! drop them, so the queues, and the dead nodes, stay within a constant factor of the live
+//! or whose birth differs from the node's is dropped. A delete's removal leaves an orphan the
+//! same way. Orphans are counted, and once they exceed half the shard's capacity a reaping pass
+//! rotates the queues to drop them, so the queues stay within a constant factor of the live
 //! entries.
 //!
 //! Shards split the policy (not the map) by key hash, so inserting threads rarely touch the same
@@ -299,15 +297,6 @@ impl<K> Shard<K> {
     pub(crate) fn forget_orphaned(&self, weight: u64) {
         self.forget(weight);
         self.state.orphans.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Accounts a dead node replaced by a value: the key is resident again, and its item (which
-    /// counted as an orphan since the delete) is live again.
-    pub(crate) fn revive(&self, weight: u64) {
-        // Relaxed, as in `admit`: the counters bound memory and publish nothing.
-        self.state.len.fetch_add(1, Ordering::Relaxed);
-        self.state.weight.fetch_add(weight, Ordering::Relaxed);
-        self.state.orphans.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Accounts an orphan item that was popped and dropped. The count may dip below zero for a

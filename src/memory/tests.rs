@@ -56,48 +56,46 @@ fn delete_keeps_a_newer_version() {
 }
 
 #[test]
-fn a_delete_leaves_a_dead_node_that_the_next_write_revives_in_place() {
+fn a_delete_removes_the_key_and_an_older_write_stays_out() {
     let (t, _) = tier(10);
     set(&t, &1, entry(10, 1)).unwrap();
     t.delete(&1, &Ticket::detached_write(2)).unwrap();
-    let dead = {
+    {
         let guard = t.map.guard();
-        let node = t.map.get(&1, &guard).expect("the slot keeps a node");
-        (node.is_dead(), node.version)
-    };
-    assert_eq!(dead, (true, 2), "a dead node with the delete's version");
+        assert!(
+            t.map.get(&1, &guard).is_none(),
+            "the key's node is unlinked"
+        );
+    }
     assert_eq!(value(&t, 1), None);
     assert!(!t.contains(&1, Timestamp(0)).unwrap());
     assert_eq!((t.len(), t.weight()), (0, 0));
     let mut seen = 0;
     t.for_each(Timestamp(0), &mut |_, _| seen += 1).unwrap();
-    assert_eq!(seen, 0, "iteration skips dead nodes");
+    assert_eq!(seen, 0);
 
-    // A write older than the delete stays dead; a newer one revives the key.
-    set(&t, &1, entry(11, 1)).unwrap();
-    assert_eq!(value(&t, 1), None);
+    // A write older than the delete is refused by the floor the delete raised (the place is
+    // empty, so there is no version to compare with); a newer one inserts the key again.
+    let (t, _) = tier(10);
+    let stripes = WriteStripes::new();
+    set(&t, &1, entry(10, 1)).unwrap();
+    let older = stripes.begin(7);
+    let delete = stripes.begin(7);
+    t.delete(&1, &delete.ticket()).unwrap();
+    t.set(&1, entry(11, older.version()), &older.ticket())
+        .unwrap();
+    assert_eq!(value(&t, 1), None, "the older write lost to the delete");
+    drop((older, delete));
     set(&t, &1, entry(30, 3)).unwrap();
     assert_eq!(value(&t, 1), Some(30));
     assert_eq!(t.len(), 1);
-    assert_eq!(
-        t.policy.shards()[0].queued(),
-        1,
-        "the revived key kept its item"
-    );
 }
 
 #[test]
-fn dead_nodes_are_removed_with_their_items_and_stay_bounded() {
+fn deletes_leave_orphan_items_that_stay_bounded() {
     let (t, _) = tier(10);
-    let dead = |t: &MemoryLayer<u64, u64>| {
-        let guard = t.map.guard();
-        let mut dead = 0;
-        t.map
-            .for_each(&guard, |_, node| dead += usize::from(node.is_dead()));
-        dead
-    };
-    // Round after round of new keys deleted at once: without removal the dead nodes would pile
-    // up; their items count as orphans, so reaping removes them past the orphan bound.
+    // Round after round of new keys deleted at once: each delete leaves its key's item as an
+    // orphan, and reaping drops them past the orphan bound.
     let mut most = 0;
     for round in 0..50 {
         for key in round * 10..round * 10 + 10 {
@@ -106,25 +104,13 @@ fn dead_nodes_are_removed_with_their_items_and_stay_bounded() {
         for key in round * 10..round * 10 + 10 {
             t.delete(&key, &Ticket::detached_write(2)).unwrap();
         }
-        most = most.max(dead(&t));
+        most = most.max(t.policy.shards()[0].queued());
     }
     assert!(
-        most <= 10 / 2 + 16 + 10,
-        "dead nodes bounded by the orphan bound: {most}"
+        most <= 10 + 10 / 2 + 16 + 10,
+        "queued items bounded by the live ones plus the orphan bound: {most}"
     );
     assert_eq!(t.len(), 0);
-
-    // Eviction pops a dead node's item like any other and removes the node.
-    let (t, _) = tier(4);
-    for key in 0..4 {
-        set(&t, &key, entry(key, 1)).unwrap();
-    }
-    t.delete(&0, &Ticket::detached_write(2)).unwrap();
-    assert_eq!(dead(&t), 1);
-    let shard = &t.policy.shards()[0];
-    let guard = t.map.guard();
-    while t.evict_step(shard, &guard) {}
-    assert_eq!(dead(&t), 0, "every dead node was removed");
 }
 
 #[test]
@@ -325,24 +311,13 @@ fn the_capacity_bound_holds_under_concurrent_inserts() {
     }
     // Quiescent: the last inserter of each shard saw it within bounds.
     assert!(t.len() <= 2_000, "len {}", t.len());
-    let (live, dead) = {
+    let live = {
         let guard = t.map.guard();
-        let (mut live, mut dead) = (0, 0);
-        t.map.for_each(&guard, |_, node| match node.is_dead() {
-            true => dead += 1,
-            false => live += 1,
-        });
-        (live, dead)
+        let mut live = 0;
+        t.map.for_each(&guard, |_, _| live += 1);
+        live
     };
     assert_eq!(live, t.len(), "the length counter matches the map");
-    // Deleted keys leave dead nodes; their items count as orphans, which reaping bounds by half
-    // a shard's capacity (plus a constant) per shard.
-    let shards = t.policy.shards().len();
-    assert!(dead > 0, "deletes left dead nodes");
-    assert!(
-        dead <= 2_000 / 2 + 17 * shards,
-        "dead nodes are bounded: {dead}"
-    );
 }
 
 #[test]
@@ -433,9 +408,9 @@ impl Drop for Counted {
 }
 
 #[test]
-fn every_value_is_dropped_once_dead_nodes_hold_none() {
-    // Overwrites, deletes (dead nodes, whose value slot is uninitialised), evictions and the
-    // table's own drop: no value leaks and none is dropped twice.
+fn every_value_is_dropped_once() {
+    // Overwrites, deletes, evictions and the table's own drop (with links still retired): no
+    // value leaks and none is dropped twice.
     assert_eq!(std::mem::size_of::<Node<u64>>(), 40);
     let live = std::sync::Arc::new(std::sync::atomic::AtomicIsize::new(0));
     {
