@@ -345,6 +345,7 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
             Operation::Abort(result) => return Compute::Aborted(result),
             Operation::Insert(value) => value,
         };
+        // Relaxed: under the lock, as in `find`.
         let next = match found {
             Some((_, old)) => old.next.load(Ordering::Relaxed),
             None => locked.head,
@@ -405,6 +406,7 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         if !should_remove(&link.key, &link.value) {
             return Err((&link.key, &link.value));
         }
+        // Relaxed: under the lock, as in `find`.
         Self::relink(&mut locked, previous, link.next.load(Ordering::Relaxed));
         if broken(Broken::TableUnlinkClearsNext) {
             // The broken twin of the loom model `a_walk_survives_unlinks`.
@@ -445,6 +447,8 @@ impl<K, V> Drop for Table<K, V> {
         // SAFETY: `&mut self`: no guard of this collector exists (guards borrow the table), so
         // every retired link can be reclaimed now.
         unsafe { self.collector.reclaim_all() };
+        // Relaxed loads below: `&mut self` means every other thread's accesses to the table
+        // happened before this drop (whatever handed us the last reference synchronized).
         for bucket in self.buckets.iter() {
             let mut link = untagged(bucket.load(Ordering::Relaxed));
             while !link.is_null() {
