@@ -53,7 +53,13 @@ impl FrequencySketch {
     /// A sketch sized for about `capacity` distinct hot keys: one word (sixteen counters) per
     /// key, at least one block, at most 2^24 words (128 MiB would be absurd for a hint).
     pub(crate) fn new(capacity: usize) -> Self {
-        let words = capacity
+        Self::with_words(capacity, capacity)
+    }
+
+    /// A sketch of about `words` words (rounded up to a power of two, within the same bounds)
+    /// that ages as one sized for `capacity` keys.
+    pub(crate) fn with_words(words: usize, capacity: usize) -> Self {
+        let words = words
             .clamp(BLOCK_WORDS, 1 << 24)
             .next_power_of_two()
             .max(BLOCK_WORDS);

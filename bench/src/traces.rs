@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
+use crate::keys::{XorShift64, Zipf};
+
 /// A decoded trace.
 pub struct Trace {
     pub keys: Vec<u64>,
@@ -83,6 +85,41 @@ pub fn name(path: &Path) -> String {
         .and_then(|n| n.to_str())
         .unwrap_or_default();
     file.strip_suffix(".u64.gz").unwrap_or(file).to_owned()
+}
+
+/// Two synthetic traces, generated (fixed seeds), that judge a policy beyond `shared/traces`:
+///
+/// - `zipf-scans`: 600 000 Zipf(1.0) requests over 50 000 keys, with a one-pass scan of 20 000
+///   fresh keys after every 100 000 (a scan-resistant policy keeps the Zipf head through them);
+/// - `moving-zipf`: five phases of 150 000 Zipf(0.9) requests over 20 000 keys each, every phase
+///   on a fresh key set ranked in a fresh random order (a policy that clings to the old hot set
+///   loses after each change).
+pub fn synthetic() -> Vec<(String, Vec<u64>)> {
+    let mut rng = XorShift64::new(7);
+    let zipf = Zipf::new(50_000, 1.0);
+    let mut scans = Vec::with_capacity(700_000);
+    let mut fresh = 1u64 << 40;
+    for i in 1..=600_000u64 {
+        scans.push(zipf.sample(rng.next_f64()) as u64);
+        if i % 100_000 == 0 {
+            scans.extend(fresh..fresh + 20_000);
+            fresh += 20_000;
+        }
+    }
+    let zipf = Zipf::new(20_000, 0.9);
+    let mut moving = Vec::with_capacity(750_000);
+    for phase in 0..5u64 {
+        // A Fisher-Yates shuffle of the phase's keys: rank r is key `order[r]`.
+        let mut order: Vec<u64> = (phase * 20_000..(phase + 1) * 20_000).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+        moving.extend((0..150_000).map(|_| order[zipf.sample(rng.next_f64())]));
+    }
+    vec![
+        ("zipf-scans".to_owned(), scans),
+        ("moving-zipf".to_owned(), moving),
+    ]
 }
 
 /// Exact LRU: a hash map of slot indices into a doubly linked list kept in a vector.

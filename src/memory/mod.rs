@@ -76,6 +76,9 @@ pub const MAX_CAPACITY: usize = 1 << 40;
 /// are held by other evicting threads) before leaving the bound to those threads.
 const EVICTION_RETRIES: u32 = 16;
 
+/// How many of main's items a duel's CLOCK hand passes at most looking for a cold victim.
+const DUEL_SEARCH: usize = 64;
+
 /// Configuration of a [`MemoryLayer`].
 pub struct MemoryConfig<K, V> {
     /// Maximum number of entries.
@@ -475,7 +478,7 @@ where
             },
             guard,
         );
-        if let Some((node, grew)) = self.after_insert(result, shard, hash, now) {
+        if let Some((node, grew)) = self.after_insert(result, shard, hash, now, guard) {
             if node.is_pending() && !self.validate_write(key, node, ticket, guard) {
                 self.counters.incr(DROPPED);
                 return false;
@@ -538,10 +541,14 @@ where
         shard: &Shard<K>,
         hash: u64,
         now: Timestamp,
+        guard: &TableGuard<'_>,
     ) -> Option<(&'g Node<V>, bool)> {
         match result {
             Compute::Inserted(key, node) => {
-                shard.admit(key.clone(), node.birth, hash, node.weight());
+                self.count_access(shard, hash);
+                if let Some(item) = shard.admit(key.clone(), node.birth, hash, node.weight()) {
+                    self.duel(shard, item, hash, guard);
+                }
                 Some((node, true))
             }
             Compute::Updated {
@@ -604,7 +611,7 @@ where
             },
             guard,
         );
-        let Some((node, _)) = self.after_insert(result, shard, hash, now) else {
+        let Some((node, _)) = self.after_insert(result, shard, hash, now, guard) else {
             return false;
         };
         // The fence pairs with the one in `WriteStripes::begin`: either our validation load sees
@@ -665,6 +672,7 @@ where
         let Some((item, queue)) = shard.pop() else {
             return false;
         };
+        shard.count_step();
         let node = match self.map.get(&item.key, guard) {
             Some(node) if node.birth == item.birth => node,
             _ => {
@@ -677,10 +685,12 @@ where
             match queue {
                 Queue::Small if node.meta() & FREQ_MASK > 0 => {
                     node.reset_freq();
+                    shard.count_small_hit();
+                    self.count_access(shard, self.hash(&item.key));
                     shard.push(item, Queue::Main);
                     return true;
                 }
-                Queue::Main if node.cool() > 0 => {
+                Queue::Main if self.passes_hot(shard, &item, node) => {
                     shard.push(item, Queue::Main);
                     return true;
                 }
@@ -698,6 +708,72 @@ where
             }
         }
         true
+    }
+
+    /// Main's CLOCK hand on one live item: true (and one step cooler, counted as a main hit) if
+    /// it was read since the hand last passed it.
+    fn passes_hot(&self, shard: &Shard<K>, item: &Item<K>, node: &Node<V>) -> bool {
+        if node.cool() == 0 {
+            return false;
+        }
+        shard.count_main_hit();
+        self.count_access(shard, self.hash(&item.key));
+        true
+    }
+
+    /// Feeds the duel's sketch, once a duel allocated it, while the shard's small queue is cut
+    /// back (see "Scans" in [`policy`]); otherwise nothing is counted.
+    fn count_access(&self, shard: &Shard<K>, hash: u64) {
+        if shard.is_cut_back() {
+            if let Some(sketch) = self.policy.existing_sketch() {
+                sketch.increment(hash);
+            }
+        }
+    }
+
+    /// The duel of a key the ghost remembers, admitted while small is cut back (see "Scans" in
+    /// [`policy`]): it enters main only if the sketch counts it more often than main's next
+    /// victim, which is then evicted (an expired victim always loses); otherwise it enters
+    /// small and the victim goes back to main.
+    fn duel(&self, shard: &Shard<K>, newcomer: Item<K>, hash: u64, guard: &TableGuard<'_>) {
+        let now = self.clock.now();
+        // Main's next victim: the CLOCK hand passes hot items (cooling them) and drops orphans.
+        // Bounded, as readers may re-heat what the hand cooled: past the bound the newcomer
+        // enters main as it would without the duel.
+        let mut victim = None;
+        for _ in 0..DUEL_SEARCH {
+            let Some(item) = shard.pop_from(Queue::Main) else {
+                break;
+            };
+            match self.map.get(&item.key, guard) {
+                Some(node) if node.birth == item.birth => {
+                    if !node.is_expired(now) && self.passes_hot(shard, &item, node) {
+                        shard.push(item, Queue::Main);
+                    } else {
+                        victim = Some((item, node.is_expired(now)));
+                        break;
+                    }
+                }
+                _ => shard.drop_orphan(),
+            }
+        }
+        let Some((victim, expired)) = victim else {
+            shard.push(newcomer, Queue::Main);
+            return;
+        };
+        let sketch = self.policy.sketch();
+        if !expired && sketch.estimate(hash) <= sketch.estimate(self.hash(&victim.key)) {
+            shard.push(victim, Queue::Main);
+            shard.push(newcomer, Queue::Small);
+            return;
+        }
+        shard.push(newcomer, Queue::Main);
+        // The eviction this insert makes room with (enforce finds the shard within bounds). If
+        // the newcomer's write is then undone, one entry was evicted early: a policy cost only.
+        if self.remove_item(shard, &victim, guard).is_some() {
+            self.counters
+                .incr(if expired { EXPIRATIONS } else { EVICTIONS });
+        }
     }
 
     /// Walks each queue once around, dropping orphan items and putting live ones back at the

@@ -17,6 +17,34 @@
 //! read, a write to a shared cache line on the hot path (moka buffers those writes; we need not).
 //! Hit ratios on the traces in `shared/traces` are in the closing notes and PERF.md.
 //!
+//! # Scans: the small queue earns its share
+//!
+//! A fixed small queue of 10 % is what keeps S3-FIFO ahead of LRU and of the peers on traces
+//! with recency (oltp, orm-busy, web07 in `shared/traces`), but it is dead weight under a scan
+//! or a loop longer than the cache: no key is read again while in small, so the cache can hold
+//! at most 90 % of a fixed subset where an admission filter holds all of it (the loop trace:
+//! 44 % against moka's 50.5 % at 512 entries). So each shard sizes its small queue by what it
+//! earns, and guards main with a frequency duel while small is cut back:
+//!
+//! - **Earning.** Over each window of `quota` eviction steps the shard counts *small hits*
+//!   (items leaving small read, promoted to main) and *main hits* (main items found read when the
+//!   CLOCK hand passes). If small's hits per slot are at most a quarter of main's, small's target
+//!   shrinks by 1 % of the quota (down to one entry); otherwise it grows back by as much, up to
+//!   10 %. On every trace but the loop, small earns enough to keep its 10 %; on the loop it
+//!   earns nothing and shrinks to one entry.
+//! - **The duel.** While small is cut back, a key the ghost remembers does not enter main
+//!   unconditionally: it must be counted more often than main's next victim in a TinyLFU
+//!   frequency sketch (`crate::heat`'s count-min), else it goes through small like any newcomer
+//!   and the victim keeps its place. Ties go against the newcomer, as in TinyLFU, so a loop's
+//!   keys (all equally frequent) no longer churn main. The sketch is allocated by the first
+//!   duel (one `u64` per four entries of capacity: 2 bytes per entry) and fed only while the
+//!   key's shard is cut back (new keys, small hits, main hits): a workload that never brings a
+//!   remembered key back into a cut-back shard pays neither the memory nor the increments.
+//!
+//! A read hit is unchanged: it only sets the entry's own frequency bits; everything above runs
+//! on the eviction path. All of it is a hint (`Relaxed` counters): a lost count or a window cut
+//! short moves one sizing step, never an entry's value. PERF.md §10 has the measurements.
+//!
 //! # Concurrency
 //!
 //! The map is the source of truth; the queues only hold `(key, birth)` items. A key's *birth*
@@ -58,7 +86,8 @@
 //! The queues are crossbeam's `SegQueue` (a lock-free, block-allocated Michael–Scott-style
 //! queue: one allocation per 31 pushes). Writing our own would gain nothing here.
 
-use crate::sync::{AtomicU64, AtomicUsize, Ordering, SegQueue};
+use crate::heat::FrequencySketch;
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering, SegQueue};
 use crossbeam_utils::CachePadded;
 
 /// Low bits of a birth that name the shard.
@@ -67,6 +96,16 @@ const MAX_SHARDS: usize = 1 << SHARD_BITS;
 /// Shards are only split off when each gets at least this many entries, so small caches keep
 /// one exact S3-FIFO.
 const MIN_SHARD_CAPACITY: usize = 512;
+/// Small is cut back while its hits per slot are at most main's divided by this (see
+/// `Shard::count_step`).
+const SMALL_YIELD_FACTOR: u128 = 4;
+/// The duel's sketch has one word (sixteen 4-bit counters) per this many entries of capacity:
+/// 2 bytes per entry. `shared/traces` replayed through a policy simulator gave the same hit
+/// ratios with one word per entry, per two and per four; one per sixteen (a sketch of a few
+/// dozen words for a small tier) saturates, every duel ties and main stops taking newcomers.
+const SKETCH_ENTRIES_PER_WORD: usize = 4;
+/// The duel's sketch is never smaller than this (a tier of a few hundred entries).
+const MIN_SKETCH_WORDS: usize = 64;
 /// Ghost slots per shard at most (the ghost is allocated up front; a huge capacity, as used for
 /// a weight-only bound, must not allocate a huge ghost).
 const MAX_GHOST: usize = 1 << 20;
@@ -101,6 +140,13 @@ struct ShardState {
     quota: AtomicUsize,
     /// The `next_birth` sequence before which the shard does not try to take quota again.
     rebalance_after: AtomicU64,
+    /// The small queue's target length (see "Scans" in the module docs); read clamped to
+    /// between one entry and a tenth of the quota.
+    small_target: AtomicUsize,
+    /// This window's small hits, main hits and eviction steps.
+    small_hits: AtomicU64,
+    main_hits: AtomicU64,
+    steps: AtomicU64,
 }
 
 pub(crate) struct Policy<K> {
@@ -111,6 +157,10 @@ pub(crate) struct Policy<K> {
     fair: usize,
     /// The unit of quota transfers.
     chunk: usize,
+    /// The duel's frequency sketch, allocated by the first shard that cuts its small queue back
+    /// (see "Scans" in the module docs); null until then.
+    sketch: AtomicPtr<FrequencySketch>,
+    capacity: usize,
 }
 
 /// What [`Policy::rebalance`] did for an over-quota shard.
@@ -157,6 +207,45 @@ impl<K> Policy<K> {
             mask: count as u64 - 1,
             fair,
             chunk: (fair / 64).max(1),
+            sketch: AtomicPtr::new(std::ptr::null_mut()),
+            capacity,
+        }
+    }
+
+    /// The duel's frequency sketch, if a duel allocated it.
+    pub(crate) fn existing_sketch(&self) -> Option<&FrequencySketch> {
+        // Acquire: as in `sketch`.
+        let current = self.sketch.load(Ordering::Acquire);
+        // SAFETY: as in `sketch`.
+        (!current.is_null()).then(|| unsafe { &*current })
+    }
+
+    /// The duel's frequency sketch, allocated on first use (see "Scans" in the module docs).
+    pub(crate) fn sketch(&self) -> &FrequencySketch {
+        // Acquire pairs with the Release of the compare-exchange below: a thread that sees the
+        // pointer sees the sketch's initialised words.
+        let current = self.sketch.load(Ordering::Acquire);
+        if !current.is_null() {
+            // SAFETY: a non-null pointer came from `Box::into_raw` below and is freed only in
+            // `drop`, which has `&mut self`: it is valid for as long as `&self` is.
+            return unsafe { &*current };
+        }
+        let words = (self.capacity / SKETCH_ENTRIES_PER_WORD).max(MIN_SKETCH_WORDS);
+        let fresh = Box::into_raw(Box::new(FrequencySketch::with_words(words, self.capacity)));
+        match self.sketch.compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: as above; `fresh` is now the published sketch.
+            Ok(_) => unsafe { &*fresh },
+            Err(winner) => {
+                // SAFETY: `fresh` was never published: this thread owns it.
+                drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: as above for the winner's pointer.
+                unsafe { &*winner }
+            }
         }
     }
 
@@ -216,6 +305,18 @@ impl<K> Policy<K> {
     }
 }
 
+impl<K> Drop for Policy<K> {
+    fn drop(&mut self) {
+        // A load rather than `get_mut`, which loom's atomics lack; `&mut self` orders it anyway.
+        let sketch = self.sketch.load(Ordering::Acquire);
+        if !sketch.is_null() {
+            // SAFETY: published by `sketch()` from `Box::into_raw`; `&mut self` means no reader
+            // is left.
+            drop(unsafe { Box::from_raw(sketch) });
+        }
+    }
+}
+
 impl<K> Shard<K> {
     fn new(max_len: usize, max_weight: u64) -> Self {
         // Half the shard: a longer memory readmits keys of a loop longer than the cache into
@@ -234,6 +335,10 @@ impl<K> Shard<K> {
                 next_birth: AtomicU64::new(1),
                 quota: AtomicUsize::new(max_len),
                 rebalance_after: AtomicU64::new(0),
+                small_target: AtomicUsize::new(usize::MAX),
+                small_hits: AtomicU64::new(0),
+                main_hits: AtomicU64::new(0),
+                steps: AtomicU64::new(0),
             }),
             max_weight,
         }
@@ -246,9 +351,67 @@ impl<K> Shard<K> {
         self.state.quota.load(Ordering::Relaxed)
     }
 
-    /// The small queue's target length: a tenth of the quota.
-    fn small_target(&self) -> usize {
+    /// The small queue's largest target: a tenth of the quota.
+    fn small_share(&self) -> usize {
         (self.quota() / 10).max(1)
+    }
+
+    /// The small queue's target length (see "Scans" in the module docs).
+    fn small_target(&self) -> usize {
+        // Relaxed: a sizing hint.
+        self.state
+            .small_target
+            .load(Ordering::Relaxed)
+            .min(self.small_share())
+    }
+
+    /// Whether the small queue is cut back below its share: main earns more per slot, and keys
+    /// the ghost remembers must win a duel to enter main.
+    pub(crate) fn is_cut_back(&self) -> bool {
+        self.small_target() < self.small_share()
+    }
+
+    /// Counts an item leaving small after a read (promoted to main).
+    pub(crate) fn count_small_hit(&self) {
+        // Relaxed: a sizing hint, as every counter of the window.
+        self.state.small_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a main item found read when the CLOCK hand passed it.
+    pub(crate) fn count_main_hit(&self) {
+        self.state.main_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one eviction step; the step that closes a window of `quota` steps resizes the
+    /// small queue by what each queue earned per slot in it.
+    pub(crate) fn count_step(&self) {
+        let quota = self.quota();
+        // Relaxed, as every counter of the window: a sizing hint.
+        if self.state.steps.fetch_add(1, Ordering::Relaxed) + 1 < quota as u64 {
+            return;
+        }
+        // This thread closed the window. Another may close it too before the reset lands: it
+        // then moves the target one more step on nearly empty counts, which is harmless.
+        self.state.steps.store(0, Ordering::Relaxed);
+        let small_hits = self.state.small_hits.swap(0, Ordering::Relaxed);
+        let main_hits = self.state.main_hits.swap(0, Ordering::Relaxed);
+        let share = self.small_share();
+        let target = self.small_target();
+        let step = (quota / 100).max(1);
+        // Hits per slot, compared without division: small is cut back while it earns at most a
+        // quarter of main's average (small_hits / target <= main_hits / main / 4). Main's
+        // average overstates what its marginal slot earns (main holds the hottest keys): at 1×,
+        // a Zipf stream whose hot set moves cut small back and lost 1.9 points of hit ratio;
+        // at 4× nothing but a scan or a loop (where small earns nothing) cuts it back.
+        let main = quota.saturating_sub(target).max(1) as u128;
+        let small_earns_little = u128::from(small_hits) * main * SMALL_YIELD_FACTOR
+            <= u128::from(main_hits) * target as u128;
+        let next = if small_earns_little {
+            target.saturating_sub(step).max(1)
+        } else {
+            (target + step).min(share)
+        };
+        self.state.small_target.store(next, Ordering::Relaxed);
     }
 
     /// Lowers this shard's quota by `amount` if `allowed(quota, len)` holds. Returns whether it
@@ -270,8 +433,10 @@ impl<K> Shard<K> {
         (seq << SHARD_BITS) | index as u64
     }
 
-    /// Accounts a new resident and queues it: into main if the ghost remembers its hash.
-    pub(crate) fn admit(&self, key: K, birth: u64, hash: u64, weight: u64) {
+    /// Accounts a new resident and queues it: into main if the ghost remembers its hash. While
+    /// small is cut back, a key the ghost remembers is returned instead: it must win a duel
+    /// against main's next victim (see "Scans" in the module docs), which needs the map.
+    pub(crate) fn admit(&self, key: K, birth: u64, hash: u64, weight: u64) -> Option<Item<K>> {
         // Relaxed counters: they bound memory, they do not publish entries (the map does).
         self.state.len.fetch_add(1, Ordering::Relaxed);
         self.state.weight.fetch_add(weight, Ordering::Relaxed);
@@ -280,11 +445,17 @@ impl<K> Shard<K> {
         // as quick_cache does: otherwise a cold start funnels everything through small, whose
         // FIFO evicts it all before any reuse longer than the cache can be seen (a loop larger
         // than the cache never gets a hit).
-        if self.take_ghost(hash) || self.main.len() + self.small_target() < self.quota() {
+        let remembered = self.take_ghost(hash);
+        if self.main.len() + self.small_target() < self.quota() {
+            self.main.push(item);
+        } else if remembered && self.is_cut_back() {
+            return Some(item);
+        } else if remembered {
             self.main.push(item);
         } else {
             self.small.push(item);
         }
+        None
     }
 
     /// Accounts a resident removed by the policy (its item was consumed).
@@ -398,6 +569,14 @@ impl<K> Shard<K> {
 }
 
 #[cfg(test)]
+impl<K> Policy<K> {
+    /// Whether the duel's sketch was allocated.
+    pub(crate) fn has_sketch(&self) -> bool {
+        !self.sketch.load(Ordering::Relaxed).is_null()
+    }
+}
+
+#[cfg(test)]
 impl<K> Shard<K> {
     /// Items in both queues (orphans included).
     pub(crate) fn queued(&self) -> usize {
@@ -416,7 +595,7 @@ mod tests {
     fn fill(policy: &Policy<u64>, shard: usize, count: usize) {
         for key in 0..count as u64 {
             let birth = policy.shards[shard].next_birth(shard);
-            policy.shards[shard].admit(key, birth, key, 1);
+            let _ = policy.shards[shard].admit(key, birth, key, 1);
         }
     }
 

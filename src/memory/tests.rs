@@ -250,6 +250,52 @@ fn a_ghost_hit_enters_the_main_queue() {
     assert_eq!(value(&t, 90), Some(90));
 }
 
+/// Replays "get; on a miss set" over `keys` and returns the hits.
+fn replay(t: &MemoryLayer<u64, u64>, keys: impl Iterator<Item = u64>) -> usize {
+    keys.filter(|&key| {
+        let hit = value(t, key).is_some();
+        if !hit {
+            set(t, &key, entry(key, 1)).unwrap();
+        }
+        hit
+    })
+    .count()
+}
+
+#[test]
+fn a_loop_longer_than_the_cache_cuts_small_back_and_holds_a_fixed_set() {
+    let (t, _) = tier(500);
+    let cycle = 0..1_000u64;
+    replay(&t, (0..30).flat_map(|_| cycle.clone()));
+    assert!(t.policy.shards().iter().all(Shard::is_cut_back));
+    // A fixed subset as large as the cache stays: 50 % hits is the optimum. With small at its
+    // full 10 %, main holds at most 450 of the loop's keys (45 %) and ghost hits churn it.
+    let hits = replay(&t, (0..10).flat_map(|_| cycle.clone()));
+    assert!(hits >= 4_800, "{hits} hits of 10 000");
+}
+
+#[test]
+fn small_keeps_its_share_where_it_earns() {
+    let (t, _) = tier(500);
+    // Every key is read again shortly after its insert, while still in small.
+    for key in 0..20_000u64 {
+        set(&t, &key, entry(key, 1)).unwrap();
+        if key >= 5 {
+            value(&t, key - 5);
+        }
+    }
+    assert!(!t.policy.shards().iter().any(Shard::is_cut_back));
+}
+
+#[test]
+fn inserts_without_reads_allocate_no_sketch() {
+    let (t, _) = tier(500);
+    replay(&t, 0..20_000);
+    // Small earns nothing and is cut back, but no key comes back: no duel, no sketch.
+    assert!(t.policy.shards().iter().all(Shard::is_cut_back));
+    assert!(!t.policy.has_sketch());
+}
+
 #[test]
 fn deletes_leave_orphans_that_are_reaped() {
     let (t, _) = tier(100);
