@@ -235,7 +235,8 @@ where
                 .take(BATCH_CHUNK)
                 .map(|(key, value)| engine.begin(engine.owned_key(key), Some(value)))
                 .collect();
-            let mut reports = vec![WriteReport::default(); writes.len()];
+            let mut reports: Vec<WriteReport> =
+                (0..writes.len()).map(|_| WriteReport::default()).collect();
             engine.apply_batch(&writes, &mut reports, &plan);
             drop(writes);
             results.extend(reports.into_iter().map(outcome));
@@ -307,7 +308,8 @@ where
                 .take(BATCH_CHUNK)
                 .map(|key| engine.begin(engine.key(key), None))
                 .collect();
-            let mut reports = vec![WriteReport::default(); writes.len()];
+            let mut reports: Vec<WriteReport> =
+                (0..writes.len()).map(|_| WriteReport::default()).collect();
             engine.apply_batch(&writes, &mut reports, &plan);
             drop(writes);
             results.extend(reports.into_iter().map(outcome));

@@ -11,16 +11,25 @@
 //! Kinds: `get-hit` (L1 hit), `get-promote` (L1 miss, L2 hit, promotion into a full L1), `miss`
 //! (through both layers), `set` (write-through over two layers, keys present), `delete` (keys
 //! present in both layers; at most 10 000, so run it with N = 10000), `get-many` (batches of 10
-//! L1 hits), `exists` (`contains_key` of present keys), `filtered-miss` (a miss through L1 and
+//! L1 hits), `set-many` (batches of 10 present keys), `exists` (`contains_key` of present keys), `filtered-miss` (a miss through L1 and
 //! two lower layers whose negative filters rule the key out), `deepest-2`, `deepest-3`,
 //! `deepest-4` (a hit in the last of 2, 3 or 4 memory layers, the others empty, promotion off:
-//! the seed's "hit in deepest of N layers" rows).
-//! Every cache has two memory layers (`filtered-miss`: three); keys and values are `u64`.
+//! the seed's "hit in deepest of N layers" rows), `set-1l` and `set-evict` (one memory layer of
+//! 100 000 entries, as the scaling bench's strata-1L: overwrites of 10 000 present keys, or
+//! writes over 200 000 keys, half of them inserts that evict), `qc-set-1l` and `qc-set-evict`
+//! (quick_cache in the same setups).
+//! Every other cache has two memory layers (`filtered-miss`: three); keys and values are `u64`.
 
 use std::hint::black_box;
 use strata::{Cache, LayerSpec, SetOptions};
 
 const KEYS: u64 = 10_000;
+/// The key space of the evicting kinds: twice a 100 000-entry cache.
+const WIDE: u64 = 200_000;
+
+fn spread(i: u64) -> u64 {
+    i.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
 
 fn cache(l1: usize) -> Cache<u64, u64> {
     Cache::builder()
@@ -65,7 +74,6 @@ fn main() {
             }
         }
         "get-promote" => {
-            const WIDE: u64 = 200_000;
             let cache = cache(1_000);
             let lower = SetOptions::new().skip("l1");
             (0..WIDE).for_each(|k| drop(cache.set_with(k, k, &lower)));
@@ -106,6 +114,37 @@ fn main() {
             (0..KEYS).for_each(|k| drop(cache.set_with(k, k, &above)));
             for i in 0..n {
                 black_box(cache.get(&key(i)).ok());
+            }
+        }
+        "set-many" => {
+            // The seed row: batches of 10 present keys, write-through over both layers.
+            let cache = cache(20_000);
+            (0..KEYS).for_each(|k| drop(cache.set(k, k)));
+            for i in 0..n {
+                let items: Vec<(u64, u64)> = (0..10).map(|j| (key(i * 10 + j), i)).collect();
+                black_box(cache.set_many(items));
+            }
+        }
+        "set-1l" | "set-evict" => {
+            // One memory layer (the scaling bench's strata-1L): overwrites of 10 000 present
+            // keys, or inserts over twice the capacity (each evicts).
+            let cache: Cache<u64, u64> = Cache::builder()
+                .layer(LayerSpec::memory("l1", WIDE as usize / 2))
+                .build()
+                .expect("valid");
+            let space = if kind == "set-1l" { KEYS } else { WIDE };
+            (0..space).for_each(|k| drop(cache.set(k, k)));
+            for i in 0..n {
+                black_box(cache.set(spread(i) % space, i).ok());
+            }
+        }
+        "qc-set-1l" | "qc-set-evict" => {
+            // quick_cache in the same two setups, for scale.
+            let cache = quick_cache::sync::Cache::<u64, u64>::new(WIDE as usize / 2);
+            let space = if kind == "qc-set-1l" { KEYS } else { WIDE };
+            (0..space).for_each(|k| cache.insert(k, k));
+            for i in 0..n {
+                cache.insert(spread(i) % space, i);
             }
         }
         other => panic!("unknown kind {other:?}"),
