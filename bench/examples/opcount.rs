@@ -17,7 +17,8 @@
 //! the seed's "hit in deepest of N layers" rows), `set-1l` and `set-evict` (one memory layer of
 //! 100 000 entries, as the scaling bench's strata-1L: overwrites of 10 000 present keys, or
 //! writes over 200 000 keys, half of them inserts that evict), `qc-set-1l` and `qc-set-evict`
-//! (quick_cache in the same setups).
+//! (quick_cache in the same setups), `papaya-get` and `qc-get` (the read-hit peers on the
+//! `get-hit` keys).
 //! Every other cache has two memory layers (`filtered-miss`: three); keys and values are `u64`.
 
 use std::hint::black_box;
@@ -136,6 +137,30 @@ fn main() {
             (0..space).for_each(|k| drop(cache.set(k, k)));
             for i in 0..n {
                 black_box(cache.set(spread(i) % space, i).ok());
+            }
+        }
+        "papaya-get" | "qc-get" => {
+            // The read-hit peers on the same 10 000 present keys.
+            // The scaling bench's hasher (ahash), as strata's.
+            let map: papaya::HashMap<u64, u64, ahash::RandomState> =
+                papaya::HashMap::with_capacity_and_hasher(20_000, ahash::RandomState::new());
+            let quick = quick_cache::sync::Cache::<u64, u64, _, ahash::RandomState>::with(
+                20_000,
+                20_000,
+                quick_cache::UnitWeighter,
+                ahash::RandomState::new(),
+                quick_cache::sync::DefaultLifecycle::default(),
+            );
+            (0..KEYS).for_each(|k| {
+                map.pin().insert(k, k);
+                quick.insert(k, k);
+            });
+            for i in 0..n {
+                if kind == "papaya-get" {
+                    black_box(map.pin().get(&key(i)).copied());
+                } else {
+                    black_box(quick.get(&key(i)));
+                }
             }
         }
         "qc-set-1l" | "qc-set-evict" => {
