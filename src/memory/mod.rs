@@ -221,7 +221,7 @@ where
                     let Some(item) = shard.pop_from(queue) else {
                         break;
                     };
-                    self.remove_item(shard, &item, &guard);
+                    self.remove_item(shard, &item, self.hash(&item.key), &guard);
                 }
             }
         }
@@ -260,18 +260,19 @@ where
         }
     }
 
-    /// Removes the node `item` stands for (same birth) and consumes the item. Returns the
-    /// removed node.
+    /// Removes the node `item` stands for (same birth; `hash` is its key's) and consumes the
+    /// item. Returns the removed node.
     fn remove_item<'g>(
         &self,
         shard: &Shard<K>,
         item: &Item<K>,
+        hash: u64,
         guard: &'g TableGuard<'_>,
     ) -> Option<&'g Node<V>> {
         let birth = item.birth;
         let removed = self.map.remove_if(
             &item.key,
-            self.hash(&item.key),
+            hash,
             |_, current| {
                 let ours = current.birth == birth;
                 if ours {
@@ -673,7 +674,9 @@ where
             return false;
         };
         shard.count_step();
-        let node = match self.map.get(&item.key, guard) {
+        // Hashed once: the lookup, the removal and the ghost all need it.
+        let hash = self.hash(&item.key);
+        let node = match self.map.get_hashed(&item.key, hash, guard) {
             Some(node) if node.birth == item.birth => node,
             _ => {
                 shard.drop_orphan();
@@ -686,24 +689,24 @@ where
                 Queue::Small if node.meta() & FREQ_MASK > 0 => {
                     node.reset_freq();
                     shard.count_small_hit();
-                    self.count_access(shard, self.hash(&item.key));
+                    self.count_access(shard, hash);
                     shard.push(item, Queue::Main);
                     return true;
                 }
-                Queue::Main if self.passes_hot(shard, &item, node) => {
+                Queue::Main if self.passes_hot(shard, hash, node) => {
                     shard.push(item, Queue::Main);
                     return true;
                 }
                 _ => {}
             }
         }
-        if self.remove_item(shard, &item, guard).is_some() {
+        if self.remove_item(shard, &item, hash, guard).is_some() {
             if expired {
                 self.counters.incr(EXPIRATIONS);
             } else {
                 self.counters.incr(EVICTIONS);
                 if queue == Queue::Small {
-                    shard.remember(self.hash(&item.key));
+                    shard.remember(hash);
                 }
             }
         }
@@ -712,12 +715,13 @@ where
 
     /// Main's CLOCK hand on one live item: true (and one step cooler, counted as a main hit) if
     /// it was read since the hand last passed it.
-    fn passes_hot(&self, shard: &Shard<K>, item: &Item<K>, node: &Node<V>) -> bool {
+    /// `hash` is the item's key's.
+    fn passes_hot(&self, shard: &Shard<K>, hash: u64, node: &Node<V>) -> bool {
         if node.cool() == 0 {
             return false;
         }
         shard.count_main_hit();
-        self.count_access(shard, self.hash(&item.key));
+        self.count_access(shard, hash);
         true
     }
 
@@ -745,24 +749,25 @@ where
             let Some(item) = shard.pop_from(Queue::Main) else {
                 break;
             };
-            match self.map.get(&item.key, guard) {
+            let item_hash = self.hash(&item.key);
+            match self.map.get_hashed(&item.key, item_hash, guard) {
                 Some(node) if node.birth == item.birth => {
-                    if !node.is_expired(now) && self.passes_hot(shard, &item, node) {
+                    if !node.is_expired(now) && self.passes_hot(shard, item_hash, node) {
                         shard.push(item, Queue::Main);
                     } else {
-                        victim = Some((item, node.is_expired(now)));
+                        victim = Some((item, item_hash, node.is_expired(now)));
                         break;
                     }
                 }
                 _ => shard.drop_orphan(),
             }
         }
-        let Some((victim, expired)) = victim else {
+        let Some((victim, victim_hash, expired)) = victim else {
             shard.push(newcomer, Queue::Main);
             return;
         };
         let sketch = self.policy.sketch();
-        if !expired && sketch.estimate(hash) <= sketch.estimate(self.hash(&victim.key)) {
+        if !expired && sketch.estimate(hash) <= sketch.estimate(victim_hash) {
             shard.push(victim, Queue::Main);
             shard.push(newcomer, Queue::Small);
             return;
@@ -770,7 +775,10 @@ where
         shard.push(newcomer, Queue::Main);
         // The eviction this insert makes room with (enforce finds the shard within bounds). If
         // the newcomer's write is then undone, one entry was evicted early: a policy cost only.
-        if self.remove_item(shard, &victim, guard).is_some() {
+        if self
+            .remove_item(shard, &victim, victim_hash, guard)
+            .is_some()
+        {
             self.counters
                 .incr(if expired { EXPIRATIONS } else { EVICTIONS });
         }

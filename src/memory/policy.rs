@@ -30,8 +30,11 @@
 //!   (items leaving small read, promoted to main) and *main hits* (main items found read when the
 //!   CLOCK hand passes). If small's hits per slot are at most a quarter of main's, small's target
 //!   shrinks by 1 % of the quota (down to one entry); otherwise it grows back by as much, up to
-//!   10 %. On every trace but the loop, small earns enough to keep its 10 %; on the loop it
-//!   earns nothing and shrinks to one entry.
+//!   10 %. A window in which neither queue earned anything changes nothing (writes without
+//!   reads are no reason to cut small back); if main was not even popped in it, the next step
+//!   probes main's head, so that a loop whose small queue never lets the hand reach main is
+//!   still judged. On every trace but the loop, small earns enough to keep its 10 %; on the loop
+//!   it earns nothing and shrinks to one entry.
 //! - **The duel.** While small is cut back, a key the ghost remembers does not enter main
 //!   unconditionally: it must be counted more often than main's next victim in a TinyLFU
 //!   frequency sketch (`crate::heat`'s count-min), else it goes through small like any newcomer
@@ -87,7 +90,7 @@
 //! queue: one allocation per 31 pushes). Writing our own would gain nothing here.
 
 use crate::heat::FrequencySketch;
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering, SegQueue};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, SegQueue};
 use crossbeam_utils::CachePadded;
 
 /// Low bits of a birth that name the shard.
@@ -147,6 +150,10 @@ struct ShardState {
     small_hits: AtomicU64,
     main_hits: AtomicU64,
     steps: AtomicU64,
+    /// Whether main was popped in this window (else a window without hits says nothing about
+    /// it), and whether the next eviction step must look at main's head (a probe).
+    main_popped: AtomicBool,
+    probe_main: AtomicBool,
 }
 
 pub(crate) struct Policy<K> {
@@ -339,6 +346,8 @@ impl<K> Shard<K> {
                 small_hits: AtomicU64::new(0),
                 main_hits: AtomicU64::new(0),
                 steps: AtomicU64::new(0),
+                main_popped: AtomicBool::new(false),
+                probe_main: AtomicBool::new(false),
             }),
             max_weight,
         }
@@ -395,8 +404,21 @@ impl<K> Shard<K> {
         self.state.steps.store(0, Ordering::Relaxed);
         let small_hits = self.state.small_hits.swap(0, Ordering::Relaxed);
         let main_hits = self.state.main_hits.swap(0, Ordering::Relaxed);
+        let main_popped = self.state.main_popped.swap(false, Ordering::Relaxed);
         let share = self.small_share();
         let target = self.small_target();
+        if small_hits == 0 && main_hits == 0 {
+            // No evidence either way (writes without reads, or main never reached while small
+            // runs over its target, as under a loop): keep the target, and if main went unseen
+            // while small could still shrink, make the next step look at main's head so the
+            // next window can judge it. (Probing a small queue already at one entry would only
+            // cool main's items faster than a slow reuse can warm them: a loop through a
+            // 10-entry cache lost its 0.9 % that way.)
+            if !main_popped && target > 1 {
+                self.state.probe_main.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
         let step = (quota / 100).max(1);
         // Hits per slot, compared without division: small is cut back while it earns at most a
         // quarter of main's average (small_hits / target <= main_hits / main / 4). Main's
@@ -508,26 +530,45 @@ impl<K> Shard<K> {
         self.state.orphans.load(Ordering::Relaxed) as isize > (self.quota() / 2 + 16) as isize
     }
 
-    /// The next eviction candidate: from small while it holds more than its share, else main.
+    /// The next eviction candidate: from small while it holds more than its share, else main
+    /// (and main's head when a window asked for a probe, see `count_step`).
     pub(crate) fn pop(&self) -> Option<(Item<K>, Queue)> {
-        let from_small = self.small.len() > self.small_target() || self.main.is_empty();
+        let probe = self.state.probe_main.load(Ordering::Relaxed)
+            && self.state.probe_main.swap(false, Ordering::Relaxed);
+        let from_small = !probe && (self.small.len() > self.small_target() || self.main.is_empty());
         let (first, second) = if from_small {
             ((&self.small, Queue::Small), (&self.main, Queue::Main))
         } else {
             ((&self.main, Queue::Main), (&self.small, Queue::Small))
         };
-        first
+        let popped = first
             .0
             .pop()
             .map(|item| (item, first.1))
-            .or_else(|| second.0.pop().map(|item| (item, second.1)))
+            .or_else(|| second.0.pop().map(|item| (item, second.1)));
+        if let Some((_, Queue::Main)) = popped {
+            self.note_main_popped();
+        }
+        popped
+    }
+
+    /// Notes that main was popped in this window.
+    fn note_main_popped(&self) {
+        // Relaxed, as every counter of the window; a load first, so that a shard evicting from
+        // main keeps the line shared instead of writing it on every step.
+        if !self.state.main_popped.load(Ordering::Relaxed) {
+            self.state.main_popped.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The head of one given queue (reaping walks each queue on its own).
     pub(crate) fn pop_from(&self, queue: Queue) -> Option<Item<K>> {
         match queue {
             Queue::Small => self.small.pop(),
-            Queue::Main => self.main.pop(),
+            Queue::Main => {
+                self.note_main_popped();
+                self.main.pop()
+            }
         }
     }
 

@@ -291,8 +291,9 @@ fn small_keeps_its_share_where_it_earns() {
 fn inserts_without_reads_allocate_no_sketch() {
     let (t, _) = tier(500);
     replay(&t, 0..20_000);
-    // Small earns nothing and is cut back, but no key comes back: no duel, no sketch.
-    assert!(t.policy.shards().iter().all(Shard::is_cut_back));
+    // Neither queue earns anything: no evidence against small, which keeps its share; no duel,
+    // no sketch.
+    assert!(!t.policy.shards().iter().any(Shard::is_cut_back));
     assert!(!t.policy.has_sketch());
 }
 
