@@ -183,7 +183,7 @@ where
         Ok(MemoryLayer {
             // The engine's hasher: a hash the engine computed finds the key's bucket.
             map: Table::new(config.capacity, hasher.clone()),
-            policy: Policy::new(config.capacity, config.max_weight),
+            policy: Policy::new(config.capacity, config.max_weight, config.weigher.is_some()),
             floors: Floors::new(),
             hasher,
             clock,

@@ -132,6 +132,10 @@ pub(crate) struct Shard<K> {
     ghost_mask: u64,
     state: CachePadded<ShardState>,
     pub(crate) max_weight: u64,
+    /// Whether entries have weights of their own (the tier has a weigher). Without one every
+    /// entry weighs 1, the weight is the length, and the weight counter is never touched: one
+    /// atomic read-modify-write less per insert and per removal.
+    weighed: bool,
 }
 
 struct ShardState {
@@ -181,8 +185,9 @@ pub(crate) enum Rebalance {
 }
 
 impl<K> Policy<K> {
-    /// `capacity` entries and `max_weight` units in total, split over shards.
-    pub(crate) fn new(capacity: usize, max_weight: u64) -> Self {
+    /// `capacity` entries and `max_weight` units in total, split over shards; `weighed` says
+    /// whether entries have weights of their own (else each weighs 1).
+    pub(crate) fn new(capacity: usize, max_weight: u64, weighed: bool) -> Self {
         let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
         let wanted = (parallelism * 4).next_power_of_two();
         let mut count = 1;
@@ -205,7 +210,7 @@ impl<K> Policy<K> {
                 } else {
                     max_weight / count as u64 + u64::from((i as u64) < max_weight % count as u64)
                 };
-                Shard::new(max_len, max_weight)
+                Shard::new(max_len, max_weight, weighed)
             })
             .collect();
         let fair = capacity / count;
@@ -325,7 +330,7 @@ impl<K> Drop for Policy<K> {
 }
 
 impl<K> Shard<K> {
-    fn new(max_len: usize, max_weight: u64) -> Self {
+    fn new(max_len: usize, max_weight: u64, weighed: bool) -> Self {
         // Half the shard: a longer memory readmits keys of a loop longer than the cache into
         // main, where they only churn it (shared/traces loop at 404/512 entries: +1.3/+1.7
         // points against a full-size ghost; oltp, orm-busy, web07 move by at most 0.15).
@@ -350,6 +355,7 @@ impl<K> Shard<K> {
                 probe_main: AtomicBool::new(false),
             }),
             max_weight,
+            weighed,
         }
     }
 
@@ -461,7 +467,9 @@ impl<K> Shard<K> {
     pub(crate) fn admit(&self, key: K, birth: u64, hash: u64, weight: u64) -> Option<Item<K>> {
         // Relaxed counters: they bound memory, they do not publish entries (the map does).
         self.state.len.fetch_add(1, Ordering::Relaxed);
-        self.state.weight.fetch_add(weight, Ordering::Relaxed);
+        if self.weighed {
+            self.state.weight.fetch_add(weight, Ordering::Relaxed);
+        }
         let item = Item { key, birth };
         // While main is below its share (the cache is filling up), new keys go straight to main,
         // as quick_cache does: otherwise a cold start funnels everything through small, whose
@@ -483,7 +491,9 @@ impl<K> Shard<K> {
     /// Accounts a resident removed by the policy (its item was consumed).
     pub(crate) fn forget(&self, weight: u64) {
         self.state.len.fetch_sub(1, Ordering::Relaxed);
-        self.state.weight.fetch_sub(weight, Ordering::Relaxed);
+        if self.weighed {
+            self.state.weight.fetch_sub(weight, Ordering::Relaxed);
+        }
     }
 
     /// Accounts a resident removed outside the policy: its item is now an orphan.
@@ -519,6 +529,9 @@ impl<K> Shard<K> {
     }
 
     pub(crate) fn weight(&self) -> u64 {
+        if !self.weighed {
+            return self.len() as u64;
+        }
         (self.state.weight.load(Ordering::Relaxed) as i64).max(0) as u64
     }
 
@@ -642,7 +655,7 @@ mod tests {
 
     #[test]
     fn quota_moves_to_the_skewed_shard_and_back() {
-        let policy: Policy<u64> = Policy::new(4 * 4096, u64::MAX);
+        let policy: Policy<u64> = Policy::new(4 * 4096, u64::MAX, false);
         let count = policy.shards.len();
         if count < 2 {
             return; // one shard on this machine: nothing to rebalance
