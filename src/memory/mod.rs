@@ -626,7 +626,8 @@ where
             self.remove_exact(key, node, guard);
         }
         if published {
-            // Only a promotion that landed makes room: an undone one must not evict anyone.
+            // Only a promotion that landed makes room: an undone one evicts nobody (but for a
+            // duel's victim, see `duel`, when the promoted key won one on its insert).
             self.enforce(self.shard_index(hash), guard);
         }
         published
@@ -713,9 +714,8 @@ where
         true
     }
 
-    /// Main's CLOCK hand on one live item: true (and one step cooler, counted as a main hit) if
-    /// it was read since the hand last passed it.
-    /// `hash` is the item's key's.
+    /// Main's CLOCK hand on one live item (`hash` is its key's): true, and the item one step
+    /// cooler and counted as a main hit, if it was read since the hand last passed it.
     fn passes_hot(&self, shard: &Shard<K>, hash: u64, node: &Node<V>) -> bool {
         if node.cool() == 0 {
             return false;
@@ -752,10 +752,11 @@ where
             let item_hash = self.hash(&item.key);
             match self.map.get_hashed(&item.key, item_hash, guard) {
                 Some(node) if node.birth == item.birth => {
-                    if !node.is_expired(now) && self.passes_hot(shard, item_hash, node) {
+                    let expired = node.is_expired(now);
+                    if !expired && self.passes_hot(shard, item_hash, node) {
                         shard.push(item, Queue::Main);
                     } else {
-                        victim = Some((item, item_hash, node.is_expired(now)));
+                        victim = Some((item, item_hash, expired));
                         break;
                     }
                 }

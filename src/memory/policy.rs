@@ -168,8 +168,8 @@ pub(crate) struct Policy<K> {
     fair: usize,
     /// The unit of quota transfers.
     chunk: usize,
-    /// The duel's frequency sketch, allocated by the first shard that cuts its small queue back
-    /// (see "Scans" in the module docs); null until then.
+    /// The duel's frequency sketch, allocated by the first duel (see "Scans" in the module
+    /// docs); null until then.
     sketch: AtomicPtr<FrequencySketch>,
     capacity: usize,
 }
