@@ -17,8 +17,8 @@
 //! the seed's "hit in deepest of N layers" rows), `set-1l` and `set-evict` (one memory layer of
 //! 100 000 entries, as the scaling bench's strata-1L: overwrites of 10 000 present keys, or
 //! writes over 200 000 keys, half of them inserts that evict), `qc-set-1l` and `qc-set-evict`
-//! (quick_cache in the same setups), `papaya-get` and `qc-get` (the read-hit peers on the
-//! `get-hit` keys).
+//! (quick_cache in the same setups), `papaya-get`, `qc-get` and `moka-get` (the read-hit peers
+//! on the `get-hit` keys).
 //! Every other cache has two memory layers (`filtered-miss`: three); keys and values are `u64`.
 
 use std::hint::black_box;
@@ -161,6 +161,19 @@ fn main() {
                 } else {
                     black_box(quick.get(&key(i)));
                 }
+            }
+        }
+        "moka-get" => {
+            // moka on the same keys, hashed with ahash, maintenance run before the reads.
+            let moka: moka::sync::Cache<u64, u64, ahash::RandomState> =
+                moka::sync::Cache::builder()
+                    .max_capacity(20_000)
+                    .initial_capacity(20_000)
+                    .build_with_hasher(ahash::RandomState::new());
+            (0..KEYS).for_each(|k| moka.insert(k, k));
+            moka.run_pending_tasks();
+            for i in 0..n {
+                black_box(moka.get(&key(i)));
             }
         }
         "qc-set-1l" | "qc-set-evict" => {
