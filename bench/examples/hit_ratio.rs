@@ -53,19 +53,53 @@ fn main() {
         let keys = traces::decode(path).unwrap_or_else(|e| panic!("{e}")).keys;
         (traces::name(path), keys)
     });
-    let rows = replay_all(shared);
+    let shared: Vec<(String, Vec<u64>)> = shared.collect();
+    let rows = replay_all(shared.iter().cloned(), Bound::Entries);
     print_table(&rows, true);
     if std::env::var_os("HIT_RATIO_NO_SYNTHETIC").is_none() {
         println!();
         println!("Synthetic traces (`strata_bench::traces::synthetic`, outside the target):");
         println!();
-        print_table(&replay_all(traces::synthetic()), false);
+        print_table(&replay_all(traces::synthetic(), Bound::Entries), false);
+    }
+    if std::env::var_os("HIT_RATIO_NO_WEIGHTED").is_none() {
+        println!();
+        println!(
+            "Weight-bounded (outside the target): each key weighs 1, 2 or 3 (`weight`), every \
+             cache is bounded to 2 × size units, so about `size` entries fit:"
+        );
+        println!();
+        print_table(&replay_all(shared, Bound::Weight), false);
     }
     eprintln!("total time {:.1?}", started.elapsed());
 }
 
+/// What bounds the caches of a replay.
+#[derive(Clone, Copy, PartialEq)]
+enum Bound {
+    /// `size` entries.
+    Entries,
+    /// `2 × size` units of [`weight`] (no LRU column).
+    Weight,
+}
+
+/// A key's weight in the weight-bounded replay: 1, 2 or 3, from the key's bits.
+fn weight(key: u64) -> u64 {
+    1 + (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) % 3
+}
+
+/// quick_cache's weigher for [`weight`].
+#[derive(Clone)]
+struct KeyWeight;
+
+impl quick_cache::Weighter<u64, u64> for KeyWeight {
+    fn weight(&self, key: &u64, _: &u64) -> u64 {
+        weight(*key)
+    }
+}
+
 /// Replays every trace at its sizes through every cache.
-fn replay_all(traces: impl IntoIterator<Item = (String, Vec<u64>)>) -> Vec<Row> {
+fn replay_all(traces: impl IntoIterator<Item = (String, Vec<u64>)>, bound: Bound) -> Vec<Row> {
     let mut rows = Vec::new();
     for (name, keys) in traces {
         let unique = {
@@ -94,6 +128,22 @@ fn replay_all(traces: impl IntoIterator<Item = (String, Vec<u64>)>) -> Vec<Row> 
                 .iter()
                 .find(|&&(t, s, _)| t == name && s == size)
                 .map(|&(_, _, lru)| lru);
+            if bound == Bound::Weight {
+                rows.push(Row {
+                    trace: name.clone(),
+                    size,
+                    reference: None,
+                    lru: f64::NAN,
+                    strata: timed(&name, size, "strata", || {
+                        replay_strata_weighted(&keys, size)
+                    }),
+                    quick: timed(&name, size, "quick_cache", || {
+                        replay_quick_cache_weighted(&keys, size)
+                    }),
+                    moka: timed(&name, size, "moka", || replay_moka_weighted(&keys, size)),
+                });
+                continue;
+            }
             let lru = timed(&name, size, "lru", || replay_lru(&keys, size));
             if let Some(reference) = reference {
                 assert!(
@@ -134,11 +184,15 @@ fn print_table(rows: &[Row], summary: bool) {
             ""
         };
         println!(
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:+.2}{} |",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:+.2}{} |",
             row.trace,
             row.size,
             row.reference.map_or("–".to_owned(), |r| format!("{r:.2}")),
-            row.lru,
+            if row.lru.is_nan() {
+                "–".to_owned()
+            } else {
+                format!("{:.2}", row.lru)
+            },
             row.strata,
             row.quick,
             row.moka,
@@ -228,6 +282,49 @@ fn replay_moka(keys: &[u64], size: usize) -> f64 {
             // moka applies reads, writes, admission and eviction in batches on its maintenance
             // tasks; run them after every insert so the bound is enforced as each entry arrives
             // (otherwise the cache overshoots its capacity between batches).
+            cache.run_pending_tasks();
+        },
+    )
+}
+
+fn replay_strata_weighted(keys: &[u64], size: usize) -> f64 {
+    // The entry capacity is not the bound: four times what the weight lets in.
+    let cache: Cache<u64, u64> = Cache::builder()
+        .layer(
+            LayerSpec::memory("l1", size * 4)
+                .max_weight(2 * size as u64, |key: &u64, _: &u64| weight(*key)),
+        )
+        .promotion(Promotion::Off)
+        .build()
+        .expect("strata cache");
+    replay(
+        keys,
+        |k| cache.get(&k).expect("strata get").is_some(),
+        |k| {
+            cache.set(k, k).expect("strata set");
+        },
+    )
+}
+
+fn replay_quick_cache_weighted(keys: &[u64], size: usize) -> f64 {
+    let cache = quick_cache::sync::Cache::<u64, u64, KeyWeight>::with_weighter(
+        size,
+        2 * size as u64,
+        KeyWeight,
+    );
+    replay(keys, |k| cache.get(&k).is_some(), |k| cache.insert(k, k))
+}
+
+fn replay_moka_weighted(keys: &[u64], size: usize) -> f64 {
+    let cache: moka::sync::Cache<u64, u64> = moka::sync::Cache::builder()
+        .max_capacity(2 * size as u64)
+        .weigher(|key: &u64, _: &u64| weight(*key) as u32)
+        .build();
+    replay(
+        keys,
+        |k| cache.get(&k).is_some(),
+        |k| {
+            cache.insert(k, k);
             cache.run_pending_tasks();
         },
     )

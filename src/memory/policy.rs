@@ -26,10 +26,11 @@
 //! 44 % against moka's 50.5 % at 512 entries). So each shard sizes its small queue by what it
 //! earns, and guards main with a frequency duel while small is cut back:
 //!
-//! - **Earning.** Over each window of `quota` eviction steps the shard counts *small hits*
+//! - **Earning.** Over each window of `size` eviction steps (the shard's entry quota, or the
+//!   entries it holds when a weight bound limits it) the shard counts *small hits*
 //!   (items leaving small read, promoted to main) and *main hits* (main items found read when the
 //!   CLOCK hand passes). If small's hits per slot are at most a quarter of main's, small's target
-//!   shrinks by 1 % of the quota (down to one entry); otherwise it grows back by as much, up to
+//!   shrinks by 1 % of the size (down to one entry); otherwise it grows back by as much, up to
 //!   10 %. A window in which neither queue earned anything changes nothing (writes without
 //!   reads are no reason to cut small back); if main was not even popped in it, the next step
 //!   probes main's head, so that a loop whose small queue never lets the hand reach main is
@@ -148,7 +149,7 @@ struct ShardState {
     /// The `next_birth` sequence before which the shard does not try to take quota again.
     rebalance_after: AtomicU64,
     /// The small queue's target length (see "Scans" in the module docs); read clamped to
-    /// between one entry and a tenth of the quota.
+    /// between one entry and a tenth of the size (see `Shard::size`).
     small_target: AtomicUsize,
     /// This window's small hits, main hits and eviction steps.
     small_hits: AtomicU64,
@@ -366,9 +367,21 @@ impl<K> Shard<K> {
         self.state.quota.load(Ordering::Relaxed)
     }
 
-    /// The small queue's largest target: a tenth of the quota.
+    /// The small queue's largest target: a tenth of the size (see `size`).
     fn small_share(&self) -> usize {
-        (self.quota() / 10).max(1)
+        (self.size() / 10).max(1)
+    }
+
+    /// The shard's size in entries, of which the small queue's share and the sizing windows
+    /// are fractions: its entry quota, or, for a shard bounded by weight, the entries it holds
+    /// (its entry quota is then usually far above what the weight bound lets in: sized by the
+    /// quota, small would never fill and every key would go straight to main, a plain CLOCK).
+    fn size(&self) -> usize {
+        if self.max_weight == u64::MAX {
+            self.quota()
+        } else {
+            self.len().max(1)
+        }
     }
 
     /// The small queue's target length (see "Scans" in the module docs).
@@ -397,12 +410,12 @@ impl<K> Shard<K> {
         self.state.main_hits.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts one eviction step; the step that closes a window of `quota` steps resizes the
+    /// Counts one eviction step; the step that closes a window of `size` steps resizes the
     /// small queue by what each queue earned per slot in it.
     pub(crate) fn count_step(&self) {
-        let quota = self.quota();
+        let size = self.size();
         // Relaxed, as every counter of the window: a sizing hint.
-        if self.state.steps.fetch_add(1, Ordering::Relaxed) + 1 < quota as u64 {
+        if self.state.steps.fetch_add(1, Ordering::Relaxed) + 1 < size as u64 {
             return;
         }
         // This thread closed the window. Another may close it too before the reset lands: it
@@ -425,13 +438,13 @@ impl<K> Shard<K> {
             }
             return;
         }
-        let step = (quota / 100).max(1);
+        let step = (size / 100).max(1);
         // Hits per slot, compared without division: small is cut back while it earns at most a
         // quarter of main's average (small_hits / target <= main_hits / main / 4). Main's
         // average overstates what its marginal slot earns (main holds the hottest keys): at 1×,
         // a Zipf stream whose hot set moves cut small back and lost 1.9 points of hit ratio;
         // at 4× nothing but a scan or a loop (where small earns nothing) cuts it back.
-        let main = quota.saturating_sub(target).max(1) as u128;
+        let main = size.saturating_sub(target).max(1) as u128;
         let small_earns_little = u128::from(small_hits) * main * SMALL_YIELD_FACTOR
             <= u128::from(main_hits) * target as u128;
         let next = if small_earns_little {
@@ -476,7 +489,13 @@ impl<K> Shard<K> {
         // FIFO evicts it all before any reuse longer than the cache can be seen (a loop larger
         // than the cache never gets a hit).
         let remembered = self.take_ghost(hash);
-        if self.main.len() + self.small_target() < self.quota() {
+        let filling = if self.max_weight == u64::MAX {
+            self.main.len() + self.small_target() < self.quota()
+        } else {
+            // Bounded by weight: filling while nothing needs evicting yet.
+            !self.is_over_capacity()
+        };
+        if filling {
             self.main.push(item);
         } else if remembered && self.is_cut_back() {
             return Some(item);

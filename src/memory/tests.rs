@@ -330,6 +330,29 @@ fn threads_replaying_loops_share_the_cut_back_tier_within_its_bound() {
 }
 
 #[test]
+fn a_weight_bounded_tier_keeps_a_scan_in_its_small_queue() {
+    // An entry capacity ten times what the weight bound lets in: small is sized by the entries
+    // held, so a scan of keys read once passes through small and main's read keys stay.
+    let (clock, _hand) = Clock::manual();
+    let config = MemoryConfig {
+        capacity: 10_000,
+        max_weight: 1_000,
+        weigher: Some(Arc::new(|_: &u64, _: &u64| 1)),
+    };
+    let t = MemoryLayer::new("t", config, clock).unwrap();
+    for key in 0..900u64 {
+        set(&t, &key, entry(key, 1)).unwrap();
+        value(&t, key);
+    }
+    for key in 10_000..15_000u64 {
+        set(&t, &key, entry(key, 1)).unwrap();
+    }
+    let kept = (0..900).filter(|&key| value(&t, key).is_some()).count();
+    assert!(kept >= 850, "{kept} of 900 read keys survived the scan");
+    assert!(t.weight() <= 1_000);
+}
+
+#[test]
 fn deletes_leave_orphans_that_are_reaped() {
     let (t, _) = tier(100);
     for round in 0..50u64 {
