@@ -88,13 +88,13 @@ fn weight(key: u64) -> u64 {
     1 + (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) % 3
 }
 
-/// quick_cache's weigher for [`weight`].
+/// quick_cache's weigher: [`weight`] in the weight-bounded replay, 1 per entry otherwise.
 #[derive(Clone)]
-struct KeyWeight;
+struct KeyWeight(Option<fn(u64) -> u64>);
 
 impl quick_cache::Weighter<u64, u64> for KeyWeight {
     fn weight(&self, key: &u64, _: &u64) -> u64 {
-        weight(*key)
+        self.0.map_or(1, |weight| weight(*key))
     }
 }
 
@@ -124,38 +124,28 @@ fn replay_all(traces: impl IntoIterator<Item = (String, Vec<u64>)>, bound: Bound
         sizes.dedup();
 
         for size in sizes {
+            // The exact LRU and its reference figures count entries; a weight-bounded row has
+            // neither.
             let reference = REFERENCE_LRU
                 .iter()
-                .find(|&&(t, s, _)| t == name && s == size)
+                .find(|&&(t, s, _)| t == name && s == size && bound == Bound::Entries)
                 .map(|&(_, _, lru)| lru);
-            if bound == Bound::Weight {
-                rows.push(Row {
-                    trace: name.clone(),
-                    size,
-                    reference: None,
-                    lru: f64::NAN,
-                    strata: timed(&name, size, "strata", || {
-                        replay_strata_weighted(&keys, size)
-                    }),
-                    quick: timed(&name, size, "quick_cache", || {
-                        replay_quick_cache_weighted(&keys, size)
-                    }),
-                    moka: timed(&name, size, "moka", || replay_moka_weighted(&keys, size)),
-                });
-                continue;
-            }
-            let lru = timed(&name, size, "lru", || replay_lru(&keys, size));
+            let lru = if bound == Bound::Entries {
+                timed(&name, size, "lru", || replay_lru(&keys, size))
+            } else {
+                f64::NAN
+            };
             if let Some(reference) = reference {
                 assert!(
                     (lru - reference).abs() < 0.01,
                     "harness check failed: {name} @ {size}: LRU {lru:.4} % vs README {reference:.2} %"
                 );
             }
-            let strata = timed(&name, size, "strata", || replay_strata(&keys, size));
+            let strata = timed(&name, size, "strata", || replay_strata(&keys, size, bound));
             let quick = timed(&name, size, "quick_cache", || {
-                replay_quick_cache(&keys, size)
+                replay_quick_cache(&keys, size, bound)
             });
-            let moka = timed(&name, size, "moka", || replay_moka(&keys, size));
+            let moka = timed(&name, size, "moka", || replay_moka(&keys, size, bound));
             rows.push(Row {
                 trace: name.clone(),
                 size,
@@ -250,9 +240,15 @@ fn replay(keys: &[u64], mut get: impl FnMut(u64) -> bool, mut insert: impl FnMut
     percent(hits, keys.len())
 }
 
-fn replay_strata(keys: &[u64], size: usize) -> f64 {
+fn replay_strata(keys: &[u64], size: usize, bound: Bound) -> f64 {
+    let layer = match bound {
+        Bound::Entries => LayerSpec::memory("l1", size),
+        // The entry capacity is not the bound: four times what the weight lets in.
+        Bound::Weight => LayerSpec::memory("l1", size * 4)
+            .max_weight(2 * size as u64, |key: &u64, _: &u64| weight(*key)),
+    };
     let cache: Cache<u64, u64> = Cache::builder()
-        .layer(LayerSpec::memory("l1", size))
+        .layer(layer)
         .promotion(Promotion::Off)
         .build()
         .expect("strata cache");
@@ -265,15 +261,29 @@ fn replay_strata(keys: &[u64], size: usize) -> f64 {
     )
 }
 
-fn replay_quick_cache(keys: &[u64], size: usize) -> f64 {
-    let cache = quick_cache::sync::Cache::<u64, u64>::new(size);
+fn replay_quick_cache(keys: &[u64], size: usize, bound: Bound) -> f64 {
+    let weigher = match bound {
+        Bound::Entries => KeyWeight(None),
+        Bound::Weight => KeyWeight(Some(weight)),
+    };
+    let units = match bound {
+        Bound::Entries => size as u64,
+        Bound::Weight => 2 * size as u64,
+    };
+    let cache =
+        quick_cache::sync::Cache::<u64, u64, KeyWeight>::with_weighter(size, units, weigher);
     replay(keys, |k| cache.get(&k).is_some(), |k| cache.insert(k, k))
 }
 
-fn replay_moka(keys: &[u64], size: usize) -> f64 {
-    let cache: moka::sync::Cache<u64, u64> = moka::sync::Cache::builder()
-        .max_capacity(size as u64)
-        .build();
+fn replay_moka(keys: &[u64], size: usize, bound: Bound) -> f64 {
+    let builder = moka::sync::Cache::builder();
+    let cache: moka::sync::Cache<u64, u64> = match bound {
+        Bound::Entries => builder.max_capacity(size as u64).build(),
+        Bound::Weight => builder
+            .max_capacity(2 * size as u64)
+            .weigher(|key: &u64, _: &u64| weight(*key) as u32)
+            .build(),
+    };
     replay(
         keys,
         |k| cache.get(&k).is_some(),
@@ -282,49 +292,6 @@ fn replay_moka(keys: &[u64], size: usize) -> f64 {
             // moka applies reads, writes, admission and eviction in batches on its maintenance
             // tasks; run them after every insert so the bound is enforced as each entry arrives
             // (otherwise the cache overshoots its capacity between batches).
-            cache.run_pending_tasks();
-        },
-    )
-}
-
-fn replay_strata_weighted(keys: &[u64], size: usize) -> f64 {
-    // The entry capacity is not the bound: four times what the weight lets in.
-    let cache: Cache<u64, u64> = Cache::builder()
-        .layer(
-            LayerSpec::memory("l1", size * 4)
-                .max_weight(2 * size as u64, |key: &u64, _: &u64| weight(*key)),
-        )
-        .promotion(Promotion::Off)
-        .build()
-        .expect("strata cache");
-    replay(
-        keys,
-        |k| cache.get(&k).expect("strata get").is_some(),
-        |k| {
-            cache.set(k, k).expect("strata set");
-        },
-    )
-}
-
-fn replay_quick_cache_weighted(keys: &[u64], size: usize) -> f64 {
-    let cache = quick_cache::sync::Cache::<u64, u64, KeyWeight>::with_weighter(
-        size,
-        2 * size as u64,
-        KeyWeight,
-    );
-    replay(keys, |k| cache.get(&k).is_some(), |k| cache.insert(k, k))
-}
-
-fn replay_moka_weighted(keys: &[u64], size: usize) -> f64 {
-    let cache: moka::sync::Cache<u64, u64> = moka::sync::Cache::builder()
-        .max_capacity(2 * size as u64)
-        .weigher(|key: &u64, _: &u64| weight(*key) as u32)
-        .build();
-    replay(
-        keys,
-        |k| cache.get(&k).is_some(),
-        |k| {
-            cache.insert(k, k);
             cache.run_pending_tasks();
         },
     )

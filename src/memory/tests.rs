@@ -250,6 +250,14 @@ fn a_ghost_hit_enters_the_main_queue() {
     assert_eq!(value(&t, 90), Some(90));
 }
 
+/// The tier's length counter equals the entries its map holds (call it quiescent).
+fn assert_len_matches_map(t: &MemoryLayer<u64, u64>) {
+    let guard = t.map.guard();
+    let mut live = 0;
+    t.map.for_each(&guard, |_, _| live += 1);
+    assert_eq!(live, t.len(), "the length counter matches the map");
+}
+
 /// Replays "get; on a miss set" over `keys` and returns the hits.
 fn replay(t: &MemoryLayer<u64, u64>, keys: impl Iterator<Item = u64>) -> usize {
     keys.filter(|&key| {
@@ -318,13 +326,7 @@ fn threads_replaying_loops_share_the_cut_back_tier_within_its_bound() {
         .collect();
     let hits: usize = threads.into_iter().map(|h| h.join().unwrap()).sum();
     assert!(t.len() <= 8_000, "len {}", t.len());
-    let live = {
-        let guard = t.map.guard();
-        let mut live = 0;
-        t.map.for_each(&guard, |_, _| live += 1);
-        live
-    };
-    assert_eq!(live, t.len(), "the length counter matches the map");
+    assert_len_matches_map(&t);
     assert!(t.policy.shards().iter().all(Shard::is_cut_back));
     assert!(hits >= 2 * 10 * 10_000 * 37 / 100, "{hits} hits of 200 000");
 }
@@ -413,13 +415,7 @@ fn the_capacity_bound_holds_under_concurrent_inserts() {
     }
     // Quiescent: the last inserter of each shard saw it within bounds.
     assert!(t.len() <= 2_000, "len {}", t.len());
-    let live = {
-        let guard = t.map.guard();
-        let mut live = 0;
-        t.map.for_each(&guard, |_, _| live += 1);
-        live
-    };
-    assert_eq!(live, t.len(), "the length counter matches the map");
+    assert_len_matches_map(&t);
 }
 
 #[test]
@@ -446,13 +442,7 @@ fn clear_racing_inserts_keeps_the_accounting_exact() {
     for key in 0..100 {
         set(&t, &(5_000_000 + key), entry(key, 1)).unwrap();
     }
-    let live = {
-        let guard = t.map.guard();
-        let mut count = 0;
-        t.map.for_each(&guard, |_, _| count += 1);
-        count
-    };
-    assert_eq!(live, t.len(), "the length counter matches the map");
+    assert_len_matches_map(&t);
     assert!(t.len() <= 64);
 }
 
