@@ -104,9 +104,9 @@ const MIN_SHARD_CAPACITY: usize = 512;
 /// `Shard::count_step`).
 const SMALL_YIELD_FACTOR: u128 = 4;
 /// The duel's sketch has one word (sixteen 4-bit counters) per this many entries of capacity:
-/// 2 bytes per entry. `shared/traces` replayed through a policy simulator gave the same hit
-/// ratios with one word per entry, per two and per four; one per sixteen (a sketch of a few
-/// dozen words for a small tier) saturates, every duel ties and main stops taking newcomers.
+/// 2 bytes per entry. With the floor below it changes no hit ratio measurably on the traces
+/// (`bench/examples/policy_sim.rs`); a sketch of a few words saturates, duels tie, and orm-busy
+/// at 229 entries lost 1.4 points there.
 const SKETCH_ENTRIES_PER_WORD: usize = 4;
 /// The duel's sketch is never smaller than this (a tier of a few hundred entries).
 const MIN_SKETCH_WORDS: usize = 64;
@@ -442,7 +442,7 @@ impl<K> Shard<K> {
         // Hits per slot, compared without division: small is cut back while it earns at most a
         // quarter of main's average (small_hits / target <= main_hits / main / 4). Main's
         // average overstates what its marginal slot earns (main holds the hottest keys): at 1×,
-        // a Zipf stream whose hot set moves cut small back and lost 1.9 points of hit ratio;
+        // a Zipf stream whose hot set moves cut small back and lost 1.6 points of hit ratio;
         // at 4× nothing but a scan or a loop (where small earns nothing) cuts it back.
         let main = size.saturating_sub(target).max(1) as u128;
         let small_earns_little = u128::from(small_hits) * main * SMALL_YIELD_FACTOR
