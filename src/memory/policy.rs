@@ -407,6 +407,7 @@ impl<K> Shard<K> {
 
     /// Counts a main item found read when the CLOCK hand passed it.
     pub(crate) fn count_main_hit(&self) {
+        // Relaxed: a sizing hint, as every counter of the window.
         self.state.main_hits.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -421,6 +422,7 @@ impl<K> Shard<K> {
         // This thread closed the window. Another may close it too before the reset lands: it
         // then moves the target one more step on nearly empty counts, which is harmless.
         self.state.steps.store(0, Ordering::Relaxed);
+        // Relaxed, the swaps and the target's store below: all sizing hints.
         let small_hits = self.state.small_hits.swap(0, Ordering::Relaxed);
         let main_hits = self.state.main_hits.swap(0, Ordering::Relaxed);
         let main_popped = self.state.main_popped.swap(false, Ordering::Relaxed);
@@ -565,6 +567,9 @@ impl<K> Shard<K> {
     /// The next eviction candidate: from small while it holds more than its share, else main
     /// (and main's head when a window asked for a probe, see `count_step`).
     pub(crate) fn pop(&self) -> Option<(Item<K>, Queue)> {
+        // Relaxed, as every flag of the sizing window: a lost or doubled probe moves one
+        // eviction between the queues. The load first keeps the line shared when no probe is
+        // asked, which is nearly always.
         let probe = self.state.probe_main.load(Ordering::Relaxed)
             && self.state.probe_main.swap(false, Ordering::Relaxed);
         let from_small = !probe && (self.small.len() > self.small_target() || self.main.is_empty());
