@@ -10,7 +10,8 @@
 //!
 //! Kinds: `get-hit` (L1 hit), `get-promote` (L1 miss, L2 hit, promotion into a full L1), `miss`
 //! (through both layers), `set` (write-through over two layers, keys present), `delete` (keys
-//! present in both layers; at most 10 000, so run it with N = 10000), `get-many` (batches of 10
+//! present in both layers; at most 10 000, so run it with N = 10000), `delete-1l` (the same in one
+//! memory layer: the seed's "single layer: delete" row), `get-many` (batches of 10
 //! L1 hits), `set-many` (batches of 10 present keys), `exists` (`contains_key` of present keys), `filtered-miss` (a miss through L1 and
 //! two lower layers whose negative filters rule the key out), `deepest-2`, `deepest-3`,
 //! `deepest-4` (a hit in the last of 2, 3 or 4 memory layers, the others empty, promotion off:
@@ -96,6 +97,18 @@ fn main() {
         "delete" => {
             // Present keys only: at most KEYS deletes.
             let cache = cache(20_000);
+            (0..KEYS).for_each(|k| drop(cache.set(k, k)));
+            for k in 0..n.min(KEYS) {
+                black_box(cache.delete(&k).ok());
+            }
+        }
+        "delete-1l" => {
+            // The seed's "single layer: delete (present)": one memory layer, present keys only
+            // (at most KEYS deletes).
+            let cache: Cache<u64, u64> = Cache::builder()
+                .layer(LayerSpec::memory("l1", 20_000))
+                .build()
+                .expect("valid");
             (0..KEYS).for_each(|k| drop(cache.set(k, k)));
             for k in 0..n.min(KEYS) {
                 black_box(cache.delete(&k).ok());

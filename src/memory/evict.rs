@@ -168,15 +168,17 @@ where
         }
     }
 
-    /// The duel of a key the ghost remembers, admitted while small is cut back (see "Scans" in
-    /// [`super::policy`]): it enters main only if the sketch counts it more often than main's next
-    /// victim, which is then evicted (an expired victim always loses); otherwise it enters
-    /// small and the victim goes back to main.
+    /// The duel of a key the ghost remembers (`weight` is its node's), admitted while small is
+    /// cut back (see "Scans" in [`super::policy`]): it enters main only if the sketch counts it
+    /// more often than main's next victim, per unit of weight, and the victim is then evicted
+    /// (an expired victim always loses); otherwise it enters small and the victim goes back to
+    /// main.
     pub(super) fn duel(
         &self,
         shard: &Shard<K>,
         newcomer: Item<K>,
         hash: u64,
+        weight: u64,
         guard: &TableGuard<'_>,
     ) {
         let now = self.clock.now();
@@ -195,19 +197,24 @@ where
                     if !expired && self.passes_hot(shard, item_hash, node) {
                         shard.push(item, Queue::Main);
                     } else {
-                        victim = Some((item, item_hash, expired));
+                        victim = Some((item, item_hash, expired, node.weight()));
                         break;
                     }
                 }
                 _ => shard.drop_orphan(),
             }
         }
-        let Some((victim, victim_hash, expired)) = victim else {
+        let Some((victim, victim_hash, expired, victim_weight)) = victim else {
             shard.push(newcomer, Queue::Main);
             return;
         };
         let sketch = self.policy.sketch();
-        if !expired && sketch.estimate(hash) <= sketch.estimate(victim_hash) {
+        // Counted reads per unit of weight (each side's count times the other's weight): with
+        // every weight 1, TinyLFU's rule; with weights, a lighter key of equal heat wins, as
+        // it costs less of the bound per hit.
+        let newcomer_loses = u64::from(sketch.estimate(hash)) * victim_weight
+            <= u64::from(sketch.estimate(victim_hash)) * weight;
+        if !expired && newcomer_loses {
             shard.push(victim, Queue::Main);
             shard.push(newcomer, Queue::Small);
             return;

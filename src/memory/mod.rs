@@ -431,7 +431,7 @@ where
                     entry.value,
                     entry.version,
                     entry.expires_at,
-                    self.birth_for(current.map(|(_, node)| node), shard, hash),
+                    self.birth_for(current.map(|(_, node)| node), shard, hash, weight),
                     weight,
                     ticket.stripe(),
                     PENDING,
@@ -486,10 +486,16 @@ where
     }
 
     /// The birth of a node replacing `current` (carried over), or a fresh one for a new key.
-    fn birth_for(&self, current: Option<&Node<V>>, shard: &Shard<K>, hash: u64) -> u64 {
+    fn birth_for(
+        &self,
+        current: Option<&Node<V>>,
+        shard: &Shard<K>,
+        hash: u64,
+        weight: u64,
+    ) -> u64 {
         match current {
             Some(node) => node.birth,
-            None => shard.next_birth(self.shard_index(hash)),
+            None => shard.next_birth(self.shard_index(hash), weight),
         }
     }
 
@@ -508,7 +514,7 @@ where
             Compute::Inserted(key, node) => {
                 self.count_access(shard, hash);
                 if let Some(item) = shard.admit(key.clone(), node.birth, hash, node.weight()) {
-                    self.duel(shard, item, hash, guard);
+                    self.duel(shard, item, hash, node.weight(), guard);
                 }
                 Some((node, true))
             }
@@ -564,7 +570,7 @@ where
                     entry.value,
                     entry.version,
                     entry.expires_at,
-                    self.birth_for(current.map(|(_, node)| node), shard, hash),
+                    self.birth_for(current.map(|(_, node)| node), shard, hash, weight),
                     weight,
                     ticket.stripe(),
                     PENDING,

@@ -37,13 +37,38 @@
 //!   still judged. On every trace but the loop, small earns enough to keep its 10 %; on the loop
 //!   it earns nothing and shrinks to one entry.
 //! - **The duel.** While small is cut back, a key the ghost remembers does not enter main
-//!   unconditionally: it must be counted more often than main's next victim in a TinyLFU
-//!   frequency sketch (`crate::heat`'s count-min), else it goes through small like any newcomer
+//!   unconditionally: it must be counted more often than main's next victim (per unit of
+//!   weight, see "Weights") in a TinyLFU frequency sketch (`crate::heat`'s count-min), else it goes through small like any newcomer
 //!   and the victim keeps its place. Ties go against the newcomer, as in TinyLFU, so a loop's
 //!   keys (all equally frequent) no longer churn main. The sketch is allocated by the first
 //!   duel (one `u64` per four entries of capacity: 2 bytes per entry) and fed only while the
 //!   key's shard is cut back (new keys, small hits, main hits): a workload that never brings a
 //!   remembered key back into a cut-back shard pays neither the memory nor the increments.
+//!
+//! # Weights
+//!
+//! A shard bounded by weight (the policy's only shard, see "Concurrency") sizes small by
+//! weight, not length: sized by length, a newcomer heavier than small's head needed more room
+//! than the head freed, so the rest came out of main, which then churned under a loop longer
+//! than the cache and kept nothing (0 % hits at 30–101 entries where moka kept 4–13 %). So:
+//!
+//! - small's target is a share of the *bound*: `target / (10 × share)` of `max_weight` (a
+//!   tenth at full share, as for entries); small is evicted from while its weight is above
+//!   that, and main only when main is above the rest of the bound;
+//! - a new key goes straight to main while main's weight, the key's included, is within its
+//!   share (an entry-bounded shard's "main below its share");
+//! - small's weight is counted exactly, in *admission* weights: a weight-bounded shard keeps
+//!   the key's weight, coded in one byte (`weight_code`: exact below 16, within 1/8 above),
+//!   in the low byte of each birth (the shard index's byte, always 0 in a one-shard policy),
+//!   so a queue item knows what it added to small when it leaves, even as an orphan; every
+//!   push onto small adds it and every pop subtracts it, so the count is exact whenever no
+//!   thread is between the two;
+//! - the duel compares counted reads *per unit of weight*: of two keys equally hot, the lighter
+//!   one costs less of the bound per hit, so a loop's main fills with lighter keys and holds
+//!   more of them.
+//!
+//! With every weight 1 each rule is the entry-bounded one. PERF.md §3 has the weight-bounded
+//! table before and after.
 //!
 //! A read hit is unchanged: it only sets the entry's own frequency bits; everything above runs
 //! on the eviction path. All of it is a hint (`Relaxed` counters): a lost count or a window cut
@@ -114,6 +139,26 @@ const MIN_SKETCH_WORDS: usize = 64;
 /// a weight-only bound, must not allocate a huge ghost).
 const MAX_GHOST: usize = 1 << 20;
 
+/// A weight's code in a birth's low byte (see "Weights" in the module docs): exact below 16,
+/// then four bits of exponent and three of mantissa (`(8 + m) << e`), at most 1/8 below the
+/// weight, saturating near 2^34.
+fn weight_code(weight: u64) -> u8 {
+    if weight < 16 {
+        return weight as u8;
+    }
+    let exponent = (63 - weight.leading_zeros() - 3).min(30);
+    let mantissa = ((weight >> exponent).min(15) - 8) as u8;
+    (((exponent + 1) as u8) << 3) | mantissa
+}
+
+/// The weight a [`weight_code`] stands for.
+fn code_weight(code: u8) -> u64 {
+    if code < 16 {
+        return u64::from(code);
+    }
+    (8 + u64::from(code & 7)) << ((code >> 3) - 1)
+}
+
 pub(crate) struct Item<K> {
     pub(crate) key: K,
     pub(crate) birth: u64,
@@ -159,6 +204,12 @@ struct ShardState {
     /// it), and whether the next eviction step must look at main's head (a probe).
     main_popped: AtomicBool,
     probe_main: AtomicBool,
+    /// The admission weights of the items in small, for a shard bounded by weight (see
+    /// "Weights" in the module docs); wraps and is read as signed, as `len`.
+    small_weight: AtomicU64,
+    /// The birth of the item last pushed onto small, for a shard bounded by weight: the newest
+    /// key, which its own insert does not evict (see "Weights" in the module docs).
+    newest_small: AtomicU64,
 }
 
 pub(crate) struct Policy<K> {
@@ -354,6 +405,8 @@ impl<K> Shard<K> {
                 steps: AtomicU64::new(0),
                 main_popped: AtomicBool::new(false),
                 probe_main: AtomicBool::new(false),
+                small_weight: AtomicU64::new(0),
+                newest_small: AtomicU64::new(0),
             }),
             max_weight,
             weighed,
@@ -469,11 +522,81 @@ impl<K> Shard<K> {
             .is_ok()
     }
 
-    /// A fresh birth for a key entering this shard. `index` is the shard's own index.
-    pub(crate) fn next_birth(&self, index: usize) -> u64 {
-        // Relaxed: births only need to be unique, which the RMW guarantees.
+    /// A fresh birth for a key of `weight` entering this shard. `index` is the shard's own
+    /// index; a shard bounded by weight is the policy's only one, and keeps the weight's code
+    /// in those bits instead (see "Weights" in the module docs).
+    pub(crate) fn next_birth(&self, index: usize, weight: u64) -> u64 {
+        // Relaxed: births only need to be unique, which the RMW guarantees (the sequence alone
+        // is unique: the low bits never make two births equal or different).
         let seq = self.state.next_birth.fetch_add(1, Ordering::Relaxed);
-        (seq << SHARD_BITS) | index as u64
+        let low = if self.bounded_by_weight() {
+            debug_assert_eq!(index, 0, "a weight-bounded policy has one shard");
+            u64::from(weight_code(weight))
+        } else {
+            index as u64
+        };
+        (seq << SHARD_BITS) | low
+    }
+
+    /// Whether the shard is bounded by weight (it is then the policy's only shard).
+    fn bounded_by_weight(&self) -> bool {
+        self.max_weight != u64::MAX
+    }
+
+    /// Counts an item into or out of small's weight (a shard bounded by weight only).
+    fn count_small(&self, item: &Item<K>, entering: bool) {
+        if !self.bounded_by_weight() {
+            return;
+        }
+        let weight = code_weight(item.birth as u8);
+        // Relaxed: a sizing hint, as every counter of the policy; `newest_small` too (a stale
+        // view protects the key before, or evicts this one, as a length-sized small would).
+        if entering {
+            self.state.small_weight.fetch_add(weight, Ordering::Relaxed);
+            self.state.newest_small.store(item.birth, Ordering::Relaxed);
+        } else {
+            self.state.small_weight.fetch_sub(weight, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether `item`, popped from small as an eviction candidate, is the newest key of a shard
+    /// bounded by weight that must be spared: main holds something else to evict, and small is
+    /// not cut back. A length-bounded small never offers its newest item (it pops only while
+    /// over a target of at least one); a weight-bounded one does when the newcomer alone is
+    /// heavier than small's share, and a key must not be evicted by its own insert while the
+    /// cache holds others (under a loop or a scan, small is cut back and a newcomer is evicted
+    /// like any other, as TinyLFU turns newcomers away).
+    fn spares_newest(&self, item: &Item<K>) -> bool {
+        self.bounded_by_weight()
+            // Relaxed: see `count_small`.
+            && self.state.newest_small.load(Ordering::Relaxed) == item.birth
+            && !self.main.is_empty()
+            && !self.is_cut_back()
+    }
+
+    /// The admission weights of the items in small (a shard bounded by weight only).
+    fn small_weight(&self) -> u64 {
+        // Relaxed: a sizing hint. Each push is counted before its item is queued and each pop
+        // after its item left, so the count does not dip below zero; it is read as signed
+        // anyway, as `len` is, so a wrapped value could never pass for a huge small queue.
+        (self.state.small_weight.load(Ordering::Relaxed) as i64).max(0) as u64
+    }
+
+    /// Small's share of a weight-bounded shard's bound, as the fraction `(part, whole)`: its
+    /// target over ten times its largest target, so a tenth of the bound at full share, as
+    /// small holds a tenth of an entry-bounded shard (see "Weights" in the module docs).
+    fn small_weight_fraction(&self) -> (u128, u128) {
+        (self.small_target() as u128, 10 * self.small_share() as u128)
+    }
+
+    /// Whether small holds more than its target: by length, or, for a shard bounded by weight,
+    /// by weight (see "Weights" in the module docs).
+    fn small_over_target(&self) -> bool {
+        if !self.bounded_by_weight() {
+            return self.small.len() > self.small_target();
+        }
+        let (part, whole) = self.small_weight_fraction();
+        u128::from(self.small_weight()) * whole > part * u128::from(self.max_weight)
     }
 
     /// Accounts a new resident and queues it: into main if the ghost remembers its hash. While
@@ -491,11 +614,13 @@ impl<K> Shard<K> {
         // FIFO evicts it all before any reuse longer than the cache can be seen (a loop larger
         // than the cache never gets a hit).
         let remembered = self.take_ghost(hash);
-        let filling = if self.max_weight == u64::MAX {
-            self.main.len() + self.small_target() < self.quota()
+        let filling = if self.bounded_by_weight() {
+            // Main's weight below its share of the bound (see "Weights" in the module docs).
+            let (small, whole) = self.small_weight_fraction();
+            let main = u128::from(self.weight().saturating_sub(self.small_weight()));
+            (main + u128::from(weight)) * whole <= u128::from(self.max_weight) * (whole - small)
         } else {
-            // Bounded by weight: filling while nothing needs evicting yet.
-            !self.is_over_capacity()
+            self.main.len() + self.small_target() < self.quota()
         };
         if filling {
             self.main.push(item);
@@ -504,7 +629,7 @@ impl<K> Shard<K> {
         } else if remembered {
             self.main.push(item);
         } else {
-            self.small.push(item);
+            self.push(item, Queue::Small);
         }
         None
     }
@@ -572,7 +697,7 @@ impl<K> Shard<K> {
         // asked, which is nearly always.
         let probe = self.state.probe_main.load(Ordering::Relaxed)
             && self.state.probe_main.swap(false, Ordering::Relaxed);
-        let from_small = !probe && (self.small.len() > self.small_target() || self.main.is_empty());
+        let from_small = !probe && (self.small_over_target() || self.main.is_empty());
         let (first, second) = if from_small {
             ((&self.small, Queue::Small), (&self.main, Queue::Main))
         } else {
@@ -583,10 +708,24 @@ impl<K> Shard<K> {
             .pop()
             .map(|item| (item, first.1))
             .or_else(|| second.0.pop().map(|item| (item, second.1)));
-        if let Some((_, Queue::Main)) = popped {
-            self.note_main_popped();
+        match popped {
+            Some((item, Queue::Small)) => {
+                self.count_small(&item, false);
+                if self.spares_newest(&item) {
+                    // Main's head instead (it is not empty); the newest goes back to small.
+                    let head = self.main.pop().map(|head| (head, Queue::Main));
+                    self.push(item, Queue::Small);
+                    self.note_main_popped();
+                    return head;
+                }
+                Some((item, Queue::Small))
+            }
+            Some((item, Queue::Main)) => {
+                self.note_main_popped();
+                Some((item, Queue::Main))
+            }
+            None => None,
         }
-        popped
     }
 
     /// Notes that main was popped in this window.
@@ -601,7 +740,13 @@ impl<K> Shard<K> {
     /// The head of one given queue (reaping walks each queue on its own).
     pub(crate) fn pop_from(&self, queue: Queue) -> Option<Item<K>> {
         match queue {
-            Queue::Small => self.small.pop(),
+            Queue::Small => {
+                let item = self.small.pop();
+                if let Some(item) = &item {
+                    self.count_small(item, false);
+                }
+                item
+            }
             Queue::Main => {
                 self.note_main_popped();
                 self.main.pop()
@@ -619,7 +764,10 @@ impl<K> Shard<K> {
 
     pub(crate) fn push(&self, item: Item<K>, queue: Queue) {
         match queue {
-            Queue::Small => self.small.push(item),
+            Queue::Small => {
+                self.count_small(&item, true);
+                self.small.push(item);
+            }
             Queue::Main => self.main.push(item),
         }
     }
@@ -660,11 +808,42 @@ impl<K> Shard<K> {
     pub(crate) fn queued(&self) -> usize {
         self.small.len() + self.main.len()
     }
+
+    /// Small's counted weight, and the admission weights its items carry (walked once around;
+    /// quiescent callers only).
+    pub(crate) fn small_weight_and_items(&self) -> (u64, u64) {
+        let counted = self.small_weight();
+        let mut carried = 0;
+        for _ in 0..self.small.len() {
+            let item = self.small.pop().expect("quiescent");
+            carried += code_weight(item.birth as u8);
+            self.small.push(item);
+        }
+        (counted, carried)
+    }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weight_codes_are_exact_below_16_and_within_an_eighth_above() {
+        for weight in 0..16 {
+            assert_eq!(code_weight(weight_code(weight)), weight);
+        }
+        let mut last = 0;
+        for weight in (16..1u64 << 34).step_by(9_973).chain([(1 << 34) - 1]) {
+            let coded = code_weight(weight_code(weight));
+            assert!(
+                coded <= weight && coded * 8 >= weight * 7,
+                "{weight} -> {coded}"
+            );
+            assert!(coded >= last, "monotone at {weight}");
+            last = coded;
+        }
+        assert_eq!(weight_code(u64::MAX), 255);
+    }
 
     fn quotas(policy: &Policy<u64>) -> Vec<usize> {
         policy.shards.iter().map(Shard::quota).collect()
@@ -672,7 +851,7 @@ mod tests {
 
     fn fill(policy: &Policy<u64>, shard: usize, count: usize) {
         for key in 0..count as u64 {
-            let birth = policy.shards[shard].next_birth(shard);
+            let birth = policy.shards[shard].next_birth(shard, 1);
             let _ = policy.shards[shard].admit(key, birth, key, 1);
         }
     }
