@@ -60,7 +60,7 @@
 //!
 //! # Running it
 //!
-//! `cargo test --test history` runs 1,000,000 per-key operations in total over the four
+//! `cargo test --test history` runs 1,000,000 per-key operations in total over the five
 //! configurations (a batch call counts one operation per key). `STRATA_HISTORY_OPS` scales the
 //! total, e.g. `STRATA_HISTORY_OPS=10000000 cargo test --release --test history`; add
 //! `-- --nocapture` to see each run's counts and timings.
@@ -548,6 +548,10 @@ struct Config {
     gate: PromotionGate,
     /// Negative filters in front of every layer below L1 (sized small, so they are rebuilt).
     filtered: bool,
+    /// Every layer bounded by weight instead of length: keys weigh 1–3 units, the bound is
+    /// twice the capacity, the entry capacity four times (the policy's weight-bounded paths:
+    /// small sized by weight, duels by reads per unit, the newest key spared).
+    weighted: bool,
     writers: Writers,
 }
 
@@ -558,6 +562,18 @@ const TWO_LAYERS_OWNED: Config = Config {
     deferred: None,
     gate: PromotionGate::Always,
     filtered: false,
+    weighted: false,
+    writers: Writers::Owned,
+};
+
+const TWO_LAYERS_WEIGHTED: Config = Config {
+    name: "two layers, weight-bounded, owned writes",
+    capacities: &[16, 64],
+    ttls_ms: &[20, 80],
+    deferred: None,
+    gate: PromotionGate::Always,
+    filtered: false,
+    weighted: true,
     writers: Writers::Owned,
 };
 
@@ -568,6 +584,7 @@ const THREE_LAYERS_OWNED: Config = Config {
     deferred: None,
     gate: PromotionGate::Always,
     filtered: true,
+    weighted: false,
     writers: Writers::Owned,
 };
 
@@ -578,6 +595,7 @@ const THREE_LAYERS_SHARED: Config = Config {
     deferred: None,
     gate: PromotionGate::by_heat(),
     filtered: false,
+    weighted: false,
     writers: Writers::Shared,
 };
 
@@ -588,6 +606,7 @@ const DEFERRED_SHARED: Config = Config {
     deferred: Some(4),
     gate: PromotionGate::by_heat(),
     filtered: true,
+    weighted: false,
     writers: Writers::Shared,
 };
 
@@ -791,8 +810,14 @@ fn run(config: &Config, ops: u64) {
     let (clock, hand) = Clock::manual();
     let mut builder = Cache::builder().clock(clock);
     for (index, (&capacity, &ttl)) in config.capacities.iter().zip(config.ttls_ms).enumerate() {
-        let mut layer =
-            LayerSpec::memory(format!("l{}", index + 1), capacity).ttl(Duration::from_millis(ttl));
+        let name = format!("l{}", index + 1);
+        let mut layer = if config.weighted {
+            LayerSpec::memory(name, capacity * 4)
+                .max_weight(2 * capacity as u64, |key: &u64, _: &u64| 1 + key % 3)
+        } else {
+            LayerSpec::memory(name, capacity)
+        }
+        .ttl(Duration::from_millis(ttl));
         if config.filtered && index > 0 {
             layer = layer.negative_filter(capacity / 4);
         }
@@ -919,7 +944,7 @@ fn run(config: &Config, ops: u64) {
     );
 }
 
-/// Total operations over the four configurations: `STRATA_HISTORY_OPS`, or 1,000,000.
+/// Total operations over the five configurations: `STRATA_HISTORY_OPS`, or 1,000,000.
 fn total_ops() -> u64 {
     std::env::var("STRATA_HISTORY_OPS")
         .ok()
@@ -928,15 +953,20 @@ fn total_ops() -> u64 {
 }
 
 /// Three-layer runs cost several times more per operation than two-layer ones (in debug
-/// builds, mostly in L3's orphan reaping), so they get 20% of the total each, and the two-layer
-/// runs 30%.
+/// builds, mostly in L3's orphan reaping), so they get 20% of the total each, the two-layer
+/// owned-write runs 20% and 15%, and the queued-promotion run the rest.
 fn share(percent: u64) -> u64 {
     total_ops() * percent / 100
 }
 
 #[test]
 fn two_layers_owned_writes_are_linearizable() {
-    run(&TWO_LAYERS_OWNED, share(30));
+    run(&TWO_LAYERS_OWNED, share(20));
+}
+
+#[test]
+fn two_weight_bounded_layers_owned_writes_are_linearizable() {
+    run(&TWO_LAYERS_WEIGHTED, share(15));
 }
 
 #[test]
@@ -951,7 +981,10 @@ fn three_layers_heat_gated_shared_writes_keep_the_contract() {
 
 #[test]
 fn heat_gated_queued_promotion_shared_writes_keep_the_contract() {
-    run(&DEFERRED_SHARED, total_ops() - share(30) - 2 * share(20));
+    run(
+        &DEFERRED_SHARED,
+        total_ops() - share(20) - share(15) - 2 * share(20),
+    );
 }
 
 // ===== tests of the checkers =====
