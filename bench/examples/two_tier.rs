@@ -17,10 +17,16 @@
 //! - **strata, by heat**: strata's tiers, an L2 hit promoted into L1 only once the key was read
 //!   below L1 twice in the heat sketch's window (`PromotionGate::by_heat`).
 //!
-//! Single-threaded, so the replay is deterministic. `TWO_TIER_TRACES=oltp,loop` restricts the
-//! run to the named traces.
+//! With `TWO_TIER_MORE=1`, three designs that measured worse are replayed too (PERF.md §9):
+//! - **strata, misses fill L2 only**: a miss's value is written to L2 alone (`skip("l1")`), so
+//!   L1 holds only keys promoted on a later L2 hit ("rare keys skip L1"), always or by heat;
+//! - **strata, L1 hits read L2 too**: every L1 hit also reads L2 (`get_from_layer`), an upper
+//!   bound on telling L2's policy about L1's hits.
+//!
+//! Single-threaded, so the replay is deterministic up to the hasher's random seed.
+//! `TWO_TIER_TRACES=oltp,loop` restricts the run to the named traces.
 
-use strata::{Cache, LayerSpec, PromotionGate};
+use strata::{Cache, LayerSpec, PromotionGate, SetOptions};
 use strata_bench::traces::{self, Lru};
 
 /// The price of an L2 hit and of a miss, in milliseconds (the seed report's Redis and database
@@ -76,11 +82,33 @@ fn main() {
         let seed = replay_seed(&trace.keys, l1, l2);
         let always = replay_strata(&trace.keys, l1, l2, PromotionGate::Always);
         let by_heat = replay_strata(&trace.keys, l1, l2, PromotionGate::by_heat());
-        for (design, tally) in [
+        let mut designs = vec![
             ("seed (LRU, always)", seed),
             ("strata, always", always),
             ("strata, by heat", by_heat),
-        ] {
+        ];
+        if std::env::var_os("TWO_TIER_MORE").is_some() {
+            for (design, gate, variant) in [
+                (
+                    "strata, misses fill L2 only, always",
+                    PromotionGate::Always,
+                    Variant::FillL2Only,
+                ),
+                (
+                    "strata, misses fill L2 only, by heat",
+                    PromotionGate::by_heat(),
+                    Variant::FillL2Only,
+                ),
+                (
+                    "strata, L1 hits read L2 too",
+                    PromotionGate::Always,
+                    Variant::L1HitsReadL2,
+                ),
+            ] {
+                designs.push((design, replay(&trace.keys, l1, l2, gate, variant)));
+            }
+        }
+        for (design, tally) in designs {
             println!(
                 "| {name} | {l1} / {l2} | {design} | {:.2} | {:.2} | {:.3} | {:.3} | {:.3} |",
                 tally.l1_ratio(),
@@ -123,22 +151,43 @@ fn replay_seed(keys: &[u64], l1: usize, l2: usize) -> Tally {
     tally
 }
 
+/// How a strata replay departs from "lookup; on a miss, write through".
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    WriteThrough,
+    FillL2Only,
+    L1HitsReadL2,
+}
+
 /// strata's two memory tiers with the given promotion gate.
 fn replay_strata(keys: &[u64], l1: usize, l2: usize, gate: PromotionGate) -> Tally {
+    replay(keys, l1, l2, gate, Variant::WriteThrough)
+}
+
+fn replay(keys: &[u64], l1: usize, l2: usize, gate: PromotionGate, variant: Variant) -> Tally {
     let cache: Cache<u64, u64> = Cache::builder()
         .layer(LayerSpec::memory("l1", l1))
         .layer(LayerSpec::memory("l2", l2))
         .promotion_gate(gate)
         .build()
         .expect("valid configuration");
+    let fill = match variant {
+        Variant::FillL2Only => SetOptions::new().skip("l1"),
+        _ => SetOptions::new(),
+    };
     let mut tally = Tally::default();
     for &key in keys {
         tally.requests += 1;
         match cache.lookup(&key).expect("lookup").served_by {
-            Some(0) => tally.l1_hits += 1,
+            Some(0) => {
+                tally.l1_hits += 1;
+                if variant == Variant::L1HitsReadL2 {
+                    cache.get_from_layer("l2", &key).expect("read");
+                }
+            }
             Some(_) => tally.l2_hits += 1,
             None => {
-                cache.set(key, key).expect("set");
+                cache.set_with(key, key, &fill).expect("set");
             }
         }
     }
