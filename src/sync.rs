@@ -124,6 +124,10 @@ pub enum Broken {
     TableReclaimWithoutGrace = 128,
     /// The chained table clears an unlinked link's `next`, cutting off readers standing on it.
     TableUnlinkClearsNext = 256,
+    /// An insert into an empty place (a promotion, or a write) that is undone does not enforce
+    /// the tier's bounds, though a racing write may have replaced its node and taken over the
+    /// residency it admitted.
+    UndoneInsertSkipsBounds = 512,
 }
 
 /// The switches, a std atomic on purpose: test configuration, not modelled state.

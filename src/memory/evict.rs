@@ -70,25 +70,33 @@ where
 
     /// Brings shard `index` within its bounds (taking quota from other shards where it can, see
     /// "Quotas" in [`super::policy`], else evicting), then reaps orphans if there are too many.
-    pub(super) fn enforce(&self, index: usize, guard: &TableGuard<'_>) {
+    /// `own` is the birth of the key whose write or promotion asks for the room (see
+    /// `Shard::spares_own_key`).
+    ///
+    /// Every insert into an empty place calls it afterwards, published or undone: a racing
+    /// write may replace the insert's pending node before the insert has counted the residency
+    /// it admits (the write's own call then finds the shard within its bounds), and the undone
+    /// insert, which cannot remove a node that is no longer its own, is the one left to evict
+    /// for it. An insert whose node is gone again finds nothing to do.
+    pub(super) fn enforce(&self, index: usize, own: u64, guard: &TableGuard<'_>) {
         let shard = &self.policy.shards()[index];
         while shard.len() > shard.quota() {
             match self.policy.rebalance(index) {
                 Rebalance::Took => {}
-                Rebalance::TookFrom(donor) => self.evict_within(donor, guard),
+                Rebalance::TookFrom(donor) => self.evict_within(donor, own, guard),
                 Rebalance::Nothing => break,
             }
         }
-        self.evict_within(index, guard);
+        self.evict_within(index, own, guard);
     }
 
     /// Evicts until shard `index` is within its bounds, then reaps orphans if there are too
     /// many.
-    fn evict_within(&self, index: usize, guard: &TableGuard<'_>) {
+    fn evict_within(&self, index: usize, own: u64, guard: &TableGuard<'_>) {
         let shard = &self.policy.shards()[index];
         let mut retries = 0;
         while shard.is_over_capacity() {
-            if !self.evict_step(shard, guard) {
+            if !self.evict_step(shard, own, guard) {
                 retries += 1;
                 if retries > EVICTION_RETRIES {
                     break;
@@ -102,11 +110,21 @@ where
     }
 
     /// One S3-FIFO step on the item at the head of a queue. Returns false if both queues were
-    /// empty.
-    fn evict_step(&self, shard: &Shard<K>, guard: &TableGuard<'_>) -> bool {
-        let Some((item, queue)) = shard.pop() else {
+    /// empty. `own` is the birth of the key the room is made for, which small's head is not
+    /// evicted as while main holds others (see `Shard::spares_own_key`).
+    fn evict_step(&self, shard: &Shard<K>, own: u64, guard: &TableGuard<'_>) -> bool {
+        let Some((mut item, mut queue)) = shard.pop() else {
             return false;
         };
+        if queue == Queue::Small && item.birth == own && shard.spares_own_key() {
+            // Back to small's tail, where a newcomer belongs; main's head is the candidate
+            // instead.
+            shard.push(item, Queue::Small);
+            let Some(head) = shard.pop_from(Queue::Main) else {
+                return false;
+            };
+            (item, queue) = (head, Queue::Main);
+        }
         shard.count_step();
         // Hashed once: the lookup, the removal and the ghost all need it.
         let hash = self.hash(&item.key);
@@ -209,9 +227,14 @@ where
             return;
         };
         let sketch = self.policy.sketch();
-        // Counted reads per unit of weight (each side's count times the other's weight): with
-        // every weight 1, TinyLFU's rule; with weights, a lighter key of equal heat wins, as
-        // it costs less of the bound per hit.
+        // Counted reads per unit of weight (each side's count times the other's weight) where
+        // weight is what the shard is bounded by: a lighter key of equal heat wins, as it costs
+        // less of the bound per hit. Bounded by entries, TinyLFU's rule.
+        let (weight, victim_weight) = if shard.bounded_by_weight() {
+            (weight, victim_weight)
+        } else {
+            (1, 1)
+        };
         let newcomer_loses = u64::from(sketch.estimate(hash)) * victim_weight
             <= u64::from(sketch.estimate(victim_hash)) * weight;
         if !expired && newcomer_loses {

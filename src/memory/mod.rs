@@ -54,7 +54,7 @@ use crate::layer::{Entry, GetResults, Layer, LayerCounters};
 use crate::protocol::{Ticket, Version};
 use crate::stats::Counters;
 use crate::sync::{broken, fence, random_state, Arc, Broken, Ordering};
-use node::{Node, FREQ_MASK, NO_STRIPE, PENDING};
+use node::{clamp_weight, Node, FREQ_MASK, NO_STRIPE, PENDING};
 use policy::{Policy, Queue, Shard};
 use std::borrow::Borrow;
 use std::fmt;
@@ -440,14 +440,16 @@ where
             guard,
         );
         if let Some((node, grew)) = self.after_insert(result, shard, hash, now, guard) {
-            if node.is_pending() && !self.validate_write(key, node, ticket, guard) {
+            let kept = !node.is_pending() || self.validate_write(key, node, ticket, guard);
+            // An overwrite of a live value that weighs no more leaves the bounds as they were
+            // (and makes no orphan): nothing to enforce. An insert enforces them even when it
+            // is undone (see `enforce`).
+            if grew && (kept || !broken(Broken::UndoneInsertSkipsBounds)) {
+                self.enforce(self.shard_index(hash), node.birth, guard);
+            }
+            if !kept {
                 self.counters.incr(DROPPED);
                 return false;
-            }
-            // An overwrite of a live value that weighs no more leaves the bounds as they were
-            // (and makes no orphan): nothing to enforce.
-            if grew {
-                self.enforce(self.shard_index(hash), guard);
             }
         }
         true
@@ -495,13 +497,15 @@ where
     ) -> u64 {
         match current {
             Some(node) => node.birth,
-            None => shard.next_birth(self.shard_index(hash), weight),
+            // The weight as the node records it (clamped), so small is charged what the
+            // shard is.
+            None => shard.next_birth(self.shard_index(hash), clamp_weight(weight)),
         }
     }
 
     /// Policy bookkeeping after a `compute` that may have inserted or replaced a node. Returns
     /// the node now in the map, if this call put it there, and whether the shard's length or
-    /// weight grew. Capacity is enforced by the caller, once the node is validated.
+    /// weight grew. Capacity is enforced by the caller, once the node is validated or undone.
     fn after_insert<'g>(
         &self,
         result: Compute<'g, K, Node<V>, ()>,
@@ -591,10 +595,12 @@ where
         if !published {
             self.remove_exact(key, node, guard);
         }
-        if published {
-            // Only a promotion that landed makes room: an undone one evicts nobody (but for a
-            // duel's victim, see `duel`, when the promoted key won one on its insert).
-            self.enforce(self.shard_index(hash), guard);
+        // A promotion that landed makes room. An undone one normally evicts nobody (its node is
+        // gone again; but for a duel's victim, see `duel`, when the promoted key won one on its
+        // insert), yet it enforces the bounds too, for the case where a write replaced its node
+        // first (see `enforce`).
+        if published || !broken(Broken::UndoneInsertSkipsBounds) {
+            self.enforce(self.shard_index(hash), node.birth, guard);
         }
         published
     }

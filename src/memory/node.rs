@@ -44,7 +44,8 @@ pub(crate) struct Node<V> {
     /// The write version this value carries (see `protocol`). Per key, a higher version is a
     /// later write.
     pub(crate) version: u64,
-    /// The policy's identity of this key's residency: `(sequence << SHARD_BITS) | shard`.
+    /// The policy's identity of this key's residency: `(sequence << SHARD_BITS) | shard`, or
+    /// `| weight code` in a weight-bounded policy (see "Weights" in `policy.rs`).
     /// Carried over when a value is replaced in place; a queue item whose birth differs from
     /// the node's is stale.
     pub(crate) birth: u64,

@@ -38,8 +38,9 @@
 //!   it earns nothing and shrinks to one entry.
 //! - **The duel.** While small is cut back, a key the ghost remembers does not enter main
 //!   unconditionally: it must be counted more often than main's next victim (per unit of
-//!   weight, see "Weights") in a TinyLFU frequency sketch (`crate::heat`'s count-min), else it goes through small like any newcomer
-//!   and the victim keeps its place. Ties go against the newcomer, as in TinyLFU, so a loop's
+//!   weight in a shard bounded by weight, see "Weights") in a TinyLFU frequency sketch
+//!   (`crate::heat`'s count-min), else it goes through small like any newcomer and the victim
+//!   keeps its place. Ties go against the newcomer, as in TinyLFU, so a loop's
 //!   keys (all equally frequent) no longer churn main. The sketch is allocated by the first
 //!   duel (one `u64` per four entries of capacity: 2 bytes per entry) and fed only while the
 //!   key's shard is cut back (new keys, small hits, main hits): a workload that never brings a
@@ -52,11 +53,14 @@
 //! than the head freed, so the rest came out of main, which then churned under a loop longer
 //! than the cache and kept nothing (0 % hits at 30–101 entries where moka kept 4–13 %). So:
 //!
-//! - small's target is a share of the *bound*: `target / (10 × share)` of `max_weight` (a
-//!   tenth at full share, as for entries); small is evicted from while its weight is above
-//!   that, and main only when main is above the rest of the bound;
-//! - a new key goes straight to main while main's weight, the key's included, is within its
-//!   share (an entry-bounded shard's "main below its share");
+//! - small's target (counted in entries, as above) stands for a share of the *bound*:
+//!   `target / (10 × share)` of `max_weight`, a tenth at full share as for entries; small is
+//!   evicted from while its weight is above that, and main otherwise (besides the window's
+//!   probes);
+//! - a new key goes straight to main while main's weight, the key's included, is within the
+//!   rest of the bound (an entry-bounded shard's "main below its share");
+//! - an insert never evicts its own key to make room while main holds others and small is not
+//!   cut back: a newcomer heavier than small's share would otherwise be the next candidate;
 //! - small's weight is counted exactly, in *admission* weights: a weight-bounded shard keeps
 //!   the key's weight, coded in one byte (`weight_code`: exact below 16, within 1/8 above),
 //!   in the low byte of each birth (the shard index's byte, always 0 in a one-shard policy),
@@ -119,7 +123,8 @@ use crate::heat::FrequencySketch;
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, SegQueue};
 use crossbeam_utils::CachePadded;
 
-/// Low bits of a birth that name the shard.
+/// Low bits of a birth that name the shard (in a policy of several shards; a weight-bounded
+/// policy, of one shard, keeps the key's weight code there, see "Weights" in the module docs).
 pub(crate) const SHARD_BITS: u32 = 8;
 const MAX_SHARDS: usize = 1 << SHARD_BITS;
 /// Shards are only split off when each gets at least this many entries, so small caches keep
@@ -193,7 +198,8 @@ struct ShardState {
     quota: AtomicUsize,
     /// The `next_birth` sequence before which the shard does not try to take quota again.
     rebalance_after: AtomicU64,
-    /// The small queue's target length (see "Scans" in the module docs); read clamped to
+    /// The small queue's target length (see "Scans" in the module docs; for a shard bounded by
+    /// weight, the numerator of small's share of the bound, see "Weights"); read clamped to
     /// between one entry and a tenth of the size (see `Shard::size`).
     small_target: AtomicUsize,
     /// This window's small hits, main hits and eviction steps.
@@ -207,9 +213,6 @@ struct ShardState {
     /// The admission weights of the items in small, for a shard bounded by weight (see
     /// "Weights" in the module docs); wraps and is read as signed, as `len`.
     small_weight: AtomicU64,
-    /// The birth of the item last pushed onto small, for a shard bounded by weight: the newest
-    /// key, which its own insert does not evict (see "Weights" in the module docs).
-    newest_small: AtomicU64,
 }
 
 pub(crate) struct Policy<K> {
@@ -406,7 +409,6 @@ impl<K> Shard<K> {
                 main_popped: AtomicBool::new(false),
                 probe_main: AtomicBool::new(false),
                 small_weight: AtomicU64::new(0),
-                newest_small: AtomicU64::new(0),
             }),
             max_weight,
             weighed,
@@ -539,7 +541,7 @@ impl<K> Shard<K> {
     }
 
     /// Whether the shard is bounded by weight (it is then the policy's only shard).
-    fn bounded_by_weight(&self) -> bool {
+    pub(crate) fn bounded_by_weight(&self) -> bool {
         self.max_weight != u64::MAX
     }
 
@@ -549,29 +551,24 @@ impl<K> Shard<K> {
             return;
         }
         let weight = code_weight(item.birth as u8);
-        // Relaxed: a sizing hint, as every counter of the policy; `newest_small` too (a stale
-        // view protects the key before, or evicts this one, as a length-sized small would).
+        // Relaxed: a sizing hint, as every counter of the policy.
         if entering {
             self.state.small_weight.fetch_add(weight, Ordering::Relaxed);
-            self.state.newest_small.store(item.birth, Ordering::Relaxed);
         } else {
             self.state.small_weight.fetch_sub(weight, Ordering::Relaxed);
         }
     }
 
-    /// Whether `item`, popped from small as an eviction candidate, is the newest key of a shard
-    /// bounded by weight that must be spared: main holds something else to evict, and small is
-    /// not cut back. A length-bounded small never offers its newest item (it pops only while
-    /// over a target of at least one); a weight-bounded one does when the newcomer alone is
-    /// heavier than small's share, and a key must not be evicted by its own insert while the
-    /// cache holds others (under a loop or a scan, small is cut back and a newcomer is evicted
-    /// like any other, as TinyLFU turns newcomers away).
-    fn spares_newest(&self, item: &Item<K>) -> bool {
-        self.bounded_by_weight()
-            // Relaxed: see `count_small`.
-            && self.state.newest_small.load(Ordering::Relaxed) == item.birth
-            && !self.main.is_empty()
-            && !self.is_cut_back()
+    /// Whether an insert's eviction step that popped its own key's item from small must spare
+    /// it and evict from main instead: the shard is bounded by weight, main has something to
+    /// evict and small is not cut back. A length-bounded small never offers an insert its own
+    /// key while main holds anything (it is popped only while over a target of at least one);
+    /// a weight-bounded one does when the newcomer alone is heavier than small's share, and a
+    /// key must not be evicted by its own insert while the cache holds others. (Under a loop
+    /// or a scan small is cut back, and a newcomer is evicted like any other, as TinyLFU turns
+    /// newcomers away.)
+    pub(crate) fn spares_own_key(&self) -> bool {
+        self.bounded_by_weight() && !self.main.is_empty() && !self.is_cut_back()
     }
 
     /// The admission weights of the items in small (a shard bounded by weight only).
@@ -615,10 +612,11 @@ impl<K> Shard<K> {
         // than the cache never gets a hit).
         let remembered = self.take_ghost(hash);
         let filling = if self.bounded_by_weight() {
-            // Main's weight below its share of the bound (see "Weights" in the module docs).
+            // Main's weight, the newcomer's included (counted above), within its share of the
+            // bound (see "Weights" in the module docs).
             let (small, whole) = self.small_weight_fraction();
             let main = u128::from(self.weight().saturating_sub(self.small_weight()));
-            (main + u128::from(weight)) * whole <= u128::from(self.max_weight) * (whole - small)
+            main * whole <= u128::from(self.max_weight) * (whole - small)
         } else {
             self.main.len() + self.small_target() < self.quota()
         };
@@ -689,8 +687,9 @@ impl<K> Shard<K> {
         self.state.orphans.load(Ordering::Relaxed) as isize > (self.quota() / 2 + 16) as isize
     }
 
-    /// The next eviction candidate: from small while it holds more than its share, else main
-    /// (and main's head when a window asked for a probe, see `count_step`).
+    /// The next eviction candidate: from small while it holds more than its share (by length, or
+    /// by weight, see `small_over_target`), else main (and main's head when a window asked for
+    /// a probe, see `count_step`).
     pub(crate) fn pop(&self) -> Option<(Item<K>, Queue)> {
         // Relaxed, as every flag of the sizing window: a lost or doubled probe moves one
         // eviction between the queues. The load first keeps the line shared when no probe is
@@ -708,24 +707,12 @@ impl<K> Shard<K> {
             .pop()
             .map(|item| (item, first.1))
             .or_else(|| second.0.pop().map(|item| (item, second.1)));
-        match popped {
-            Some((item, Queue::Small)) => {
-                self.count_small(&item, false);
-                if self.spares_newest(&item) {
-                    // Main's head instead (it is not empty); the newest goes back to small.
-                    let head = self.main.pop().map(|head| (head, Queue::Main));
-                    self.push(item, Queue::Small);
-                    self.note_main_popped();
-                    return head;
-                }
-                Some((item, Queue::Small))
-            }
-            Some((item, Queue::Main)) => {
-                self.note_main_popped();
-                Some((item, Queue::Main))
-            }
-            None => None,
+        match &popped {
+            Some((_, Queue::Main)) => self.note_main_popped(),
+            Some((item, Queue::Small)) => self.count_small(item, false),
+            None => {}
         }
+        popped
     }
 
     /// Notes that main was popped in this window.
@@ -812,6 +799,10 @@ impl<K> Shard<K> {
     /// Small's counted weight, and the admission weights its items carry (walked once around;
     /// quiescent callers only).
     pub(crate) fn small_weight_and_items(&self) -> (u64, u64) {
+        assert!(
+            self.bounded_by_weight(),
+            "only weight-bounded births carry weights"
+        );
         let counted = self.small_weight();
         let mut carried = 0;
         for _ in 0..self.small.len() {

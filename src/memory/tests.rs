@@ -382,6 +382,32 @@ fn a_weight_bounded_tier_holds_a_fixed_set_of_a_loop_longer_than_itself() {
 }
 
 #[test]
+fn a_key_heavier_than_small_is_spared_by_its_own_insert_only() {
+    // Weight = value, bound 100: small's share is 10 units, so a 30-unit key is small's next
+    // candidate as soon as it is queued. Its own insert must not evict it while the tier holds
+    // others; later inserts may (it is never read: nothing pins it).
+    let (clock, _hand) = Clock::manual();
+    let config = MemoryConfig {
+        capacity: 1_000,
+        max_weight: 100,
+        weigher: Some(Arc::new(|_: &u64, v: &u64| *v)),
+    };
+    let t = MemoryLayer::new("t", config, clock).unwrap();
+    for key in 0..200u64 {
+        set(&t, &key, entry(1, 1)).unwrap();
+    }
+    // Looked up without a read (a read would set its access bits and earn it a place in main).
+    let present = |key: u64| t.map.get(&key, &t.map.guard()).is_some();
+    set(&t, &1_000, entry(30, 1)).unwrap();
+    assert!(present(1_000), "evicted by its own insert");
+    for key in 2_000..2_200u64 {
+        set(&t, &key, entry(1, 1)).unwrap();
+    }
+    assert!(!present(1_000), "a key never read stays pinned");
+    assert!(t.weight() <= 100);
+}
+
+#[test]
 fn small_weight_is_counted_exactly_under_concurrent_writes_deletes_and_clears() {
     // Every path that puts an item in small or takes one out (admission, duels, eviction,
     // reaping, clearing, walking) must count it: at quiescence, small's counted weight equals

@@ -1,0 +1,29 @@
+//! The bound model's broken twin: with an undone insert's bound check switched off, loom must
+//! find the interleaving where a write replaces a promotion's pending node before the promoter
+//! counted its residency, and L1 stays over its capacity.
+//!
+//! A test binary of its own: the switches of `broken.rs` accumulate within a process, and with
+//! promotion validation or cancellation also off, the promotion would publish and evict.
+#![cfg(loom)]
+
+use loom::thread;
+use loom_tests::model::{below_l1, cache};
+
+#[test]
+#[should_panic(expected = "L1 over capacity")]
+fn undone_promotion_that_skips_the_bounds_is_caught() {
+    strata::break_for_test(strata::Broken::UndoneInsertSkipsBounds);
+    loom::model(|| {
+        let (cache, _) = cache(&[1, 4], None);
+        cache.set(2, 9).unwrap();
+        below_l1(&cache, 1, 1);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&1).unwrap())
+        };
+        cache.set(1, 2).unwrap();
+        reader.join().unwrap();
+        let len = cache.stats().layers[0].len.unwrap();
+        assert!(len <= 1, "L1 over capacity: {len} entries");
+    });
+}
