@@ -101,7 +101,7 @@ pub(crate) fn random_state() -> ahash::RandomState {
 }
 
 /// Deliberately broken variants of the protocol, for the loom models' broken twins
-/// (`loom-tests/tests/broken.rs`): each must make loom find a violation. They exist only to show
+/// (`loom-tests/tests/broken.rs`, `broken_bounds.rs`): each must make loom find a violation. They exist only to show
 /// that the models have teeth; in a normal build [`broken`] is a constant `false`.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]

@@ -3,17 +3,19 @@
 //! counted its residency, and L1 stays over its capacity.
 //!
 //! A test binary of its own: the switches of `broken.rs` accumulate within a process, and with
-//! promotion validation or cancellation also off, the promotion would publish and evict.
+//! promotion validation and cancellation both off (as there), the promotion would publish and
+//! evict.
 #![cfg(loom)]
 
 use loom::thread;
-use loom_tests::model::{below_l1, cache};
+use loom_tests::model::{below_l1, cache, check_with_preemptions};
 
 #[test]
 #[should_panic(expected = "L1 over capacity")]
 fn undone_promotion_that_skips_the_bounds_is_caught() {
     strata::break_for_test(strata::Broken::UndoneInsertSkipsBounds);
-    loom::model(|| {
+    // Two preemptions, whatever LOOM_MAX_PREEMPTIONS says: the twin must reach the interleaving.
+    check_with_preemptions(2, || {
         let (cache, _) = cache(&[1, 4], None);
         cache.set(2, 9).unwrap();
         below_l1(&cache, 1, 1);

@@ -543,14 +543,14 @@ fn promotion_of_a_foreign_version_racing_an_invalidation() {
 }
 
 /// A promotion's pending node in a full L1 is replaced by a racing `set` of the key (which
-/// cancels the promotion) before the promoter has counted the residency it admitted: the
-/// writer's bound check then finds L1 within its capacity, and the promoter, which neither
-/// publishes nor can remove a node that is now the writer's, must enforce the bound itself, or
-/// L1 stays one entry over it with nobody left to evict. (`contract_holds_with_deferred_promotion`
-/// in `tests/contract.rs` caught it, about once in a hundred runs.)
+/// cancels the promotion; a replacement that weighs no more enforces nothing): the promoter,
+/// which neither publishes nor can remove a node that is now the writer's, must enforce the
+/// bound for the residency it admitted, or L1 stays one entry over it with nobody left to
+/// evict. (`contract_holds_with_deferred_promotion` in `tests/contract.rs` caught it, about once
+/// in a hundred runs.) Two preemptions reach it, whatever LOOM_MAX_PREEMPTIONS says.
 #[test]
 fn set_replacing_a_cancelled_promotion_keeps_the_bound() {
-    loom::model(|| {
+    check_with_preemptions(2, || {
         let (cache, _) = cache(&[1, 4], None);
         cache.set(2, 9).unwrap(); // L1 is full
         below_l1(&cache, K, 1);

@@ -74,10 +74,10 @@ where
     /// `Shard::spares_own_key`).
     ///
     /// Every insert into an empty place calls it afterwards, published or undone: a racing
-    /// write may replace the insert's pending node before the insert has counted the residency
-    /// it admits (the write's own call then finds the shard within its bounds), and the undone
-    /// insert, which cannot remove a node that is no longer its own, is the one left to evict
-    /// for it. An insert whose node is gone again finds nothing to do.
+    /// write may replace the insert's pending node (a replacement that weighs no more enforces
+    /// nothing), and the undone insert, which cannot remove a node that is no longer its own,
+    /// is then the one left to evict for the residency it admitted. An undone insert whose node
+    /// it removed again only evicts if the shard is over its bounds for others.
     pub(super) fn enforce(&self, index: usize, own: u64, guard: &TableGuard<'_>) {
         let shard = &self.policy.shards()[index];
         while shard.len() > shard.quota() {
@@ -116,24 +116,29 @@ where
         let Some((mut item, mut queue)) = shard.pop() else {
             return false;
         };
-        if queue == Queue::Small && item.birth == own && shard.spares_own_key() {
-            // Back to small's tail, where a newcomer belongs; main's head is the candidate
-            // instead.
-            shard.push(item, Queue::Small);
-            let Some(head) = shard.pop_from(Queue::Main) else {
-                return false;
-            };
-            (item, queue) = (head, Queue::Main);
-        }
         shard.count_step();
-        // Hashed once: the lookup, the removal and the ghost all need it.
-        let hash = self.hash(&item.key);
-        let node = match self.map.get_hashed(&item.key, hash, guard) {
-            Some(node) if node.birth == item.birth => node,
-            _ => {
-                shard.drop_orphan();
-                return true;
+        let (hash, node) = loop {
+            // Hashed once: the lookup, the removal and the ghost all need it.
+            let hash = self.hash(&item.key);
+            let node = match self.map.get_hashed(&item.key, hash, guard) {
+                Some(node) if node.birth == item.birth => node,
+                _ => {
+                    shard.drop_orphan();
+                    return true;
+                }
+            };
+            if queue == Queue::Small && item.birth == own && shard.spares_own_key() {
+                // The inserting key itself, live: back to small's tail, where a newcomer
+                // belongs; main's head is the candidate instead (looked at once: it is not
+                // small's).
+                shard.push(item, Queue::Small);
+                let Some(head) = shard.pop_from(Queue::Main) else {
+                    return false;
+                };
+                (item, queue) = (head, Queue::Main);
+                continue;
             }
+            break (hash, node);
         };
         let expired = node.is_expired(self.clock.now());
         if !expired {

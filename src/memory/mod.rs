@@ -441,9 +441,9 @@ where
         );
         if let Some((node, grew)) = self.after_insert(result, shard, hash, now, guard) {
             let kept = !node.is_pending() || self.validate_write(key, node, ticket, guard);
-            // An overwrite of a live value that weighs no more leaves the bounds as they were
-            // (and makes no orphan): nothing to enforce. An insert enforces them even when it
-            // is undone (see `enforce`).
+            // A replacement that weighs no more leaves the bounds as they were (and makes no
+            // orphan): nothing to enforce; a replaced pending node's inserter enforces them for
+            // its residency. An insert enforces them even when it is undone (see `enforce`).
             if grew && (kept || !broken(Broken::UndoneInsertSkipsBounds)) {
                 self.enforce(self.shard_index(hash), node.birth, guard);
             }

@@ -99,7 +99,8 @@
 //! Each shard is bounded by its *quota*, which starts at its fair share of the capacity. The
 //! quotas always sum to at most the capacity (a transfer lowers the donor's quota before it
 //! raises the taker's), so the total never exceeds the configured capacity once writers are
-//! quiescent; while writers run it can be exceeded by at most one entry per concurrent writer.
+//! quiescent; while writers run it can be exceeded by at most one entry per concurrent insert
+//! (a write or a promotion).
 //!
 //! Keys whose hashes are skewed (a user's `Hash` that only feeds a low-cardinality field sends
 //! every key to one shard) would otherwise leave most of the capacity unused. So a shard that is
