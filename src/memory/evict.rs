@@ -91,20 +91,28 @@ where
     }
 
     /// Evicts until shard `index` is within its bounds, then reaps orphans if there are too
-    /// many.
-    fn evict_within(&self, index: usize, own: u64, guard: &TableGuard<'_>) {
+    /// many, and evicts again if the shard is over its bounds after the reap.
+    ///
+    /// An evicting thread that finds both queues empty retries a few times, then leaves the
+    /// bounds to whoever holds the items: another evicting thread (its loop re-checks the
+    /// bounds after each step), a duel (its insert enforces next), a reap (re-checked here,
+    /// after it) or a walk (`walk_residents` re-checks after it).
+    pub(super) fn evict_within(&self, index: usize, own: u64, guard: &TableGuard<'_>) {
         let shard = &self.policy.shards()[index];
-        let mut retries = 0;
-        while shard.is_over_capacity() {
-            if !self.evict_step(shard, own, guard) {
-                retries += 1;
-                if retries > EVICTION_RETRIES {
-                    break;
+        for pass in 0..2 {
+            let mut retries = 0;
+            while shard.is_over_capacity() {
+                if !self.evict_step(shard, own, guard) {
+                    retries += 1;
+                    if retries > EVICTION_RETRIES {
+                        break;
+                    }
+                    spin_hint();
                 }
-                spin_hint();
             }
-        }
-        if shard.has_too_many_orphans() {
+            if pass > 0 || !shard.has_too_many_orphans() {
+                break;
+            }
             self.reap(shard, guard);
         }
     }

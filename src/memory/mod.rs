@@ -235,7 +235,7 @@ where
     /// twice (births are unique per residency).
     fn walk_residents(&self, guard: &TableGuard<'_>, mut f: impl FnMut(&K, &Node<V>)) {
         let mut visited = std::collections::HashSet::new();
-        for shard in self.policy.shards().iter() {
+        for (index, shard) in self.policy.shards().iter().enumerate() {
             for queue in [Queue::Small, Queue::Main] {
                 for _ in 0..shard.queue_len(queue) {
                     let Some(item) = shard.pop_from(queue) else {
@@ -251,6 +251,11 @@ where
                         _ => shard.drop_orphan(),
                     }
                 }
+            }
+            // An insert that found the queues empty while this walk held their items left the
+            // bounds to it (see `evict_within`; no key to spare: births are never 0).
+            if shard.is_over_capacity() {
+                self.evict_within(index, 0, guard);
             }
         }
     }
