@@ -99,21 +99,24 @@ where
     /// after it) or a walk (`walk_residents` re-checks after it).
     pub(super) fn evict_within(&self, index: usize, own: u64, guard: &TableGuard<'_>) {
         let shard = &self.policy.shards()[index];
-        for pass in 0..2 {
-            let mut retries = 0;
-            while shard.is_over_capacity() {
-                if !self.evict_step(shard, own, guard) {
-                    retries += 1;
-                    if retries > EVICTION_RETRIES {
-                        break;
-                    }
-                    spin_hint();
-                }
-            }
-            if pass > 0 || !shard.has_too_many_orphans() {
-                break;
-            }
+        self.evict_steps(shard, own, guard);
+        if shard.has_too_many_orphans() {
             self.reap(shard, guard);
+            self.evict_steps(shard, own, guard);
+        }
+    }
+
+    /// Eviction steps while the shard is over its bounds (see `evict_within`).
+    fn evict_steps(&self, shard: &Shard<K>, own: u64, guard: &TableGuard<'_>) {
+        let mut retries = 0;
+        while shard.is_over_capacity() {
+            if !self.evict_step(shard, own, guard) {
+                retries += 1;
+                if retries > EVICTION_RETRIES {
+                    break;
+                }
+                spin_hint();
+            }
         }
     }
 
