@@ -270,6 +270,21 @@ fn replay(t: &MemoryLayer<u64, u64>, keys: impl Iterator<Item = u64>) -> usize {
     .count()
 }
 
+/// Runs `body(tier, n)` on `threads` threads of their own, `n` being the thread's number, and
+/// returns their handles (the caller may work on the tier meanwhile, then joins them).
+fn spawn_each<T: Send + 'static>(
+    t: &Arc<MemoryLayer<u64, u64>>,
+    threads: u64,
+    body: impl Fn(&MemoryLayer<u64, u64>, u64) -> T + Send + Sync + Copy + 'static,
+) -> Vec<std::thread::JoinHandle<T>> {
+    (0..threads)
+        .map(|n| {
+            let t = t.clone();
+            std::thread::spawn(move || body(&t, n))
+        })
+        .collect()
+}
+
 #[test]
 fn a_loop_longer_than_the_cache_cuts_small_back_and_holds_a_fixed_set() {
     let (t, _) = tier(500);
@@ -314,16 +329,11 @@ fn threads_replaying_loops_share_the_cut_back_tier_within_its_bound() {
     // cache to itself; 43 % measured).
     let (t, _) = tier(8_000);
     let t = Arc::new(t);
-    let threads: Vec<_> = (0..2u64)
-        .map(|n| {
-            let t = t.clone();
-            std::thread::spawn(move || {
-                let cycle = (0..10_000u64).map(move |i| n * 1_000_000 + i);
-                replay(&t, (0..30).flat_map(|_| cycle.clone()));
-                replay(&t, (0..10).flat_map(|_| cycle.clone()))
-            })
-        })
-        .collect();
+    let threads = spawn_each(&t, 2, |t, n| {
+        let cycle = (0..10_000u64).map(move |i| n * 1_000_000 + i);
+        replay(t, (0..30).flat_map(|_| cycle.clone()));
+        replay(t, (0..10).flat_map(|_| cycle.clone()))
+    });
     let hits: usize = threads.into_iter().map(|h| h.join().unwrap()).sum();
     assert!(t.len() <= 8_000, "len {}", t.len());
     assert_len_matches_map(&t);
@@ -413,28 +423,21 @@ fn small_weight_is_counted_exactly_under_concurrent_writes_deletes_and_clears() 
     // reaping, clearing, walking) must count it: at quiescence, small's counted weight equals
     // the admission weights its items carry.
     let t = Arc::new(weighted_tier(300));
-    let threads: Vec<_> = (0..2u64)
-        .map(|n| {
-            let t = t.clone();
-            std::thread::spawn(move || {
-                for i in 0..30_000u64 {
-                    let key = n * 1_000_000 + (i * 7_919) % 2_000;
-                    if value(&t, key).is_none() {
-                        set(&t, &key, entry(key, i + 1)).unwrap();
-                    }
-                    match i % 97 {
-                        0 => t.clear(),
-                        1..=20 => t.delete(&key, &Ticket::detached_write(i + 2)).unwrap(),
-                        21 => t.for_each(Timestamp(0), &mut |_, _| {}).unwrap(),
-                        _ => {}
-                    }
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    let threads = spawn_each(&t, 2, |t, n| {
+        for i in 0..30_000u64 {
+            let key = n * 1_000_000 + (i * 7_919) % 2_000;
+            if value(t, key).is_none() {
+                set(t, &key, entry(key, i + 1)).unwrap();
+            }
+            match i % 97 {
+                0 => t.clear(),
+                1..=20 => t.delete(&key, &Ticket::detached_write(i + 2)).unwrap(),
+                21 => t.for_each(Timestamp(0), &mut |_, _| {}).unwrap(),
+                _ => {}
+            }
+        }
+    });
+    threads.into_iter().for_each(|h| h.join().unwrap());
     let (counted, carried) = t.policy.shards()[0].small_weight_and_items();
     assert_eq!(counted, carried);
     assert!(t.weight() <= 300);
@@ -482,24 +485,17 @@ fn the_weight_bound_holds() {
 fn the_capacity_bound_holds_under_concurrent_inserts() {
     let (t, _) = tier(2_000);
     let t = Arc::new(t);
-    let threads: Vec<_> = (0..4u64)
-        .map(|n| {
-            let t = t.clone();
-            std::thread::spawn(move || {
-                for i in 0..20_000 {
-                    let key = n * 1_000_000 + i;
-                    set(&t, &key, entry(key, 1)).unwrap();
-                    if i % 3 == 1 {
-                        t.delete(&(key - 1), &Ticket::detached_write(5)).unwrap();
-                    }
-                    value(&t, key / 2);
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    let threads = spawn_each(&t, 4, |t, n| {
+        for i in 0..20_000 {
+            let key = n * 1_000_000 + i;
+            set(t, &key, entry(key, 1)).unwrap();
+            if i % 3 == 1 {
+                t.delete(&(key - 1), &Ticket::detached_write(5)).unwrap();
+            }
+            value(t, key / 2);
+        }
+    });
+    threads.into_iter().for_each(|h| h.join().unwrap());
     // Quiescent: the last inserter of each shard saw it within bounds.
     assert!(t.len() <= 2_000, "len {}", t.len());
     assert_len_matches_map(&t);
@@ -509,23 +505,16 @@ fn the_capacity_bound_holds_under_concurrent_inserts() {
 fn clear_racing_inserts_keeps_the_accounting_exact() {
     let (t, _) = tier(64);
     let t = Arc::new(t);
-    let writers: Vec<_> = (0..2u64)
-        .map(|n| {
-            let t = t.clone();
-            std::thread::spawn(move || {
-                for i in 0..20_000 {
-                    let key = n * 1_000_000 + i % 500;
-                    set(&t, &key, entry(key, i + 1)).unwrap();
-                }
-            })
-        })
-        .collect();
+    let writers = spawn_each(&t, 2, |t, n| {
+        for i in 0..20_000 {
+            let key = n * 1_000_000 + i % 500;
+            set(t, &key, entry(key, i + 1)).unwrap();
+        }
+    });
     for _ in 0..200 {
         t.clear();
     }
-    for writer in writers {
-        writer.join().unwrap();
-    }
+    writers.into_iter().for_each(|h| h.join().unwrap());
     for key in 0..100 {
         set(&t, &(5_000_000 + key), entry(key, 1)).unwrap();
     }
@@ -541,23 +530,16 @@ fn walks_racing_inserts_keep_the_bound() {
     // seldom reached by this run: it guards the walk's bookkeeping, not that case alone.)
     let (t, _) = tier(8);
     let t = Arc::new(t);
-    let writers: Vec<_> = (0..2u64)
-        .map(|n| {
-            let t = t.clone();
-            std::thread::spawn(move || {
-                for i in 0..20_000 {
-                    let key = n * 1_000_000 + i;
-                    set(&t, &key, entry(key, 1)).unwrap();
-                }
-            })
-        })
-        .collect();
+    let writers = spawn_each(&t, 2, |t, n| {
+        for i in 0..20_000 {
+            let key = n * 1_000_000 + i;
+            set(t, &key, entry(key, 1)).unwrap();
+        }
+    });
     for _ in 0..2_000 {
         t.for_each(Timestamp(0), &mut |_, _| {}).unwrap();
     }
-    for writer in writers {
-        writer.join().unwrap();
-    }
+    writers.into_iter().for_each(|h| h.join().unwrap());
     assert!(t.len() <= 8, "len {}", t.len());
     assert_len_matches_map(&t);
 }
