@@ -120,7 +120,33 @@ impl<K, V> LayerSpec<K, V> {
         self
     }
 
-    /// Bounds an in-memory tier by total weight as measured by `weigher`.
+    /// Bounds an in-memory tier by total weight as measured by `weigher` (a byte budget, as
+    /// moka's `weigher` or quick_cache's weighter), besides its entry capacity: whichever bound
+    /// is reached first evicts.
+    ///
+    /// - An entry counts at most `u32::MAX` units; one heavier than the whole bound is not
+    ///   kept (the `set` succeeds, any older value is removed, and it counts as an eviction).
+    /// - The eviction policy sizes its queues by weight (PERF.md §3): a scan or a loop longer
+    ///   than the tier leaves the tier's read keys in place, lighter ones first, and a key is
+    ///   not evicted by its own insert while the tier holds others.
+    /// - `max_weight` 0 makes `build` fail with [`BuildError::ZeroWeight`]; a weight bound on a
+    ///   custom layer, with [`BuildError::WeightOnCustomLayer`].
+    ///
+    /// ```
+    /// use strata::{Cache, LayerSpec};
+    ///
+    /// // At most 1 MiB of values, and at most 100 000 entries.
+    /// let bytes = |_: &u64, value: &Vec<u8>| value.len() as u64;
+    /// let cache: Cache<u64, Vec<u8>> = Cache::builder()
+    ///     .layer(LayerSpec::memory("l1", 100_000).max_weight(1 << 20, bytes))
+    ///     .build()
+    ///     .expect("a valid configuration");
+    /// cache.set(1, vec![0; 4096]).unwrap();
+    /// assert_eq!(cache.get(&1).unwrap().map(|v| v.len()), Some(4096));
+    /// cache.set(2, vec![0; 2 << 20]).unwrap(); // heavier than the whole bound: not kept
+    /// assert_eq!(cache.get(&2).unwrap(), None);
+    /// assert_eq!(cache.stats().layers[0].evictions, 1);
+    /// ```
     pub fn max_weight(
         mut self,
         max_weight: u64,
