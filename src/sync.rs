@@ -128,6 +128,11 @@ pub enum Broken {
     /// the tier's bounds, though a racing write may have replaced its node and taken over the
     /// residency it admitted.
     UndoneInsertSkipsBounds = 512,
+    /// A write overwrites a word value in place on a node it found without the bucket lock,
+    /// which a removal may have unlinked meanwhile.
+    InPlaceOutsideLock = 1024,
+    /// A write overwrites a word value in place with a plain store instead of an atomic one.
+    InPlacePlainWrite = 2048,
 }
 
 /// The switches, a std atomic on purpose: test configuration, not modelled state.

@@ -1,10 +1,11 @@
 //! Allocation counts on the hot paths, measured with a counting global allocator.
 //!
 //! Targets: no allocation on a get hit, a miss or `exists`; none on `delete` or on a `set` of a
-//! key already present (the tier's new link takes the memory of links retired earlier from the
-//! table's pool, see `src/memory/table/pool.rs`; a delete only unlinks); at most one per
-//! insert of a new key into a layer. "None" allows seize's bookkeeping: a thread's batch of
-//! retired links is a buffer allocated once per 512 retirements.
+//! key already present (a `u64` value is stored into the key's node in place, see
+//! `src/memory/value.rs`; other values get a new link from the memory of links retired earlier,
+//! `src/memory/table/pool.rs`; a delete only unlinks); at most one per insert of a new key into
+//! a layer, and the policy's queue block. "None" allows seize's bookkeeping on deletes: a
+//! thread's batch of retired links is a buffer allocated once per 512 retirements.
 
 use strata::{Cache, LayerSpec, Promotion};
 use strata_bench::alloc::{allocations, Counting};
@@ -102,17 +103,32 @@ fn set_of_a_present_key_allocates_nothing_and_of_a_new_key_at_most_once() {
     let per_op = allocations_per_op(OPS, |i| {
         cache.set(i % KEYS, i).unwrap();
     });
-    // One retirement per set.
+    // In place: no link, no retirement.
     println!("{per_op} allocations per set of a present key");
-    assert!(
-        per_op <= SEIZE_PER_RETIREMENT,
-        "{per_op} allocations per set"
-    );
-    // New keys: a link each (from the pool while it has memory), and the policy's queue
-    // item (one queue block per 31 keys).
+    assert_eq!(per_op, 0.0, "{per_op} allocations per set");
+    // New keys: a link each (from the pool while it has memory: here it has none, the
+    // overwrites retired nothing), and the policy's queue item (one queue block per 31 keys).
     let per_op = allocations_per_op(KEYS, |key| {
         cache.set(KEYS + key, key).unwrap();
     });
     println!("{per_op} allocations per set of a new key");
     assert!(per_op <= 1.05, "{per_op} allocations per insert");
+}
+
+#[test]
+fn an_insert_that_evicts_reuses_the_evicted_link() {
+    // A full one-layer cache: every new key evicts one, whose link the next inserts reuse.
+    let cache: Cache<u64, u64> = Cache::builder()
+        .layer(LayerSpec::memory("l1", KEYS as usize))
+        .build()
+        .unwrap();
+    for key in 0..4 * KEYS {
+        cache.set(key, key).unwrap();
+    }
+    let per_op = allocations_per_op(OPS, |i| {
+        cache.set(4 * KEYS + i, i).unwrap();
+    });
+    // The policy's queue blocks (one per 31 items) and seize's batches; no link.
+    println!("{per_op} allocations per insert into a full cache");
+    assert!(per_op <= 0.1, "{per_op} allocations per evicting insert");
 }

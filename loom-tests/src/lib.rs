@@ -77,6 +77,58 @@ pub mod model {
         })
     }
 
+    /// In-place overwrites (a `u64` value is stored into the key's node under the bucket lock;
+    /// see strata's `memory/value.rs`) against a removal. L1 holds one entry: a third thread's
+    /// insert evicts K's node, raising the floor to the version it holds, while two writes of K
+    /// race, one of them overwriting in place. Once all are done L2 holds the newer write's
+    /// value, and L1 the same or nothing: an overwrite that landed on the unlinked node would
+    /// leave the floor at the node's old version and let the slower, older write into the
+    /// emptied place.
+    pub fn in_place_write_racing_an_eviction() {
+        const K: u64 = 1;
+        let (cache, _) = cache(&[1, 4], None);
+        cache.set(K, 0).expect("setup write");
+        let spawn_set = |key: u64, value: u64| {
+            let cache = cache.clone();
+            loom::thread::spawn(move || {
+                cache.set(key, value).expect("write");
+            })
+        };
+        let older = spawn_set(K, 1);
+        let evicting = spawn_set(K + 1, 9);
+        cache.set(K, 2).expect("write");
+        older.join().expect("writer");
+        evicting.join().expect("writer");
+        let l1 = in_layer(&cache, "l1", K);
+        let l2 = in_layer(&cache, "l2", K);
+        assert!(
+            matches!(l2, Some(1) | Some(2)),
+            "L2 lost both writes: {l2:?}"
+        );
+        assert!(
+            l1.is_none() || l1 == l2,
+            "L1 went back to an older write: L1 {l1:?}, L2 {l2:?}"
+        );
+    }
+
+    /// A reader races in-place overwrites of a `u64` value: it sees one written value (the word
+    /// is one atomic), and once the writes returned, the last one.
+    pub fn in_place_writes_racing_a_reader() {
+        const K: u64 = 1;
+        let (cache, _) = cache(&[4], None);
+        cache.set(K, 0).expect("setup write");
+        let writer = {
+            let cache = cache.clone();
+            loom::thread::spawn(move || {
+                cache.set(K, 1).expect("write");
+                cache.set(K, 2).expect("write");
+            })
+        };
+        let (first, second) = two_reads_around(&cache, K, writer).join().expect("reader");
+        assert!(matches!(first, Some(0..=2)), "{first:?}");
+        assert_eq!(second, Some(2), "a read after the writes returned");
+    }
+
     /// Runs a model with at least `preemptions` preemptions (more if `LOOM_MAX_PREEMPTIONS`
     /// asks for more): for the interleavings that need three threads each stopped once.
     pub fn check_with_preemptions(preemptions: usize, model: impl Fn() + Sync + Send + 'static) {

@@ -5,7 +5,7 @@
 
 use loom::thread;
 use loom_tests::model::{
-    below_l1, cache, check_with_preemptions, filtered_cache, in_layer, shared_cache,
+    self, below_l1, cache, check_with_preemptions, filtered_cache, in_layer, shared_cache,
     spawn_write_below_l1, two_reads_around,
 };
 use std::time::Duration;
@@ -564,4 +564,20 @@ fn set_replacing_a_cancelled_promotion_keeps_the_bound() {
         assert!(len <= 1, "L1 over capacity: {len} entries");
         assert_eq!(cache.get(&K).unwrap(), Some(2));
     });
+}
+
+/// The model of in-place overwrites (a `u64` value is stored into the key's node under the
+/// bucket lock; see `memory/value.rs`) against a removal: see
+/// [`in_place_write_racing_an_eviction`](loom_tests::model::in_place_write_racing_an_eviction).
+/// Two preemptions reach the interleaving, whatever LOOM_MAX_PREEMPTIONS says.
+#[test]
+fn in_place_write_racing_an_eviction() {
+    check_with_preemptions(2, model::in_place_write_racing_an_eviction);
+}
+
+/// A reader races in-place overwrites: see
+/// [`in_place_writes_racing_a_reader`](loom_tests::model::in_place_writes_racing_a_reader).
+#[test]
+fn in_place_writes_racing_a_reader() {
+    loom::model(model::in_place_writes_racing_a_reader);
 }

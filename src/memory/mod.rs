@@ -45,6 +45,7 @@ mod evict;
 pub(crate) mod node;
 pub(crate) mod policy;
 pub(crate) mod table;
+mod value;
 
 use crate::clock::{Clock, Timestamp};
 use crate::error::BuildError;
@@ -284,15 +285,15 @@ where
 
     fn raise_floor_for(&self, node: &Node<V>) {
         if node.stripe != NO_STRIPE {
-            self.raise_floor(Some(usize::from(node.stripe)), node.version);
+            self.raise_floor(Some(usize::from(node.stripe)), node.version());
         }
     }
 
     // ----- reads -----------------------------------------------------------------------------
 
-    /// The read path. Returns the live node for `key` and its value, recording the access.
+    /// The read path. Returns the live node for `key`, recording the access.
     #[inline]
-    fn read<'g, Q>(&self, key: &Q, guard: &'g TableGuard<'_>) -> Option<(&'g Node<V>, &'g V)>
+    fn read<'g, Q>(&self, key: &Q, guard: &'g TableGuard<'_>) -> Option<&'g Node<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -307,7 +308,7 @@ where
         key: &Q,
         hash: u64,
         guard: &'g TableGuard<'_>,
-    ) -> Option<(&'g Node<V>, &'g V)>
+    ) -> Option<&'g Node<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -324,7 +325,7 @@ where
             return None;
         }
         node.touch(meta);
-        Some((node, node.value()))
+        Some(node)
     }
 
     // ----- removals --------------------------------------------------------------------------
@@ -378,7 +379,7 @@ where
         }
         let removed = self
             .map
-            .remove_if(key, hash, |_, node| node.version < version, guard);
+            .remove_if(key, hash, |_, node| node.version() < version, guard);
         if let Ok(Some((_, old))) = removed {
             self.policy
                 .shard_of_birth(old.birth)
@@ -417,12 +418,29 @@ where
             return false;
         }
         let now = self.clock.now();
-        // The table calls the closure once: the value moves into the node, uncloned.
+        if broken(Broken::InPlaceOutsideLock) {
+            // The broken twin of the loom model `in_place_write_racing_an_eviction`: the
+            // overwrite decided and made on a node found without the bucket lock.
+            if let Some(node) = self.map.get_hashed(key, hash, guard) {
+                if node.version() < entry.version
+                    && Self::in_place(node, &entry, weight, ticket, now)
+                {
+                    node.overwrite(entry.value, entry.version);
+                    return true;
+                }
+            }
+        }
+        // The table calls the closure once, under the bucket lock: the value moves into the
+        // node, uncloned, or (a word) is stored into the key's node in place.
         let result = self.map.compute(
             key.clone(),
             hash,
             |current| match current {
-                Some((_, node)) if node.version >= entry.version => Operation::Abort(()),
+                Some((_, node)) if node.version() >= entry.version => Operation::Abort(()),
+                Some((_, node)) if Self::in_place(node, &entry, weight, ticket, now) => {
+                    node.overwrite(entry.value, entry.version);
+                    Operation::Abort(())
+                }
                 Some((_, node)) if node.is_live(now) => Operation::Insert(Node::new(
                     entry.value,
                     entry.version,
@@ -458,6 +476,25 @@ where
             }
         }
         true
+    }
+
+    /// Whether a write of `entry` (newer than `node`'s value, weighing `weight`) stores its value
+    /// into `node` in place rather than in a new node: a word value (see `value.rs`), a live
+    /// node, and the same expiry, weight and stripe, so that the policy, the bounds and the
+    /// floors have nothing to learn. The caller holds the key's bucket lock.
+    #[inline]
+    fn in_place(
+        node: &Node<V>,
+        entry: &Entry<V>,
+        weight: u64,
+        ticket: &Ticket<'_>,
+        now: Timestamp,
+    ) -> bool {
+        value::is_word::<V>()
+            && node.expires_at == entry.expires_at
+            && node.weight() == clamp_weight(weight)
+            && node.stripe == node::stripe_code(ticket.stripe())
+            && node.is_live(now)
     }
 
     /// Steps 2 and 3 for a write into a slot the key had left: publish if the write's version is
@@ -571,7 +608,7 @@ where
                 Some((_, node))
                     if node.is_pending()
                         || !node.is_expired(now)
-                        || node.version > entry.version =>
+                        || node.version() > entry.version =>
                 {
                     Operation::Abort(())
                 }
@@ -610,10 +647,10 @@ where
         published
     }
 
-    fn entry_of((node, value): (&Node<V>, &V)) -> Entry<V> {
+    fn entry_of(node: &Node<V>) -> Entry<V> {
         Entry {
-            value: value.clone(),
-            version: node.version,
+            value: node.value(),
+            version: node.version(),
             expires_at: node.expires_at,
         }
     }
@@ -645,7 +682,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let guard = self.map.guard();
-        self.read(key, &guard).map(|(_, value)| value.clone())
+        self.read(key, &guard).map(Node::value)
     }
 
     /// A read for the engine: the entry with its version and expiry. `hash`: the key's hash
@@ -700,7 +737,7 @@ where
         let guard = self.map.guard();
         self.map
             .get(key, &guard)
-            .is_some_and(|node| node.live_value(|| self.clock.now()).is_some())
+            .is_some_and(|node| node.is_live_with(|| self.clock.now()))
     }
 
     /// A promotion, as [`Layer::promote`].
@@ -788,7 +825,7 @@ where
         Ok(self
             .map
             .get(key, &guard)
-            .is_some_and(|node| node.live_value(|| self.clock.now()).is_some()))
+            .is_some_and(|node| node.is_live_with(|| self.clock.now())))
     }
 
     fn set(&self, key: &K, entry: Entry<V>, ticket: &Ticket<'_>) -> Result<(), LayerError> {
@@ -849,8 +886,8 @@ where
     fn for_each(&self, now: Timestamp, f: &mut dyn FnMut(&K, &V)) -> Result<(), LayerError> {
         let guard = self.map.guard();
         self.walk_residents(&guard, |key, node| {
-            if let Some(value) = node.live_value(|| now) {
-                f(key, value);
+            if node.is_live(now) {
+                node.with_value(|value| f(key, value));
             }
         });
         Ok(())

@@ -1,9 +1,13 @@
 //! One entry of the in-memory tier, as stored in the map.
 //!
-//! A node is immutable once published except for its `meta` byte: a new value for a key is a
-//! new node that replaces the old one in the map (the table links it in the old one's place),
-//! so a reader holding a node under its guard always sees a consistent `(value, version,
-//! expiry)` triple.
+//! A node is immutable once published except for its `meta` byte and, for values that are one
+//! machine word, its value and version: a new value for a key is either stored into the node
+//! in place (a word, same expiry, weight and stripe, under the bucket lock; see `value.rs`) or
+//! a new node that replaces the old one in the map (the table links it in the old one's place).
+//! A reader holding a node under its guard sees a consistent `(value, expiry)` pair either way;
+//! a version read beside an overwritten word may be the previous write's, which only a
+//! promotion reads, and its ticket fails whenever a write overlapped its read (see
+//! [`Node::version`]).
 //!
 //! A delete unlinks the key's node (the tier once left a *dead* node in its place for papaya,
 //! which never reused a removed key's slot; the chained table leaves nothing behind a removal,
@@ -17,8 +21,9 @@
 //! | 6    | `CANCELLED`: a write of the key began while the node was pending; a promotion's node so marked is never published |
 //! | 7    | `PENDING`: inserted by a promotion (or a write into an empty slot) that has not been validated yet; readers treat it as absent |
 
+use super::value::Value;
 use crate::clock::Timestamp;
-use crate::sync::{AtomicU8, Ordering};
+use crate::sync::{AtomicU64, AtomicU8, Ordering};
 
 pub(crate) const FREQ_MASK: u8 = 0b0000_0011;
 pub(crate) const PENDING: u8 = 0b1000_0000;
@@ -33,7 +38,7 @@ pub(crate) const CANCELLED: u8 = 0b0100_0000;
 /// 40 bytes for a `u64` value: `meta`, `stripe` and the `u32` weight share one word.
 #[repr(C)]
 pub(crate) struct Node<V> {
-    value: V,
+    value: Value<V>,
     pub(crate) expires_at: Timestamp,
     pub(crate) meta: AtomicU8,
     /// The write stripe of the key ([`NO_STRIPE`] for a node written outside a cache), which
@@ -42,8 +47,8 @@ pub(crate) struct Node<V> {
     /// The entry's weight, saturated at `u32::MAX` (see [`clamp_weight`]).
     weight: u32,
     /// The write version this value carries (see `protocol`). Per key, a higher version is a
-    /// later write.
-    pub(crate) version: u64,
+    /// later write. Atomic because an in-place overwrite changes it (see [`Node::version`]).
+    version: AtomicU64,
     /// The policy's identity of this key's residency: `(sequence << SHARD_BITS) | shard`, or
     /// `| weight code` in a weight-bounded policy (see "Weights" in `policy.rs`).
     /// Carried over when a value is replaced in place; a queue item whose birth differs from
@@ -61,7 +66,13 @@ pub(crate) fn clamp_weight(weight: u64) -> u64 {
 /// The stripe of a node written with an unconditional ticket.
 pub(crate) const NO_STRIPE: u16 = u16::MAX;
 
-impl<V> Node<V> {
+/// A write stripe as a node records it.
+#[inline]
+pub(crate) fn stripe_code(stripe: Option<usize>) -> u16 {
+    stripe.map_or(NO_STRIPE, |s| s as u16)
+}
+
+impl<V: Clone + 'static> Node<V> {
     pub(crate) fn new(
         value: V,
         version: u64,
@@ -72,20 +83,48 @@ impl<V> Node<V> {
         meta: u8,
     ) -> Self {
         Node {
-            value,
-            version,
+            value: Value::new(value),
+            version: AtomicU64::new(version),
             expires_at,
             birth,
             weight: clamp_weight(weight) as u32,
-            stripe: stripe.map_or(NO_STRIPE, |s| s as u16),
+            stripe: stripe_code(stripe),
             meta: AtomicU8::new(meta),
         }
     }
 
-    /// The value, whatever the node's state (see [`live_value`](Self::live_value)).
+    /// The value, whatever the node's state (a clone; a word value: one atomic load).
     #[inline]
-    pub(crate) fn value(&self) -> &V {
-        &self.value
+    pub(crate) fn value(&self) -> V {
+        self.value.get()
+    }
+
+    /// Calls `f` with the value (see [`Value::with`]).
+    #[inline]
+    pub(crate) fn with_value<R>(&self, f: impl FnOnce(&V) -> R) -> R {
+        self.value.with(f)
+    }
+
+    /// The write version of the value.
+    ///
+    /// Relaxed. Under the key's bucket lock (writes, promotions, removals and their floors) the
+    /// lock orders it. Read without the lock, beside the value, only by reads that may promote
+    /// the entry: an in-place overwrite stores the version and then the word, so such a read
+    /// may pair a word with the other write's version only while a write of the key is in
+    /// flight, and a promotion made from a read that overlapped a write never publishes (its
+    /// ticket was refused or is no longer current; see `protocol`).
+    #[inline]
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
+    }
+
+    /// Stores a newer write's value and version in place. Only for a word value, under the
+    /// key's bucket lock, on a live node whose expiry, weight and stripe the write keeps
+    /// (`MemoryLayer::set_in` checks all of it).
+    #[inline]
+    pub(crate) fn overwrite(&self, value: V, version: u64) {
+        self.version.store(version, Ordering::Relaxed);
+        self.value.overwrite(value);
     }
 
     /// The weight accounted for this node.
@@ -94,16 +133,16 @@ impl<V> Node<V> {
         u64::from(self.weight)
     }
 
-    /// The value a reader may return: the node is published and not expired. `now` is only
-    /// called for a node that can expire.
+    /// Whether a reader may return the value: the node is published and not expired. `now` is
+    /// only called for a node that can expire.
     #[inline]
-    pub(crate) fn live_value(&self, now: impl FnOnce() -> Timestamp) -> Option<&V> {
-        (!self.is_pending() && !self.is_expired_with(now)).then_some(&self.value)
+    pub(crate) fn is_live_with(&self, now: impl FnOnce() -> Timestamp) -> bool {
+        !self.is_pending() && !self.is_expired_with(now)
     }
 
     #[inline]
     pub(crate) fn is_live(&self, now: Timestamp) -> bool {
-        self.live_value(|| now).is_some()
+        self.is_live_with(|| now)
     }
 
     #[inline]

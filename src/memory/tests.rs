@@ -628,3 +628,126 @@ fn every_value_is_dropped_once() {
     }
     assert_eq!(live.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+/// The address of `key`'s node, if resident.
+fn node_address<V: Clone + Send + Sync + 'static>(
+    t: &MemoryLayer<u64, V>,
+    key: u64,
+) -> Option<usize> {
+    let guard = t.map.guard();
+    t.map
+        .get(&key, &guard)
+        .map(|node| std::ptr::from_ref(node) as usize)
+}
+
+#[test]
+fn a_word_value_is_overwritten_in_place_when_nothing_else_changes() {
+    let (t, hand) = tier(10);
+    set(&t, &1, entry(10, 1)).unwrap();
+    let node = node_address(&t, 1);
+    set(&t, &1, entry(20, 2)).unwrap();
+    assert_eq!(node_address(&t, 1), node, "same node, new value");
+    assert_eq!(value(&t, 1), Some(20));
+    assert_eq!(t.get(&1, Timestamp(0)).unwrap().unwrap().version, 2);
+    // An older write still loses.
+    set(&t, &1, entry(15, 1)).unwrap();
+    assert_eq!(value(&t, 1), Some(20));
+    // A new expiry is a new node: readers must never pair a value with another write's expiry.
+    hand.advance(Duration::from_millis(5));
+    let expiring = Entry {
+        value: 30,
+        version: 3,
+        expires_at: t.clock.now().after(Some(Duration::from_secs(1))),
+    };
+    set(&t, &1, expiring).unwrap();
+    assert_ne!(node_address(&t, 1), node, "a new expiry replaces the node");
+    assert_eq!(value(&t, 1), Some(30));
+    assert_eq!((t.len(), t.weight()), (1, 1));
+}
+
+#[test]
+fn other_values_are_replaced_by_a_new_node() {
+    let (clock, _) = Clock::manual();
+    let t: MemoryLayer<u64, String> = MemoryLayer::new("t", MemoryConfig::new(10), clock).unwrap();
+    let entry = |value: &str, version| Entry {
+        value: value.to_owned(),
+        version,
+        expires_at: Timestamp::NEVER,
+    };
+    t.set(&1, entry("a", 1), &Ticket::unconditional()).unwrap();
+    let node = node_address(&t, 1);
+    t.set(&1, entry("b", 2), &Ticket::unconditional()).unwrap();
+    assert_ne!(node_address(&t, 1), node);
+    let read = t.get(&1, Timestamp(0)).unwrap().unwrap();
+    assert_eq!((read.value.as_str(), read.version), ("b", 2));
+}
+
+#[test]
+fn a_weight_change_replaces_a_word_node() {
+    let (clock, _) = Clock::manual();
+    let weigher: Weigher<u64, u64> = Arc::new(|_, value| *value);
+    let config = MemoryConfig {
+        capacity: 10,
+        max_weight: 100,
+        weigher: Some(weigher),
+    };
+    let t = MemoryLayer::new("t", config, clock).unwrap();
+    set(&t, &1, entry(10, 1)).unwrap();
+    let node = node_address(&t, 1);
+    set(&t, &1, entry(10, 2)).unwrap();
+    assert_eq!(node_address(&t, 1), node, "same weight: in place");
+    set(&t, &1, entry(30, 3)).unwrap();
+    assert_ne!(node_address(&t, 1), node, "a new weight: a new node");
+    assert_eq!(t.weight(), 30);
+    assert_eq!(value(&t, 1), Some(30));
+}
+
+#[test]
+fn readers_racing_in_place_writers_see_only_written_values_in_order() {
+    // One writer per key writes increasing values; readers must see each key's values never
+    // go back (the word is one atomic, and versions only grow).
+    let (t, _) = tier(64);
+    const KEYS: u64 = 8;
+    const ROUNDS: u64 = 20_000;
+    for key in 0..KEYS {
+        set(&t, &key, entry(0, 1)).unwrap();
+    }
+    let stripes = WriteStripes::new();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        {
+            let (t, stripes, done) = (&t, &stripes, &done);
+            scope.spawn(move || {
+                for round in 1..=ROUNDS {
+                    for key in 0..KEYS {
+                        let token = stripes.begin(t.hash(&key));
+                        let version = token.version();
+                        set_with_ticket(t, key, entry(round, version), &token.ticket());
+                    }
+                }
+                done.store(true, std::sync::atomic::Ordering::Release);
+            });
+        }
+        for _ in 0..2 {
+            let (t, done) = (&t, &done);
+            scope.spawn(move || {
+                let mut last = [0u64; KEYS as usize];
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    for key in 0..KEYS {
+                        let seen = value(t, key).expect("never removed");
+                        assert!(
+                            seen >= last[key as usize],
+                            "{seen} after {}",
+                            last[key as usize]
+                        );
+                        assert!(seen <= ROUNDS);
+                        last[key as usize] = seen;
+                    }
+                }
+            });
+        }
+    });
+    for key in 0..KEYS {
+        assert_eq!(value(&t, key), Some(ROUNDS));
+    }
+}

@@ -1,0 +1,16 @@
+//! The broken twin of the in-place overwrite model against a reader: with the word stored by a
+//! plain write into the value's cell (not through its atomic), loom must report the reader
+//! that races it.
+//!
+//! A test binary of its own: the switches accumulate within a process, and this one would make
+//! every other model's overwrites racy.
+#![cfg(loom)]
+
+use loom_tests::model::in_place_writes_racing_a_reader;
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn plain_in_place_write_racing_a_reader_is_caught() {
+    strata::break_for_test(strata::Broken::InPlacePlainWrite);
+    loom::model(in_place_writes_racing_a_reader);
+}
