@@ -51,7 +51,12 @@
 //! 3. **Publish or undo.** If valid, clear `PENDING`; otherwise remove exactly the node we
 //!    inserted.
 //!
-//! Replacing a node that is present needs none of this: the version comparison decides.
+//! Replacing a node that is present needs none of this: the version comparison decides. The
+//! memory tier may also overwrite a present word value in place (`memory/value.rs`); it does so
+//! under the key's bucket lock, which every removal takes too, so a removal either sees the
+//! overwrite's version (and raises the floor to it) or the overwrite does not find the node.
+//! A version read without that lock beside an overwritten value may be the other write's;
+//! only promotions read versions so, and a read that overlapped a write yields no valid ticket.
 //!
 //! A delete raises the floor, then removes the key's node (the memory tier unlinks it from its
 //! map): the next write or promotion of the key is an insert into an emptied place, and goes

@@ -1,4 +1,4 @@
-//! The in-memory tier: a map of immutable nodes, bounded by an S3-FIFO policy.
+//! The in-memory tier: a map of nodes, bounded by an S3-FIFO policy.
 //!
 //! # Layout
 //!
@@ -9,7 +9,8 @@
 //! - `policy` (`policy.rs`): S3-FIFO queues of `(key, birth)` items, sharded by key hash, plus
 //!   the length and weight bounds and the small queue's sizing; `evict.rs` carries its
 //!   decisions out on the map (eviction steps, the duel, reaping).
-//! - nodes (`node.rs`): value, version, expiry, birth, weight and one byte of access bits.
+//! - nodes (`node.rs`): value, version, expiry, birth, weight and one byte of access bits;
+//!   the value (`value.rs`) is immutable, but for plain machine words, overwritten in place.
 //!
 //! # The read path of a hit
 //!
@@ -17,13 +18,16 @@
 //! walk of its chain (a link holds the key beside the node), one relaxed load of the node's
 //! `meta` byte, an expiry check that reads the coarse clock only for
 //! nodes that can expire, a compare-exchange on `meta` only if the frequency is not yet
-//! saturated, and the value's `clone`. No lock, no allocation, no write to any shared line but
+//! saturated, and the value's `clone` (a word value: one atomic load). No lock, no allocation, no write to any shared line but
 //! the node's own access bits.
 //!
 //! # Writes and churn
 //!
-//! A write of an existing key replaces its node in the chain (the policy state is carried
-//! over); a new key pushes a node at the head of its bucket's chain; a removal unlinks one.
+//! A write of an existing key stores a word value (`u64`, `i64`, `f64`, `usize`, `isize`) into
+//! the key's node in place when it keeps the node's expiry, weight and stripe (under the
+//! bucket lock: see `value.rs` for why that is sound), and otherwise replaces the node in the
+//! chain (the policy state is carried over); a new key pushes a node at the head of its
+//! bucket's chain; a removal unlinks one.
 //! The table is presized for the capacity and never resized, and above the capacity eviction
 //! removes one entry per insert, so chains stay short. In steady state no write calls the
 //! allocator: new nodes take the memory of reclaimed ones (`table/pool.rs`).
@@ -462,6 +466,10 @@ where
             },
             guard,
         );
+        if let Compute::Aborted(()) = result {
+            // Overwritten in place, or a newer value is there: nothing for the policy.
+            return true;
+        }
         if let Some((node, grew)) = self.after_insert(result, shard, hash, now, guard) {
             let kept = !node.is_pending() || self.validate_write(key, node, ticket, guard);
             // A replacement that weighs no more leaves the bounds as they were (and makes no
