@@ -16,10 +16,10 @@
 //!
 //! pin the guard (a thread-local reservation in seize, no shared write), one bucket load and a
 //! walk of its chain (a link holds the key beside the node), one relaxed load of the node's
-//! `meta` byte, an expiry check that reads the coarse clock only for
-//! nodes that can expire, a compare-exchange on `meta` only if the frequency is not yet
-//! saturated, and the value's `clone` (a word value: one atomic load). No lock, no allocation, no write to any shared line but
-//! the node's own access bits.
+//! `meta` byte, an expiry check that reads the coarse clock only for nodes that can expire, a
+//! compare-exchange on `meta` only if the frequency is not yet saturated, and the value's
+//! `clone` (a word value: one atomic load). No lock, no allocation, no write to any shared line
+//! but the node's own access bits.
 //!
 //! # Writes and churn
 //!

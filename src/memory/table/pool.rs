@@ -2,9 +2,10 @@
 //!
 //! # Why
 //!
-//! Every update of a key links a new link and retires the old one; seize hands retired links
-//! back in batches of hundreds (one batch per `RETIRE_BATCH` retirements per thread). Freed
-//! that way, glibc's per-thread cache (seven chunks per size) overflows into its slower bins,
+//! Every update of a key (but for word values overwritten in place, `memory/value.rs`), every
+//! eviction and every delete retires a link, and every insert needs one; seize hands retired
+//! links back in batches of hundreds (one batch per `RETIRE_BATCH` retirements per thread).
+//! Freed that way, glibc's per-thread cache (seven chunks per size) overflows into its slower bins,
 //! and the next batch's allocation (a large request) consolidates them: under callgrind that
 //! was about 40 % of a write's instructions. Kept here instead, the memory of a reclaimed link
 //! is the next insert's, without a call to the allocator.
