@@ -133,6 +133,8 @@ pub enum Broken {
     InPlaceOutsideLock = 1024,
     /// A write overwrites a word value in place with a plain store instead of an atomic one.
     InPlacePlainWrite = 2048,
+    /// The chained table's locked read (`with_locked`) walks the chain without the lock.
+    TableLockedReadUnlocked = 4096,
 }
 
 /// The switches, a std atomic on purpose: test configuration, not modelled state.

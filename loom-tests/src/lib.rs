@@ -237,6 +237,26 @@ pub mod model {
         reader.join().unwrap()
     }
 
+    /// As [`reclaimed_links_scenario`], with the reader's lookup made under the bucket's lock
+    /// and without a guard (`Table::with_locked`, the in-place write's lookup): the lock alone
+    /// must keep the link it reads from being retired, hence reclaimed. Returns what it saw.
+    pub fn locked_read_scenario() -> Option<u64> {
+        let table = Arc::new(ChainedTable::new());
+        table.insert(1, Checked::new(10));
+        let reader = {
+            let table = table.clone();
+            loom::thread::spawn(move || {
+                table.get_locked(1, |value| {
+                    loom::thread::yield_now();
+                    value.map(Checked::get)
+                })
+            })
+        };
+        table.insert(1, Checked::new(11));
+        table.insert(2, Checked::new(20));
+        reader.join().unwrap()
+    }
+
     /// Keys 2 and 1 in one chain (2 first); a reader looks up key 1 while the writer removes
     /// key 2 (the link the reader may stand on) and replaces key 1. Returns what the reader
     /// found for key 1, which is present throughout.

@@ -4,6 +4,8 @@
 //!
 //! - A link's memory is reused (the table's pool) only after every reader that could hold it is
 //!   gone: a reader never sees a reclaimed link's key or value.
+//! - A lookup under the bucket's lock and without a guard (an in-place write's) never sees a
+//!   reclaimed link either: the lock keeps the chain's links from being retired.
 //! - A reader standing on a link that a writer unlinks finishes its walk through the chain as it
 //!   was: it never misses a key that stays present.
 //!
@@ -12,7 +14,7 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use loom_tests::model::{reclaimed_links_scenario, unlink_scenario, Checked};
+use loom_tests::model::{locked_read_scenario, reclaimed_links_scenario, unlink_scenario, Checked};
 
 #[test]
 fn reclaimed_links_are_never_read() {
@@ -21,6 +23,17 @@ fn reclaimed_links_are_never_read() {
         assert!(
             matches!(seen, Some(10) | Some(11)),
             "a reader saw a reclaimed link: {seen:?}"
+        );
+    });
+}
+
+#[test]
+fn a_locked_read_never_reads_a_reclaimed_link() {
+    loom::model(|| {
+        let seen = locked_read_scenario();
+        assert!(
+            matches!(seen, Some(10) | Some(11)),
+            "a locked read saw a reclaimed link: {seen:?}"
         );
     });
 }

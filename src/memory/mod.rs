@@ -711,10 +711,46 @@ where
         self.map.prefetch(hash);
     }
 
-    /// A single write (see [`Pinned::store`]), pinning the map for itself.
+    /// A single write (see [`Pinned::store`]). A word value first tries the key's node in place
+    /// under the bucket lock alone, without pinning the map; anything else (an absent, pending
+    /// or expired node, a new expiry, weight or stripe) pins the map and takes `set_in`.
     pub(crate) fn store(&self, key: &K, hash: u64, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
+        let entry = if value::is_word::<V>() && !broken(Broken::InPlaceOutsideLock) {
+            match self.store_in_place(key, hash, entry, ticket) {
+                Ok(kept) => return kept,
+                Err(entry) => entry,
+            }
+        } else {
+            entry
+        };
         let guard = self.map.guard();
         self.set_in(key, hash, entry, ticket, &guard)
+    }
+
+    /// `set_in`'s cases that leave the map's shape alone, decided under the bucket lock: the
+    /// key's node holds a newer value (the write is dropped, `Ok(true)`), or takes this one in
+    /// place (`Ok(true)`). Otherwise the entry comes back.
+    #[inline]
+    fn store_in_place(
+        &self,
+        key: &K,
+        hash: u64,
+        entry: Entry<V>,
+        ticket: &Ticket<'_>,
+    ) -> Result<bool, Entry<V>> {
+        let weight = self.weigh(key, &entry.value);
+        if weight > self.policy.shard_for_hash(hash).max_weight {
+            return Err(entry);
+        }
+        let now = self.clock.now();
+        self.map.with_locked(key, hash, |current| match current {
+            Some(node) if node.version() >= entry.version => Ok(true),
+            Some(node) if Self::in_place(node, &entry, weight, ticket, now) => {
+                node.overwrite(entry.value, entry.version);
+                Ok(true)
+            }
+            _ => Err(entry),
+        })
     }
 
     /// A single delete (see [`Pinned::remove`]), pinning the map for itself.

@@ -276,9 +276,9 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
     {
         let mut previous = None;
         let mut link = head;
-        // SAFETY: under the bucket's lock every link of the chain is live (only a lock holder
-        // unlinks, and retired links are reclaimed only after the caller's guard, which it
-        // holds for 'l). Relaxed loads: `next` is only stored under the lock, whose acquire
+        // SAFETY: under the bucket's lock every link of the chain is live: only a lock holder
+        // unlinks, and a link is retired only once unlinked; the links a caller keeps past the
+        // lock ('l) are kept alive by its guard (`compute`, `remove_if`). Relaxed loads: `next` is only stored under the lock, whose acquire
         // orders the previous holders' stores before these loads.
         while let Some(current) = unsafe { link.as_ref() } {
             if current.key.borrow() == key {
@@ -320,6 +320,26 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         // entering from now on cannot reach it; `defer_retire` keeps it for the current guard's
         // lifetime; it was allocated by `Link::allocate` in `compute`, as `reclaim` expects.
         unsafe { guard.defer_retire(link, reclaim::<K, V>) };
+    }
+
+    /// Calls `f` with `key`'s current entry (`None`: absent) under the bucket's lock, without a
+    /// guard: while the lock is held no link of the chain can be retired (only a lock holder
+    /// unlinks, and a link is retired only once unlinked), so nothing `f` sees can be reclaimed,
+    /// and `f` keeps nothing past its return. For a write that can change an entry in place
+    /// (`MemoryLayer::store`): it saves the guard's pin and unpin, two atomic read-modify-writes.
+    pub(crate) fn with_locked<R>(&self, key: &K, hash: u64, f: impl FnOnce(Option<&V>) -> R) -> R {
+        debug_assert_eq!(hash, self.hash(key), "a hash from another hasher");
+        if broken(Broken::TableLockedReadUnlocked) {
+            // The broken twin of the loom model `a_locked_read_never_reads_a_reclaimed_link`:
+            // the chain walked with neither the lock nor a guard.
+            let head = untagged(self.bucket(hash).load(Ordering::Acquire));
+            return f(Self::find(head, key).map(|(_, link)| &link.value));
+        }
+        let locked = self.lock(self.bucket(hash));
+        let found: Option<Found<'_, K, V>> = Self::find(locked.head, key);
+        let result = f(found.map(|(_, link)| &link.value));
+        drop(locked);
+        result
     }
 
     /// Applies `compute`'s decision for `key`'s current entry, atomically: the closure runs
@@ -622,6 +642,13 @@ pub mod model {
         pub fn get<R>(&self, key: u64, inspect: impl FnOnce(Option<&V>) -> R) -> R {
             let guard = self.0.guard();
             inspect(self.0.get(&key, &guard))
+        }
+
+        /// Looks `key` up under its bucket's lock, without a guard (`Table::with_locked`), and
+        /// hands what it found to `inspect`.
+        pub fn get_locked<R>(&self, key: u64, inspect: impl FnOnce(Option<&V>) -> R) -> R {
+            let hash = self.0.hash(&key);
+            self.0.with_locked(&key, hash, inspect)
         }
 
         /// Inserts or replaces `key`'s value.

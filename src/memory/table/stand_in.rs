@@ -82,6 +82,11 @@ impl<K: Hash + Eq + Clone + 'static, V: 'static> Table<K, V> {
         map.get(key).map(|entry| guard.retain(entry).1)
     }
 
+    pub(crate) fn with_locked<R>(&self, key: &K, _hash: u64, f: impl FnOnce(Option<&V>) -> R) -> R {
+        let map = self.map.lock().unwrap();
+        f(map.get(key).map(|entry| &entry.1))
+    }
+
     pub(crate) fn compute<'g, F, T>(
         &self,
         key: K,
