@@ -237,6 +237,27 @@ pub mod model {
         reader.join().unwrap()
     }
 
+    /// A reader looks up key 1 (under its guard) while the writer removes key 1 without a guard
+    /// (`Table::remove_unpinned`, a delete's removal) and inserts key 2, which may take the
+    /// removed link's memory. Returns what the reader found: the removed link must stay intact
+    /// while the reader may hold it.
+    pub fn unpinned_removal_scenario() -> Option<u64> {
+        let table = Arc::new(ChainedTable::new());
+        table.insert(1, Checked::new(10));
+        let reader = {
+            let table = table.clone();
+            loom::thread::spawn(move || {
+                table.get(1, |value| {
+                    loom::thread::yield_now();
+                    value.map(Checked::get)
+                })
+            })
+        };
+        assert!(table.remove_unpinned(1));
+        table.insert(2, Checked::new(20));
+        reader.join().unwrap()
+    }
+
     /// As [`reclaimed_links_scenario`], with the reader's lookup made under the bucket's lock
     /// and without a guard (`Table::with_locked`, the in-place write's lookup): the lock alone
     /// must keep the link it reads from being retired, hence reclaimed. Returns what it saw.

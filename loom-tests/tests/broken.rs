@@ -9,6 +9,7 @@
 use loom::thread;
 use loom_tests::model::{
     below_l1, cache, in_layer, reclaimed_links_scenario, shared_cache, unlink_scenario,
+    unpinned_removal_scenario,
 };
 
 #[test]
@@ -250,6 +251,19 @@ fn links_reclaimed_without_grace_are_caught() {
         let seen = reclaimed_links_scenario();
         assert!(
             matches!(seen, Some(10) | Some(11)),
+            "a reader saw a reclaimed link: {seen:?}"
+        );
+    });
+}
+
+#[test]
+#[should_panic(expected = "a reader saw a reclaimed link")]
+fn unpinned_removals_reclaimed_without_grace_are_caught() {
+    strata::break_for_test(strata::Broken::TableReclaimWithoutGrace);
+    loom::model(|| {
+        let seen = unpinned_removal_scenario();
+        assert!(
+            matches!(seen, Some(10) | None),
             "a reader saw a reclaimed link: {seen:?}"
         );
     });

@@ -4,6 +4,8 @@
 //!
 //! - A link's memory is reused (the table's pool) only after every reader that could hold it is
 //!   gone: a reader never sees a reclaimed link's key or value.
+//! - A link removed without a guard (a delete's removal) is not reclaimed while a reader may
+//!   hold it.
 //! - A lookup under the bucket's lock and without a guard (an in-place write's) never sees a
 //!   reclaimed link either: the lock keeps the chain's links from being retired.
 //! - A reader standing on a link that a writer unlinks finishes its walk through the chain as it
@@ -14,7 +16,10 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use loom_tests::model::{locked_read_scenario, reclaimed_links_scenario, unlink_scenario, Checked};
+use loom_tests::model::{
+    locked_read_scenario, reclaimed_links_scenario, unlink_scenario, unpinned_removal_scenario,
+    Checked,
+};
 
 #[test]
 fn reclaimed_links_are_never_read() {
@@ -22,6 +27,17 @@ fn reclaimed_links_are_never_read() {
         let seen = reclaimed_links_scenario();
         assert!(
             matches!(seen, Some(10) | Some(11)),
+            "a reader saw a reclaimed link: {seen:?}"
+        );
+    });
+}
+
+#[test]
+fn an_unpinned_removal_is_reclaimed_only_after_readers() {
+    loom::model(|| {
+        let seen = unpinned_removal_scenario();
+        assert!(
+            matches!(seen, Some(10) | None),
             "a reader saw a reclaimed link: {seen:?}"
         );
     });

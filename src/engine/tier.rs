@@ -214,16 +214,10 @@ where
         Q: KeyRef<K> + ?Sized + 'k,
     {
         match &self.store {
-            Store::Memory(memory) if keys.size_hint().1 <= Some(1) => {
+            // A delete takes no pin (see `MemoryLayer::remove`), so a batch has none to share.
+            Store::Memory(memory) => {
                 for (i, (key, ticket)) in keys.enumerate() {
                     memory.remove(key.borrowed(), key.hash(), &ticket);
-                    done(i, Ok(()));
-                }
-            }
-            Store::Memory(memory) => {
-                let pinned = memory.pinned();
-                for (i, (key, ticket)) in keys.enumerate() {
-                    pinned.remove(key.borrowed(), key.hash(), &ticket);
                     done(i, Ok(()));
                 }
             }

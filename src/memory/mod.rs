@@ -369,25 +369,23 @@ where
     /// A delete or an invalidation: raise the floor to the delete's version, then unlink the
     /// key's node unless it holds something newer. The floor is what refuses a slower, older
     /// write of the key that arrives afterwards into the empty place (see [`crate::protocol`]);
-    /// the node's queue item becomes an orphan.
-    fn delete_in<Q>(&self, key: &Q, hash: u64, ticket: &Ticket<'_>, guard: &TableGuard<'_>)
+    /// the node's queue item becomes an orphan. Under the bucket lock alone, without pinning
+    /// the map (see `Table::remove_unpinned`).
+    fn delete_in<Q>(&self, key: &Q, hash: u64, ticket: &Ticket<'_>)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let version = ticket.version();
         self.raise_floor(ticket.stripe(), version);
-        if self.map.get_hashed(key, hash, guard).is_none() {
-            // An absent key needs only the floor (and no lock of its bucket).
-            return;
-        }
-        let removed = self
-            .map
-            .remove_if(key, hash, |_, node| node.version() < version, guard);
-        if let Ok(Some((_, old))) = removed {
-            self.policy
-                .shard_of_birth(old.birth)
-                .forget_orphaned(old.weight());
+        let removed = self.map.remove_unpinned(
+            key,
+            hash,
+            |node| node.version() < version,
+            |node| (node.birth, node.weight()),
+        );
+        if let Some((birth, weight)) = removed {
+            self.policy.shard_of_birth(birth).forget_orphaned(weight);
         }
     }
 
@@ -417,7 +415,7 @@ where
             // Heavier than the whole bound: storing it would flush the shard and then the entry
             // itself. It is treated as stored and evicted at once: any older value is removed
             // (so the contract holds), nothing else is touched.
-            self.delete_in(key, hash, ticket, guard);
+            self.delete_in(key, hash, ticket);
             self.counters.incr(EVICTIONS);
             return false;
         }
@@ -753,14 +751,15 @@ where
         })
     }
 
-    /// A single delete (see [`Pinned::remove`]), pinning the map for itself.
+    /// A delete or invalidation, as [`Layer::delete`], under the bucket lock alone (no pin, so a
+    /// batch has none to share). `hash` is the key's hash under this tier's hasher. No owned key
+    /// is made: a delete only unlinks.
     pub(crate) fn remove<Q>(&self, key: &Q, hash: u64, ticket: &Ticket<'_>)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let guard = self.map.guard();
-        self.delete_in(key, hash, ticket, &guard);
+        self.delete_in(key, hash, ticket);
     }
 
     /// A reader or writer that pins the map once for several operations (a batch: a pin's
@@ -835,17 +834,6 @@ where
         self.layer.set_in(key, hash, entry, ticket, &self.guard)
     }
 
-    /// A delete or invalidation, as [`Layer::delete`]. `hash` is the key's hash under this
-    /// tier's hasher. No owned key is made: a delete only unlinks.
-    #[inline]
-    pub(crate) fn remove<Q>(&self, key: &Q, hash: u64, ticket: &Ticket<'_>)
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.layer.delete_in(key, hash, ticket, &self.guard);
-    }
-
     /// As [`MemoryLayer::promote_hashed`], under this pin (a batch of promotions pins once).
     #[inline]
     pub(crate) fn promote(&self, key: &K, hash: u64, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
@@ -905,10 +893,9 @@ where
     }
 
     fn delete_many(&self, keys: &[(&K, Ticket<'_>)]) -> Vec<Result<(), LayerError>> {
-        let guard = self.map.guard();
         keys.iter()
             .map(|(key, ticket)| {
-                self.delete_in(*key, self.hash(key), ticket, &guard);
+                self.delete_in(*key, self.hash(key), ticket);
                 Ok(())
             })
             .collect()

@@ -437,6 +437,47 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         Ok(Some((&link.key, &link.value)))
     }
 
+    /// Removes `key`'s entry if `should_remove` says so, under the bucket's lock and without a
+    /// guard (as [`with_locked`](Self::with_locked)): `removed` sees the entry just unlinked,
+    /// still under the lock, and its answer is returned (`None`: nothing removed). The link
+    /// then goes straight to the collector, since nothing here reads it again. For deletes,
+    /// which need nothing else from the map: it saves the guard's pin and unpin.
+    pub(crate) fn remove_unpinned<Q, R>(
+        &self,
+        key: &Q,
+        hash: u64,
+        should_remove: impl FnOnce(&V) -> bool,
+        removed: impl FnOnce(&V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        debug_assert_eq!(hash, self.hash(key), "a hash from another hasher");
+        let mut locked = self.lock(self.bucket(hash));
+        let (previous, link) = Self::find(locked.head, key)?;
+        if !should_remove(&link.value) {
+            return None;
+        }
+        // Relaxed: under the lock, as in `find`.
+        Self::relink(&mut locked, previous, link.next.load(Ordering::Relaxed));
+        let result = removed(&link.value);
+        drop(locked);
+        let link = ptr::from_ref(link).cast_mut();
+        if broken(Broken::TableReclaimWithoutGrace) {
+            // As in `retire`: the broken twin of `an_unpinned_removal_is_reclaimed_only_after_readers`.
+            // SAFETY: none, by design (see `retire`).
+            unsafe { ptr::drop_in_place(&raw mut (*link).value) };
+            return Some(result);
+        }
+        // SAFETY: the link is unlinked, so a thread entering from now on cannot reach it, and
+        // this thread does not touch it again; it was allocated by `Link::allocate`, as
+        // `reclaim` expects. The collector reclaims it once every guard that could hold it is
+        // gone.
+        unsafe { self.collector.retire(link, reclaim::<K, V>) };
+        Some(result)
+    }
+
     /// Unit tests only: every entry, bucket by bucket.
     #[cfg(test)]
     pub(crate) fn for_each<'g>(&self, guard: &'g TableGuard<'_>, mut f: impl FnMut(&'g K, &'g V)) {
@@ -539,7 +580,38 @@ mod epoch {
 
         pub(crate) fn enter(&self) -> LocalGuard<'_> {
             self.active.fetch_add(1, Ordering::SeqCst);
+            // seize's light barrier after marking the thread active (see `retire`).
+            crate::sync::fence(Ordering::SeqCst);
             LocalGuard { collector: self }
+        }
+
+        /// Retires outside any guard, as seize's `Collector::retire`: reclaimed at once if no
+        /// guard is active, else by the last guard out.
+        ///
+        /// # Safety
+        ///
+        /// As seize's: `pointer` is unreachable for threads entering from now on, the caller
+        /// does not touch it again, and it is valid for `reclaim`.
+        pub(crate) unsafe fn retire<T: 'static>(
+            &self,
+            pointer: *mut T,
+            reclaim: unsafe fn(*mut T, &Collector),
+        ) {
+            // seize's heavy barrier before it looks for active threads: with `enter`'s fence
+            // (the store-buffering pattern, fenced on both sides), either this load sees the
+            // reader, or the reader's loads see the caller's unlink.
+            crate::sync::fence(Ordering::SeqCst);
+            let mut retired = self.retired.lock().unwrap();
+            if self.active.load(Ordering::SeqCst) == 0 {
+                drop(retired);
+                // SAFETY: no guard is active, so no thread holds the pointer.
+                return unsafe { reclaim(pointer, self) };
+            }
+            let pointer = pointer as usize;
+            // SAFETY: the caller's contract, kept until no guard is active.
+            retired.push(Box::new(move |collector| unsafe {
+                reclaim(pointer as *mut T, collector)
+            }));
         }
 
         /// # Safety
@@ -658,6 +730,15 @@ pub mod model {
             let _ = self
                 .0
                 .compute(key, hash, |_| Operation::<V, ()>::Insert(value), &guard);
+        }
+
+        /// Removes `key` under its bucket's lock, without a guard (`Table::remove_unpinned`);
+        /// returns whether it was there.
+        pub fn remove_unpinned(&self, key: u64) -> bool {
+            let hash = self.0.hash(&key);
+            self.0
+                .remove_unpinned(&key, hash, |_| true, |_| ())
+                .is_some()
         }
 
         /// Removes `key`; returns whether it was there.

@@ -87,6 +87,26 @@ impl<K: Hash + Eq + Clone + 'static, V: 'static> Table<K, V> {
         f(map.get(key).map(|entry| &entry.1))
     }
 
+    pub(crate) fn remove_unpinned<Q, R>(
+        &self,
+        key: &Q,
+        _hash: u64,
+        should_remove: impl FnOnce(&V) -> bool,
+        removed: impl FnOnce(&V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut map = self.map.lock().unwrap();
+        let entry = map.get(key)?.clone();
+        if !should_remove(&entry.1) {
+            return None;
+        }
+        map.remove(key);
+        Some(removed(&entry.1))
+    }
+
     pub(crate) fn compute<'g, F, T>(
         &self,
         key: K,
