@@ -378,6 +378,11 @@ where
     {
         let version = ticket.version();
         self.raise_floor(ticket.stripe(), version);
+        if self.map.surely_absent(key, hash) {
+            // An empty bucket needs only the floor, and no lock: the load follows the floor's
+            // fence, so it pairs with an inserter's floor check like the removal would.
+            return;
+        }
         let removed = self.map.remove_unpinned(
             key,
             hash,
@@ -401,16 +406,17 @@ where
     /// write stripe raised the floor meanwhile, and the tier cannot tell that removal from one
     /// of this key. The value is then dropped as if evicted at once (counted as `dropped`):
     /// never a wrong value, only a lost copy.
+    /// `weight` is the entry's, as `weigh` measures it.
     fn set_in(
         &self,
         key: &K,
         hash: u64,
         entry: Entry<V>,
+        weight: u64,
         ticket: &Ticket<'_>,
         guard: &TableGuard<'_>,
     ) -> bool {
         let shard = self.policy.shard_for_hash(hash);
-        let weight = self.weigh(key, &entry.value);
         if weight > shard.max_weight {
             // Heavier than the whole bound: storing it would flush the shard and then the entry
             // itself. It is treated as stored and evicted at once: any older value is removed
@@ -709,12 +715,19 @@ where
         self.map.prefetch(hash);
     }
 
-    /// A single write (see [`Pinned::store`]). A word value first tries the key's node in place
-    /// under the bucket lock alone, without pinning the map; anything else (an absent, pending
-    /// or expired node, a new expiry, weight or stripe) pins the map and takes `set_in`.
+    /// A single write (see [`Pinned::store`]). A word value without an expiry first tries the
+    /// key's node in place under the bucket lock alone, without pinning the map; anything else
+    /// (an absent, pending or expired node, a new weight or stripe) pins the map and takes
+    /// `set_in`. An entry with an expiry goes to `set_in` at once: its expiry is the write's
+    /// millisecond plus the TTL, so it almost never equals the node's, which an in-place
+    /// overwrite must keep, and trying first would only add a lock round.
     pub(crate) fn store(&self, key: &K, hash: u64, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
-        let entry = if value::is_word::<V>() && !broken(Broken::InPlaceOutsideLock) {
-            match self.store_in_place(key, hash, entry, ticket) {
+        let weight = self.weigh(key, &entry.value);
+        let entry = if value::is_word::<V>()
+            && entry.expires_at == Timestamp::NEVER
+            && !broken(Broken::InPlaceOutsideLock)
+        {
+            match self.store_in_place(key, hash, entry, weight, ticket) {
                 Ok(kept) => return kept,
                 Err(entry) => entry,
             }
@@ -722,7 +735,7 @@ where
             entry
         };
         let guard = self.map.guard();
-        self.set_in(key, hash, entry, ticket, &guard)
+        self.set_in(key, hash, entry, weight, ticket, &guard)
     }
 
     /// `set_in`'s cases that leave the map's shape alone, decided under the bucket lock: the
@@ -734,9 +747,9 @@ where
         key: &K,
         hash: u64,
         entry: Entry<V>,
+        weight: u64,
         ticket: &Ticket<'_>,
     ) -> Result<bool, Entry<V>> {
-        let weight = self.weigh(key, &entry.value);
         if weight > self.policy.shard_for_hash(hash).max_weight {
             return Err(entry);
         }
@@ -831,7 +844,9 @@ where
     /// `hash` is the key's hash under this tier's hasher (the engine's).
     #[inline]
     pub(crate) fn store(&self, key: &K, hash: u64, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
-        self.layer.set_in(key, hash, entry, ticket, &self.guard)
+        let weight = self.layer.weigh(key, &entry.value);
+        self.layer
+            .set_in(key, hash, entry, weight, ticket, &self.guard)
     }
 
     /// As [`MemoryLayer::promote_hashed`], under this pin (a batch of promotions pins once).
@@ -886,7 +901,8 @@ where
         entries
             .into_iter()
             .map(|(key, entry, ticket)| {
-                self.set_in(key, self.hash(key), entry, &ticket, &guard);
+                let weight = self.weigh(key, &entry.value);
+                self.set_in(key, self.hash(key), entry, weight, &ticket, &guard);
                 Ok(())
             })
             .collect()
