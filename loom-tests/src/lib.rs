@@ -216,6 +216,27 @@ pub mod model {
         }
     }
 
+    /// A reader of key 1 that, holding what it found, yields (a slow reader: a large value's
+    /// clone), then returns the value it read. It looks under its guard, or, `locked`, under the
+    /// bucket's lock without a guard (`Table::with_locked`).
+    fn spawn_slow_reader(
+        table: &Arc<ChainedTable<Checked>>,
+        locked: bool,
+    ) -> loom::thread::JoinHandle<Option<u64>> {
+        let table = table.clone();
+        loom::thread::spawn(move || {
+            let read = |value: Option<&Checked>| {
+                loom::thread::yield_now();
+                value.map(Checked::get)
+            };
+            if locked {
+                table.get_locked(1, read)
+            } else {
+                table.get(1, read)
+            }
+        })
+    }
+
     /// Key 1 = 10 in a one-bucket table; a reader looks it up and, holding the reference,
     /// yields (a slow reader: a large value's clone), while the writer replaces it with 11 (the
     /// old link is retired) and inserts key 2 (whose link may take reclaimed memory). Returns
@@ -223,15 +244,7 @@ pub mod model {
     pub fn reclaimed_links_scenario() -> Option<u64> {
         let table = Arc::new(ChainedTable::new());
         table.insert(1, Checked::new(10));
-        let reader = {
-            let table = table.clone();
-            loom::thread::spawn(move || {
-                table.get(1, |value| {
-                    loom::thread::yield_now();
-                    value.map(Checked::get)
-                })
-            })
-        };
+        let reader = spawn_slow_reader(&table, false);
         table.insert(1, Checked::new(11));
         table.insert(2, Checked::new(20));
         reader.join().unwrap()
@@ -244,15 +257,7 @@ pub mod model {
     pub fn unpinned_removal_scenario() -> Option<u64> {
         let table = Arc::new(ChainedTable::new());
         table.insert(1, Checked::new(10));
-        let reader = {
-            let table = table.clone();
-            loom::thread::spawn(move || {
-                table.get(1, |value| {
-                    loom::thread::yield_now();
-                    value.map(Checked::get)
-                })
-            })
-        };
+        let reader = spawn_slow_reader(&table, false);
         assert!(table.remove_unpinned(1));
         table.insert(2, Checked::new(20));
         reader.join().unwrap()
@@ -264,15 +269,7 @@ pub mod model {
     pub fn locked_read_scenario() -> Option<u64> {
         let table = Arc::new(ChainedTable::new());
         table.insert(1, Checked::new(10));
-        let reader = {
-            let table = table.clone();
-            loom::thread::spawn(move || {
-                table.get_locked(1, |value| {
-                    loom::thread::yield_now();
-                    value.map(Checked::get)
-                })
-            })
-        };
+        let reader = spawn_slow_reader(&table, true);
         table.insert(1, Checked::new(11));
         table.insert(2, Checked::new(20));
         reader.join().unwrap()

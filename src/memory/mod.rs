@@ -406,6 +406,7 @@ where
     /// write stripe raised the floor meanwhile, and the tier cannot tell that removal from one
     /// of this key. The value is then dropped as if evicted at once (counted as `dropped`):
     /// never a wrong value, only a lost copy.
+    ///
     /// `weight` is the entry's, as `weigh` measures it.
     fn set_in(
         &self,
