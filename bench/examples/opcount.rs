@@ -17,7 +17,9 @@
 //! `deepest-4` (a hit in the last of 2, 3 or 4 memory layers, the others empty, promotion off:
 //! the seed's "hit in deepest of N layers" rows), `set-1l` and `set-evict` (one memory layer of
 //! 100 000 entries, as the scaling bench's strata-1L: overwrites of 10 000 present keys, or
-//! writes over 200 000 keys, half of them inserts that evict), `qc-set-1l` and `qc-set-evict`
+//! writes over 200 000 keys, half of them inserts that evict), `set-1l-ttl` (as `set-1l`, the
+//! layer with a one-minute TTL: each write's expiry is its own, so no overwrite is in place),
+//! `qc-set-1l` and `qc-set-evict`
 //! (quick_cache in the same setups), `papaya-get`, `qc-get` and `moka-get` (the read-hit peers
 //! on the `get-hit` keys).
 //! Every other cache has two memory layers (`filtered-miss`: three); keys and values are `u64`.
@@ -139,14 +141,16 @@ fn main() {
                 black_box(cache.set_many(items));
             }
         }
-        "set-1l" | "set-evict" => {
+        "set-1l" | "set-1l-ttl" | "set-evict" => {
             // One memory layer (the scaling bench's strata-1L): overwrites of 10 000 present
-            // keys, or inserts over twice the capacity (each evicts).
-            let cache: Cache<u64, u64> = Cache::builder()
-                .layer(LayerSpec::memory("l1", WIDE as usize / 2))
-                .build()
-                .expect("valid");
-            let space = if kind == "set-1l" { KEYS } else { WIDE };
+            // keys (with a TTL: the layer's entries expire after a minute), or inserts over
+            // twice the capacity (each evicts).
+            let mut layer = LayerSpec::memory("l1", WIDE as usize / 2);
+            if kind == "set-1l-ttl" {
+                layer = layer.ttl(std::time::Duration::from_secs(60));
+            }
+            let cache: Cache<u64, u64> = Cache::builder().layer(layer).build().expect("valid");
+            let space = if kind == "set-evict" { WIDE } else { KEYS };
             (0..space).for_each(|k| drop(cache.set(k, k)));
             for i in 0..n {
                 black_box(cache.set(spread(i) % space, i).ok());
