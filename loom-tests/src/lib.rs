@@ -239,46 +239,58 @@ pub mod model {
 
     /// Key 1 = 10 in a one-bucket table; a reader looks it up and, holding the reference,
     /// yields (a slow reader: a large value's clone), while the writer replaces it with 11 (the
-    /// old link is retired) and inserts key 2 (whose link may take reclaimed memory). Returns
-    /// the value the reader read.
-    pub fn reclaimed_links_scenario() -> Option<u64> {
+    /// old link is retired) and inserts key 2 (whose link may take reclaimed memory). The reader
+    /// must read 10 or 11, never a reclaimed link's value.
+    pub fn reclaimed_links_scenario() {
         let table = Arc::new(ChainedTable::new());
         table.insert(1, Checked::new(10));
         let reader = spawn_slow_reader(&table, false);
         table.insert(1, Checked::new(11));
         table.insert(2, Checked::new(20));
-        reader.join().unwrap()
+        let seen = reader.join().unwrap();
+        assert!(
+            matches!(seen, Some(10) | Some(11)),
+            "a reader saw a reclaimed link: {seen:?}"
+        );
     }
 
     /// A reader looks up key 1 (under its guard) while the writer removes key 1 without a guard
     /// (`Table::remove_unpinned`, a delete's removal) and inserts key 2, which may take the
-    /// removed link's memory. Returns what the reader found: the removed link must stay intact
+    /// removed link's memory. The reader must find 10 or nothing: the removed link stays intact
     /// while the reader may hold it.
-    pub fn unpinned_removal_scenario() -> Option<u64> {
+    pub fn unpinned_removal_scenario() {
         let table = Arc::new(ChainedTable::new());
         table.insert(1, Checked::new(10));
         let reader = spawn_slow_reader(&table, false);
         assert!(table.remove_unpinned(1));
         table.insert(2, Checked::new(20));
-        reader.join().unwrap()
+        let seen = reader.join().unwrap();
+        assert!(
+            matches!(seen, Some(10) | None),
+            "a reader saw a reclaimed link: {seen:?}"
+        );
     }
 
     /// As [`reclaimed_links_scenario`], with the reader's lookup made under the bucket's lock
     /// and without a guard (`Table::with_locked`, the in-place write's lookup): the lock alone
-    /// must keep the link it reads from being retired, hence reclaimed. Returns what it saw.
-    pub fn locked_read_scenario() -> Option<u64> {
+    /// must keep the link it reads from being retired, hence reclaimed: it reads 10 or 11.
+    pub fn locked_read_scenario() {
         let table = Arc::new(ChainedTable::new());
         table.insert(1, Checked::new(10));
         let reader = spawn_slow_reader(&table, true);
         table.insert(1, Checked::new(11));
         table.insert(2, Checked::new(20));
-        reader.join().unwrap()
+        let seen = reader.join().unwrap();
+        assert!(
+            matches!(seen, Some(10) | Some(11)),
+            "a locked read saw a reclaimed link: {seen:?}"
+        );
     }
 
     /// Keys 2 and 1 in one chain (2 first); a reader looks up key 1 while the writer removes
-    /// key 2 (the link the reader may stand on) and replaces key 1. Returns what the reader
-    /// found for key 1, which is present throughout.
-    pub fn unlink_scenario() -> Option<u64> {
+    /// key 2 (the link the reader may stand on) and replaces key 1. The reader must find
+    /// key 1, which is present throughout (10 or 11).
+    pub fn unlink_scenario() {
         let table = Arc::new(ChainedTable::new());
         table.insert(1, Checked::new(10));
         table.insert(2, Checked::new(20));
@@ -288,6 +300,10 @@ pub mod model {
         };
         assert!(table.remove(2));
         table.insert(1, Checked::new(11));
-        reader.join().unwrap()
+        let seen = reader.join().unwrap();
+        assert!(
+            matches!(seen, Some(10) | Some(11)),
+            "a present key was missed: {seen:?}"
+        );
     }
 }
