@@ -38,10 +38,7 @@ impl Timestamp {
     pub fn after(self, ttl: Option<Duration>) -> Timestamp {
         match ttl {
             None => Timestamp::NEVER,
-            Some(ttl) => {
-                let ms = u64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
-                Timestamp(self.0.saturating_add(ms).min(u64::MAX - 1))
-            }
+            Some(ttl) => Timestamp(self.0.saturating_add(ceil_millis(ttl)).min(u64::MAX - 1)),
         }
     }
 
@@ -116,8 +113,7 @@ impl Clock {
         match &self.source {
             #[cfg(not(loom))]
             Source::System(_) => {
-                let elapsed = system_origin().elapsed().as_nanos().div_ceil(1_000_000);
-                Timestamp(u64::try_from(elapsed).unwrap_or(u64::MAX - 1))
+                Timestamp(ceil_millis(system_origin().elapsed()).min(u64::MAX - 1))
             }
             // Relaxed, as in `Clock::now`: time publishes no other memory.
             #[cfg(loom)]
@@ -163,6 +159,18 @@ impl ManualClock {
     pub fn now(&self) -> Timestamp {
         Timestamp(self.now.load(Ordering::SeqCst))
     }
+}
+
+/// `duration` in whole milliseconds, rounded up, saturating at `u64::MAX`. In `u64` arithmetic:
+/// `Duration::as_nanos` is a `u128`, whose division is a library call (about 25 instructions of
+/// a write with a TTL, callgrind).
+#[inline]
+fn ceil_millis(duration: Duration) -> u64 {
+    // Whole seconds are whole milliseconds, so only the nanoseconds round.
+    duration
+        .as_secs()
+        .saturating_mul(1_000)
+        .saturating_add(u64::from(duration.subsec_nanos()).div_ceil(1_000_000))
 }
 
 /// The system clock's origin: its millisecond 0.
@@ -213,6 +221,17 @@ mod tests {
             Timestamp(15)
         );
         assert!(Timestamp(u64::MAX - 3).after(Some(Duration::MAX)) < Timestamp::NEVER);
+        for (duration, ms) in [
+            (Duration::ZERO, 0),
+            (Duration::from_nanos(1), 1),
+            (Duration::from_micros(1_999), 2),
+            (Duration::from_millis(2), 2),
+            (Duration::new(3, 1), 3_001),
+            (Duration::new(u64::MAX / 1_000, 999_999_999), u64::MAX),
+            (Duration::MAX, u64::MAX),
+        ] {
+            assert_eq!(ceil_millis(duration), ms, "{duration:?}");
+        }
         // Rounded up, never down: a TTL never expires early.
         assert_eq!(
             Timestamp(5).after(Some(Duration::from_micros(1_999))),

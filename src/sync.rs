@@ -135,6 +135,37 @@ pub enum Broken {
     InPlacePlainWrite = 2048,
     /// The chained table's locked read (`with_locked`) walks the chain without the lock.
     TableLockedReadUnlocked = 4096,
+    /// An in-place overwrite stores the new expiry before the new value.
+    InPlaceExpiryFirst = 8192,
+    /// A reader that found a node expired removes it without checking, under the bucket lock,
+    /// that it is still expired (an in-place overwrite may have extended it).
+    ExpiryRemovalUnchecked = 16384,
+}
+
+/// Loom builds only: whether a read yields to the scheduler between finding a node and loading
+/// its fields ([`slow_read`]), a std atomic for the same reason as [`BROKEN`].
+#[cfg(loom)]
+static SLOW_READS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Loom builds only: makes every read of a memory tier yield between finding the key's node and
+/// loading its fields, for the rest of the process. Under the loom stand-in a lookup takes the
+/// table's lock, which the real table's lookup does not, and loom's bounded search then
+/// rarely stops a reader right after it: a model that needs a reader standing on a node while a
+/// writer changes it turns this on (in a test binary of its own).
+#[cfg(loom)]
+#[doc(hidden)]
+pub fn slow_reads_for_test() {
+    SLOW_READS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A reader's yield point after its lookup (see [`slow_reads_for_test`]); nothing outside loom
+/// builds.
+#[inline(always)]
+pub(crate) fn slow_read() {
+    #[cfg(loom)]
+    if SLOW_READS.load(std::sync::atomic::Ordering::Relaxed) {
+        loom::thread::yield_now();
+    }
 }
 
 /// The switches, a std atomic on purpose: test configuration, not modelled state.

@@ -18,7 +18,8 @@
 //! the seed's "hit in deepest of N layers" rows), `set-1l` and `set-evict` (one memory layer of
 //! 100 000 entries, as the scaling bench's strata-1L: overwrites of 10 000 present keys, or
 //! writes over 200 000 keys, half of them inserts that evict), `set-1l-ttl` (as `set-1l`, the
-//! layer with a one-minute TTL: each write's expiry is its own, so no overwrite is in place),
+//! layer with a one-minute TTL: each write reads the precise clock and moves the key's expiry
+//! later, in place),
 //! `qc-set-1l` and `qc-set-evict`
 //! (quick_cache in the same setups), `papaya-get`, `qc-get` and `moka-get` (the read-hit peers
 //! on the `get-hit` keys).

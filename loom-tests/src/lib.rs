@@ -129,6 +129,47 @@ pub mod model {
         assert_eq!(second, Some(2), "a read after the writes returned");
     }
 
+    /// An in-place overwrite that moves the expiry later, racing a reader that moves the clock.
+    /// K = 1 expires at 10 ms; a writer sets K = 2 with a 20 ms TTL (in place while K's node is
+    /// live); the reader moves the clock to 15 ms and reads K. It must not get 1, which has
+    /// expired (the new expiry must not be seen beside the old value); and once both are done K
+    /// must hold 2 (a reader that judged the old expiry must not remove the node the write
+    /// extended meanwhile). The reader moves the clock itself so that the interleaving where the
+    /// writer read the clock before the move and stores after the reader's lookup costs three
+    /// preemptions, not four.
+    pub fn in_place_expiry_extension_racing_a_reader() {
+        const K: u64 = 1;
+        let ttl = |ms| SetOptions::new().ttl(Duration::from_millis(ms));
+        let (clock, hand) = Clock::manual();
+        let cache: Cache<u64, u64> = Cache::builder()
+            .clock(clock)
+            .layer(LayerSpec::memory("l1", 4))
+            .build()
+            .expect("valid configuration");
+        cache.set_with(K, 1, &ttl(10)).expect("setup write");
+        let writer = {
+            let cache = cache.clone();
+            loom::thread::spawn(move || {
+                cache.set_with(K, 2, &ttl(20)).expect("write");
+            })
+        };
+        let reader = {
+            let cache = cache.clone();
+            loom::thread::spawn(move || {
+                hand.advance(Duration::from_millis(15));
+                cache.get(&K).expect("read")
+            })
+        };
+        writer.join().expect("writer");
+        let seen = reader.join().expect("reader");
+        assert_ne!(seen, Some(1), "a value was read after its expiry");
+        assert_eq!(
+            cache.get(&K).expect("read"),
+            Some(2),
+            "the write's value was lost"
+        );
+    }
+
     /// Runs a model with at least `preemptions` preemptions (more if `LOOM_MAX_PREEMPTIONS`
     /// asks for more): for the interleavings that need three threads each stopped once.
     pub fn check_with_preemptions(preemptions: usize, model: impl Fn() + Sync + Send + 'static) {

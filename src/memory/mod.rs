@@ -24,8 +24,9 @@
 //! # Writes and churn
 //!
 //! A write of an existing key stores a word value (`u64`, `i64`, `f64`, `usize`, `isize`) into
-//! the key's node in place when it keeps the node's expiry, weight and stripe (under the
-//! bucket lock: see `value.rs` for why that is sound), and otherwise replaces the node in the
+//! the key's node in place when it keeps the node's weight and stripe and does not bring its
+//! expiry earlier (under the bucket lock: see `value.rs` for why that is sound, `node.rs` for
+//! the expiry), and otherwise replaces the node in the
 //! chain (the policy state is carried over); a new key pushes a node at the head of its
 //! bucket's chain; a removal unlinks one.
 //! The table is presized for the capacity and never resized, and above the capacity eviction
@@ -58,7 +59,7 @@ use crate::layer::LayerError;
 use crate::layer::{Entry, GetResults, Layer, LayerCounters};
 use crate::protocol::{Ticket, Version};
 use crate::stats::Counters;
-use crate::sync::{broken, fence, random_state, Arc, Broken, Ordering};
+use crate::sync::{self, broken, fence, random_state, Arc, Broken, Ordering};
 use node::{clamp_weight, Node, FREQ_MASK, NO_STRIPE, PENDING};
 use policy::{Policy, Queue, Shard};
 use std::borrow::Borrow;
@@ -318,12 +319,13 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let node = self.map.get_hashed(key, hash, guard)?;
+        sync::slow_read();
         let meta = node.meta();
         if meta & PENDING != 0 {
             return None;
         }
         if node.is_expired_with(|| self.clock.now()) {
-            if self.remove_exact(key, node, guard) {
+            if self.remove_expired(key, node, guard) {
                 self.counters.incr(EXPIRATIONS);
             }
             return None;
@@ -341,13 +343,45 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.remove_exact_if(key, node, |_| true, guard)
+    }
+
+    /// Removes `node`, which a reader found expired, if it still is under the bucket lock: an
+    /// in-place overwrite may have moved its expiry later since the reader looked (see
+    /// "Expiry and value, read together" in `node.rs`). Returns whether it did.
+    fn remove_expired<Q>(&self, key: &Q, node: &Node<V>, guard: &TableGuard<'_>) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let now = self.clock.now();
+        self.remove_exact_if(
+            key,
+            node,
+            |current| current.is_expired(now) || broken(Broken::ExpiryRemovalUnchecked),
+            guard,
+        )
+    }
+
+    /// [`remove_exact`](Self::remove_exact), only if `still(node)` holds under the bucket lock.
+    fn remove_exact_if<Q>(
+        &self,
+        key: &Q,
+        node: &Node<V>,
+        still: impl Fn(&Node<V>) -> bool,
+        guard: &TableGuard<'_>,
+    ) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let removed = self.map.remove_if(
             key,
             self.map.hash(key),
             |_, current| {
                 // The address names our node: the caller's guard keeps it from being
                 // reclaimed, so no other node can have been given its memory meanwhile.
-                let exact = std::ptr::eq(current, node);
+                let exact = std::ptr::eq(current, node) && still(current);
                 if exact {
                     self.raise_floor_for(current);
                 }
@@ -434,7 +468,7 @@ where
                 if node.version() < entry.version
                     && Self::in_place(node, &entry, weight, ticket, now)
                 {
-                    node.overwrite(entry.value, entry.version);
+                    node.overwrite(entry.value, entry.version, entry.expires_at);
                     return true;
                 }
             }
@@ -447,7 +481,7 @@ where
             |current| match current {
                 Some((_, node)) if node.version() >= entry.version => Operation::Abort(()),
                 Some((_, node)) if Self::in_place(node, &entry, weight, ticket, now) => {
-                    node.overwrite(entry.value, entry.version);
+                    node.overwrite(entry.value, entry.version, entry.expires_at);
                     Operation::Abort(())
                 }
                 Some((_, node)) if node.is_live(now) => Operation::Insert(Node::new(
@@ -493,8 +527,10 @@ where
 
     /// Whether a write of `entry` (newer than `node`'s value, weighing `weight`) stores its value
     /// into `node` in place rather than in a new node: a word value (see `value.rs`), a live
-    /// node, and the same expiry, weight and stripe, so that the policy, the bounds and the
-    /// floors have nothing to learn. The caller holds the key's bucket lock.
+    /// node, the same weight and stripe, so that the policy, the bounds and the floors have
+    /// nothing to learn, and an expiry no earlier than the node's, so that a reader pairing the
+    /// new value with the old expiry never keeps it past its own (see "Expiry and value, read
+    /// together" in `node.rs`). The caller holds the key's bucket lock.
     #[inline]
     fn in_place(
         node: &Node<V>,
@@ -504,7 +540,7 @@ where
         now: Timestamp,
     ) -> bool {
         value::is_word::<V>()
-            && node.expires_at == entry.expires_at
+            && entry.expires_at >= node.expires_at()
             && node.weight() == clamp_weight(weight)
             && node.stripe == node::stripe_code(ticket.stripe())
             && node.is_live(now)
@@ -660,11 +696,15 @@ where
         published
     }
 
+    /// The node's entry. The expiry is loaded before the value (see "Expiry and value, read
+    /// together" in `node.rs`): the value is that expiry's write's or a later one, whose own
+    /// expiry is no earlier, so the entry never outlives its value.
     fn entry_of(node: &Node<V>) -> Entry<V> {
+        let expires_at = node.expires_at();
         Entry {
             value: node.value(),
             version: node.version(),
-            expires_at: node.expires_at,
+            expires_at,
         }
     }
 
@@ -716,18 +756,13 @@ where
         self.map.prefetch(hash);
     }
 
-    /// A single write (see [`Pinned::store`]). A word value without an expiry first tries the
-    /// key's node in place under the bucket lock alone, without pinning the map; anything else
-    /// (an absent, pending or expired node, a new weight or stripe) pins the map and takes
-    /// `set_in`. An entry with an expiry goes to `set_in` at once: its expiry is the write's
-    /// millisecond plus the TTL, so it almost never equals the node's, which an in-place
-    /// overwrite must keep, and trying first would only add a lock round.
+    /// A single write (see [`Pinned::store`]). A word value first tries the key's node in
+    /// place under the bucket lock alone, without pinning the map; anything else (an absent,
+    /// pending or expired node, a new weight or stripe, an earlier expiry) pins the map and
+    /// takes `set_in`.
     pub(crate) fn store(&self, key: &K, hash: u64, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
         let weight = self.weigh(key, &entry.value);
-        let entry = if value::is_word::<V>()
-            && entry.expires_at == Timestamp::NEVER
-            && !broken(Broken::InPlaceOutsideLock)
-        {
+        let entry = if value::is_word::<V>() && !broken(Broken::InPlaceOutsideLock) {
             match self.store_in_place(key, hash, entry, weight, ticket) {
                 Ok(kept) => return kept,
                 Err(entry) => entry,
@@ -758,7 +793,7 @@ where
         self.map.with_locked(key, hash, |current| match current {
             Some(node) if node.version() >= entry.version => Ok(true),
             Some(node) if Self::in_place(node, &entry, weight, ticket, now) => {
-                node.overwrite(entry.value, entry.version);
+                node.overwrite(entry.value, entry.version, entry.expires_at);
                 Ok(true)
             }
             _ => Err(entry),

@@ -1,13 +1,26 @@
 //! One entry of the in-memory tier, as stored in the map.
 //!
 //! A node is immutable once published except for its `meta` byte and, for values that are one
-//! machine word, its value and version: a new value for a key is either stored into the node
-//! in place (a word, same expiry, weight and stripe, under the bucket lock; see `value.rs`) or
-//! a new node that replaces the old one in the map (the table links it in the old one's place).
-//! A reader holding a node under its guard sees a consistent `(value, expiry)` pair either way;
-//! a version read beside an overwritten word may be the previous write's, which only a
-//! promotion reads, and its ticket fails whenever a write overlapped its read (see
-//! [`Node::version`]).
+//! machine word, its value, version and expiry: a new value for a key is either stored into the
+//! node in place (a word, the same weight and stripe, an expiry no earlier than the node's,
+//! under the bucket lock; see `value.rs`) or a new node that replaces the old one in the map
+//! (the table links it in the old one's place).
+//!
+//! # Expiry and value, read together
+//!
+//! An in-place overwrite stores the version, then the value, then the expiry (each release); a
+//! reader loads the expiry (acquire), decides liveness from it, and only then loads the value.
+//! So a reader that sees the new expiry sees the new value, and one that sees the old expiry
+//! holds the old value or the new one. The new expiry is never earlier than the old
+//! (`MemoryLayer::in_place` requires it), so the pair a reader acts on never makes a value
+//! live past its own expiry: at worst the new value is judged by the old, earlier expiry, a
+//! miss while the write is in flight, which linearises before the write. The broken twin
+//! `in_place_expiry_stored_first_is_caught` stores the expiry first and loom finds a reader
+//! returning the old value after its expiry. A reader that finds the node expired removes it
+//! only if it is still expired under the bucket lock (an overwrite may have extended it
+//! meanwhile; `MemoryLayer::remove_expired`). A version read beside an overwritten word may be
+//! the previous write's, which only a promotion reads, and its ticket fails whenever a write
+//! overlapped its read (see [`Node::version`]).
 //!
 //! A delete unlinks the key's node (the tier once left a *dead* node in its place for papaya,
 //! which never reused a removed key's slot; the chained table leaves nothing behind a removal,
@@ -23,7 +36,7 @@
 
 use super::value::Value;
 use crate::clock::Timestamp;
-use crate::sync::{AtomicU64, AtomicU8, Ordering};
+use crate::sync::{broken, AtomicU64, AtomicU8, Broken, Ordering};
 
 pub(crate) const FREQ_MASK: u8 = 0b0000_0011;
 pub(crate) const PENDING: u8 = 0b1000_0000;
@@ -39,7 +52,9 @@ pub(crate) const CANCELLED: u8 = 0b0100_0000;
 #[repr(C)]
 pub(crate) struct Node<V> {
     value: Value<V>,
-    pub(crate) expires_at: Timestamp,
+    /// The expiry's milliseconds ([`Timestamp::NEVER`]'s for none). Atomic because an in-place
+    /// overwrite may move it later (see the module docs and [`Node::expires_at`]).
+    expires_at: AtomicU64,
     pub(crate) meta: AtomicU8,
     /// The write stripe of the key ([`NO_STRIPE`] for a node written outside a cache), which
     /// indexes the tier's floors when the node is removed.
@@ -85,7 +100,7 @@ impl<V: Clone + 'static> Node<V> {
         Node {
             value: Value::new(value),
             version: AtomicU64::new(version),
-            expires_at,
+            expires_at: AtomicU64::new(expires_at.0),
             birth,
             weight: clamp_weight(weight) as u32,
             stripe: stripe_code(stripe),
@@ -118,13 +133,36 @@ impl<V: Clone + 'static> Node<V> {
         self.version.load(Ordering::Relaxed)
     }
 
-    /// Stores a newer write's value and version in place. Only for a word value, under the
-    /// key's bucket lock, on a live node whose expiry, weight and stripe the write keeps
-    /// (`MemoryLayer::set_in` checks all of it).
+    /// When the value expires.
+    ///
+    /// Acquire, paired with [`overwrite`](Self::overwrite)'s release store: a reader that sees
+    /// an overwrite's expiry then loads that overwrite's value or a later one (module docs).
+    /// Every reader decides liveness from this load before it loads the value.
     #[inline]
-    pub(crate) fn overwrite(&self, value: V, version: u64) {
+    pub(crate) fn expires_at(&self) -> Timestamp {
+        Timestamp(self.expires_at.load(Ordering::Acquire))
+    }
+
+    /// Stores a newer write's value, version and expiry in place. Only for a word value, under
+    /// the key's bucket lock, on a live node whose weight and stripe the write keeps and whose
+    /// expiry is no later than `expires_at` (`MemoryLayer::in_place` checks all of it).
+    ///
+    /// The expiry goes last (release), after the value's own release store: a reader loads the
+    /// expiry first (module docs).
+    #[inline]
+    pub(crate) fn overwrite(&self, value: V, version: u64, expires_at: Timestamp) {
         self.version.store(version, Ordering::Relaxed);
+        if broken(Broken::InPlaceExpiryFirst) {
+            // The broken twin: the expiry published before the value it belongs to.
+            self.expires_at.store(expires_at.0, Ordering::Release);
+            return self.value.overwrite(value);
+        }
         self.value.overwrite(value);
+        if self.expires_at.load(Ordering::Relaxed) != expires_at.0 {
+            // Release: orders the value's store before this one (module docs). Relaxed load
+            // above: under the bucket lock, no other thread stores this expiry.
+            self.expires_at.store(expires_at.0, Ordering::Release);
+        }
     }
 
     /// The weight accounted for this node.
@@ -147,13 +185,14 @@ impl<V: Clone + 'static> Node<V> {
 
     #[inline]
     pub(crate) fn is_expired(&self, now: Timestamp) -> bool {
-        self.expires_at <= now
+        self.expires_at() <= now
     }
 
     /// The expiry check of the read path: only reads the clock when the node can expire.
     #[inline]
     pub(crate) fn is_expired_with(&self, now: impl FnOnce() -> Timestamp) -> bool {
-        self.expires_at != Timestamp::NEVER && self.expires_at <= now()
+        let expires_at = self.expires_at();
+        expires_at != Timestamp::NEVER && expires_at <= now()
     }
 
     /// Relaxed: the meta byte publishes no other memory. The value, version and expiry were

@@ -641,7 +641,7 @@ fn node_address<V: Clone + Send + Sync + 'static>(
 }
 
 #[test]
-fn a_word_value_is_overwritten_in_place_when_nothing_else_changes() {
+fn a_word_value_is_overwritten_in_place_unless_its_expiry_moves_earlier() {
     let (t, hand) = tier(10);
     set(&t, &1, entry(10, 1)).unwrap();
     let node = node_address(&t, 1);
@@ -652,17 +652,42 @@ fn a_word_value_is_overwritten_in_place_when_nothing_else_changes() {
     // An older write still loses.
     set(&t, &1, entry(15, 1)).unwrap();
     assert_eq!(value(&t, 1), Some(20));
-    // A new expiry is a new node: readers must never pair a value with another write's expiry.
+    // An expiry earlier than the node's is a new node: a reader pairing the new value with the
+    // old expiry would keep it past its own.
     hand.advance(Duration::from_millis(5));
-    let expiring = Entry {
-        value: 30,
-        version: 3,
-        expires_at: t.clock.now().after(Some(Duration::from_secs(1))),
+    let expiring = |value, version, ttl_ms| Entry {
+        value,
+        version,
+        expires_at: t.clock.now().after(Some(Duration::from_millis(ttl_ms))),
     };
-    set(&t, &1, expiring).unwrap();
-    assert_ne!(node_address(&t, 1), node, "a new expiry replaces the node");
+    set(&t, &1, expiring(30, 3, 1_000)).unwrap();
+    let timed = node_address(&t, 1);
+    assert_ne!(timed, node, "an earlier expiry replaces the node");
     assert_eq!(value(&t, 1), Some(30));
+    // A later expiry moves the node's in place.
+    hand.advance(Duration::from_millis(500));
+    let later = expiring(40, 4, 1_000);
+    set(&t, &1, later.clone()).unwrap();
+    assert_eq!(node_address(&t, 1), timed, "a later expiry: in place");
+    let read = t.get(&1, t.clock.now()).unwrap().unwrap();
+    assert_eq!((read.value, read.expires_at), (40, later.expires_at));
+    hand.advance(Duration::from_millis(700));
+    assert_eq!(
+        t.get(&1, t.clock.now()).unwrap().map(|e| e.value),
+        Some(40),
+        "live past the first expiry"
+    );
+    // An earlier one again replaces it.
+    set(&t, &1, expiring(50, 5, 10)).unwrap();
+    assert_ne!(
+        node_address(&t, 1),
+        timed,
+        "an earlier expiry replaces the node"
+    );
+    assert_eq!(value(&t, 1), Some(50));
     assert_eq!((t.len(), t.weight()), (1, 1));
+    hand.advance(Duration::from_millis(10));
+    assert_eq!(t.get(&1, t.clock.now()).unwrap(), None, "expired");
 }
 
 #[test]
@@ -750,4 +775,66 @@ fn readers_racing_in_place_writers_see_only_written_values_in_order() {
     for key in 0..KEYS {
         assert_eq!(value(&t, key), Some(ROUNDS));
     }
+}
+
+#[test]
+fn readers_racing_expiry_moving_writers_never_get_an_expired_value() {
+    // Writers overwrite keys with expiries that move later (in place) or earlier (a new node);
+    // each value is its own expiry. A third thread moves the clock. A reader that noted the
+    // time `t` before its read must not get a value (an expiry) at or before `t`: that value had
+    // expired before the read began (see "Expiry and value, read together" in `node.rs`).
+    let (t, hand) = tier(64);
+    const KEYS: u64 = 8;
+    const ROUNDS: u64 = 20_000;
+    let stripes = WriteStripes::new();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let write = |t: &MemoryLayer<u64, u64>, key: u64, expires_at: u64| {
+        let token = stripes.begin(t.hash(&key));
+        let entry = Entry {
+            value: expires_at,
+            version: token.version(),
+            expires_at: Timestamp(expires_at),
+        };
+        set_with_ticket(t, key, entry, &token.ticket());
+    };
+    std::thread::scope(|scope| {
+        let (t, done, write) = (&t, &done, &write);
+        scope.spawn(move || {
+            for round in 1..=ROUNDS {
+                for key in 0..KEYS {
+                    // Mostly later than the last expiry, now and then earlier.
+                    let ahead = if (round + key) % 5 == 0 { 2 } else { 2 + round % 7 };
+                    write(t, key, t.clock.now().0 + ahead);
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Release);
+        });
+        {
+            let hand = hand.clone();
+            scope.spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    hand.advance(Duration::from_millis(1));
+                    std::thread::yield_now();
+                }
+            });
+        }
+        scope.spawn(move || {
+            let mut seen = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                for key in 0..KEYS {
+                    let noted = t.clock.now().0;
+                    if let Some(entry) = t.get(&key, Timestamp(noted)).unwrap() {
+                        assert!(
+                            entry.value > noted,
+                            "key {key}: a value expiring at {} read at {noted} or later",
+                            entry.value
+                        );
+                        assert!(entry.expires_at.0 <= entry.value);
+                        seen += 1;
+                    }
+                }
+            }
+            assert!(seen > 0, "no read found a live value");
+        });
+    });
 }
