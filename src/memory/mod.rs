@@ -756,11 +756,25 @@ where
         self.map.prefetch(hash);
     }
 
-    /// A single write (see [`Pinned::store`]). A word value first tries the key's node in
-    /// place under the bucket lock alone, without pinning the map; anything else (an absent,
-    /// pending or expired node, a new weight or stripe, an earlier expiry) pins the map and
-    /// takes `set_in`.
+    /// A single write (see [`Pinned::store`]), pinning the map only if it must (see
+    /// [`store_with`](Self::store_with)).
     pub(crate) fn store(&self, key: &K, hash: u64, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
+        self.store_with(key, hash, entry, ticket, || self.map.guard())
+    }
+
+    /// The write path of [`store`](Self::store) and [`Pinned::store`]. A word value first tries
+    /// the key's node in place under the bucket lock alone, without the guard; anything else
+    /// (an absent, pending or expired node, a new weight or stripe, an earlier expiry) takes
+    /// `set_in` under the guard `pin` gives: a new pin for a single write, a batch's own.
+    #[inline]
+    fn store_with<'t, G: std::borrow::Borrow<TableGuard<'t>>>(
+        &'t self,
+        key: &K,
+        hash: u64,
+        entry: Entry<V>,
+        ticket: &Ticket<'_>,
+        pin: impl FnOnce() -> G,
+    ) -> bool {
         let weight = self.weigh(key, &entry.value);
         let entry = if value::is_word::<V>() && !broken(Broken::InPlaceOutsideLock) {
             match self.store_in_place(key, hash, entry, weight, ticket) {
@@ -770,8 +784,7 @@ where
         } else {
             entry
         };
-        let guard = self.map.guard();
-        self.set_in(key, hash, entry, weight, ticket, &guard)
+        self.set_in(key, hash, entry, weight, ticket, pin().borrow())
     }
 
     /// `set_in`'s cases that leave the map's shape alone, decided under the bucket lock: the
@@ -880,9 +893,8 @@ where
     /// `hash` is the key's hash under this tier's hasher (the engine's).
     #[inline]
     pub(crate) fn store(&self, key: &K, hash: u64, entry: Entry<V>, ticket: &Ticket<'_>) -> bool {
-        let weight = self.layer.weigh(key, &entry.value);
         self.layer
-            .set_in(key, hash, entry, weight, ticket, &self.guard)
+            .store_with(key, hash, entry, ticket, || &self.guard)
     }
 
     /// As [`MemoryLayer::promote_hashed`], under this pin (a batch of promotions pins once).

@@ -803,7 +803,11 @@ fn readers_racing_expiry_moving_writers_never_get_an_expired_value() {
             for round in 1..=ROUNDS {
                 for key in 0..KEYS {
                     // Mostly later than the last expiry, now and then earlier.
-                    let ahead = if (round + key) % 5 == 0 { 2 } else { 2 + round % 7 };
+                    let ahead = if (round + key) % 5 == 0 {
+                        2
+                    } else {
+                        2 + round % 7
+                    };
                     write(t, key, t.clock.now().0 + ahead);
                 }
             }
