@@ -202,6 +202,9 @@ where
     pub fn set_with(&self, key: K, value: V, options: &SetOptions) -> Result<WriteReport, Error> {
         let engine = &*self.engine;
         engine.check_open()?;
+        if engine.sole_memory && options.is_default() {
+            return Ok(engine.set_alone(key, value));
+        }
         let plan = engine.plan_set(options)?;
         let writes = [engine.begin(engine.owned_key(key), Some(value))];
         let mut reports = [WriteReport::default()];
@@ -262,6 +265,9 @@ where
     {
         let engine = &*self.engine;
         engine.check_open()?;
+        if engine.sole_memory && options.is_default() {
+            return Ok(engine.delete_alone(key));
+        }
         let plan = engine.plan_delete(options)?;
         let writes = [engine.begin(engine.key(key), None)];
         let mut reports = [WriteReport::default()];

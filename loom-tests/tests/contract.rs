@@ -420,6 +420,34 @@ fn set_racing_delete() {
     });
 }
 
+/// As [`set_racing_delete`] on a cache of one memory layer, whose default `set` and `delete`
+/// take the write path's shortcut (`Engine::set_alone`, `delete_alone`): two sets and a delete
+/// race; a read after the delete never sees the value from before it, and once all returned the
+/// layer holds one of the later writes' outcomes.
+#[test]
+fn one_layer_shortcut_set_racing_delete() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4], None);
+        cache.set(K, 1).unwrap();
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.set(K, 2).unwrap();
+                cache.set(K, 3).unwrap();
+            })
+        };
+        cache.delete(&K).unwrap();
+        let after_delete = cache.get(&K).unwrap();
+        assert!(
+            matches!(after_delete, None | Some(2) | Some(3)),
+            "{after_delete:?}"
+        );
+        writer.join().unwrap();
+        let last = cache.get(&K).unwrap();
+        assert!(matches!(last, None | Some(3)), "{last:?}");
+    });
+}
+
 /// A promotion lands where a delete emptied L1 while a `set` runs: once the set returned, only
 /// its value is visible.
 #[test]

@@ -81,6 +81,9 @@ pub(crate) struct Engine<K, V> {
     /// Whether every layer below L1 has a negative filter (and there is one): `get`'s miss can
     /// then be ruled out without the read path (`Engine::ruled_out_below_l1`).
     pub(crate) filtered_below_l1: bool,
+    /// Whether the cache is one writable memory tier without a filter: a single-key write with
+    /// default options then takes the write path's shortcut (`Engine::set_alone`).
+    pub(crate) sole_memory: bool,
     /// Heat of the keys read below L1, when promotion into L1 is gated by heat.
     pub(crate) heat: Option<FrequencySketch>,
     pub(crate) hasher: ahash::RandomState,
@@ -115,8 +118,13 @@ where
         let placeholder = Plan::nothing();
         let filtered_below_l1 =
             tiers.len() > 1 && tiers[1..].iter().all(|tier| tier.filter.is_some());
+        let sole_memory = matches!(
+            tiers.as_slice(),
+            [tier] if tier.memory().is_some() && tier.writable && tier.filter.is_none()
+        );
         let mut engine = Engine {
             filtered_below_l1,
+            sole_memory,
             tiers: tiers.into(),
             config,
             writable,

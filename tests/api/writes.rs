@@ -214,3 +214,61 @@ fn skipping_an_unknown_layer_fails_and_writes_nothing() {
         assert_eq!(in_layer(&cache, "l2", 2), None);
     });
 }
+
+/// A cache of one memory layer: a single-key `set` or `delete` with default options takes the
+/// write path's shortcut (see `engine/write.rs`), and its report says what the general path's
+/// would; a call with options takes the general path. Both honour the layer's TTL.
+#[test]
+fn a_one_layer_cache_reports_its_writes_on_both_paths() {
+    let (clock, hand) = manual();
+    let cache: Cache<u64, String> = Cache::builder()
+        .clock(clock)
+        .layer(LayerSpec::memory("l1", 100).ttl(secs(10)))
+        .build()
+        .unwrap();
+    for (key, value) in [(1, "one"), (1, "two")] {
+        let report = cache.set(key, s(value)).unwrap();
+        assert_eq!(layers_of(report.written), vec![0]);
+        assert!(report.dropped.is_empty() && report.invalidated.is_empty());
+        assert!(report.is_complete());
+    }
+    assert_eq!(cache.get(&1).unwrap(), Some(s("two")));
+    // Options: the general path, with the same report.
+    let report = cache
+        .set_with(2, s("short"), &SetOptions::new().ttl(secs(1)))
+        .unwrap();
+    assert_eq!(layers_of(report.written), vec![0]);
+    hand.advance(secs(1));
+    assert_eq!(cache.get(&2).unwrap(), None, "the call's TTL");
+    assert_eq!(cache.get(&1).unwrap(), Some(s("two")));
+    for _ in 0..2 {
+        let report = cache.delete(&1).unwrap();
+        assert_eq!(layers_of(report.invalidated), vec![0]);
+        assert!(report.written.is_empty() && report.is_complete());
+        assert_eq!(cache.get(&1).unwrap(), None);
+    }
+    cache.set(3, s("three")).unwrap();
+    hand.advance(secs(10));
+    assert_eq!(cache.get(&3).unwrap(), None, "the layer's TTL");
+    cache.close();
+    assert!(matches!(cache.set(4, s("four")), Err(Error::Closed)));
+    assert!(matches!(cache.delete(&4), Err(Error::Closed)));
+}
+
+/// On the shortcut too, an entry heavier than the layer's whole bound is reported dropped, and
+/// it removes the key's older value.
+#[test]
+fn a_one_layer_cache_reports_an_entry_heavier_than_its_bound_dropped() {
+    let cache: Cache<u64, String> = Cache::builder()
+        .layer(
+            LayerSpec::memory("l1", 100)
+                .max_weight(10, |_: &u64, value: &String| value.len() as u64),
+        )
+        .build()
+        .unwrap();
+    cache.set(1, s("light")).unwrap();
+    let report = cache.set(1, "x".repeat(20)).unwrap();
+    assert_eq!(layers_of(report.dropped), vec![0]);
+    assert!(report.written.is_empty() && report.is_complete());
+    assert_eq!(cache.get(&1).unwrap(), None, "the older value is gone too");
+}
