@@ -101,8 +101,9 @@ pub(crate) fn random_state() -> ahash::RandomState {
 }
 
 /// Deliberately broken variants of the protocol, for the loom models' broken twins
-/// (`loom-tests/tests/broken.rs`, `broken_bounds.rs`): each must make loom find a violation. They exist only to show
-/// that the models have teeth; in a normal build [`broken`] is a constant `false`.
+/// (`loom-tests/tests/broken.rs` and the `broken_*.rs` binaries beside it): each must make loom
+/// find a violation. They exist only to show that the models have teeth; in a normal build
+/// [`broken`] is a constant `false`.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
 pub enum Broken {
@@ -155,6 +156,7 @@ static SLOW_READS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool
 #[cfg(loom)]
 #[doc(hidden)]
 pub fn slow_reads_for_test() {
+    // Relaxed: set before the model runs, and test configuration only (not modelled state).
     SLOW_READS.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
@@ -162,6 +164,7 @@ pub fn slow_reads_for_test() {
 /// builds.
 #[inline(always)]
 pub(crate) fn slow_read() {
+    // Relaxed: see `slow_reads_for_test`.
     #[cfg(loom)]
     if SLOW_READS.load(std::sync::atomic::Ordering::Relaxed) {
         loom::thread::yield_now();

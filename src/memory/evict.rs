@@ -151,7 +151,8 @@ where
             }
             break (hash, node);
         };
-        let expired = node.is_expired(self.clock.now());
+        let now = self.clock.now();
+        let expired = node.is_expired(now);
         if !expired {
             match queue {
                 Queue::Small if node.meta() & FREQ_MASK > 0 => {
@@ -168,8 +169,10 @@ where
                 _ => {}
             }
         }
-        if self.remove_item(shard, &item, hash, guard).is_some() {
-            if expired {
+        if let Some(removed) = self.remove_item(shard, &item, hash, guard) {
+            // Counted by the removed node's expiry: an in-place overwrite may have moved it
+            // later since `expired` was read (none can after the removal, which took the lock).
+            if removed.is_expired(now) {
                 self.counters.incr(EXPIRATIONS);
             } else {
                 self.counters.incr(EVICTIONS);
@@ -261,10 +264,9 @@ where
         shard.push(newcomer, Queue::Main);
         // The eviction this insert makes room with (enforce finds the shard within bounds). If
         // the newcomer's write is then undone, one entry was evicted early: a policy cost only.
-        if self
-            .remove_item(shard, &victim, victim_hash, guard)
-            .is_some()
-        {
+        if let Some(removed) = self.remove_item(shard, &victim, victim_hash, guard) {
+            // Counted by the removed node's expiry (see `evict_steps`).
+            let expired = removed.is_expired(now);
             self.counters
                 .incr(if expired { EXPIRATIONS } else { EVICTIONS });
         }

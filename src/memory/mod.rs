@@ -10,7 +10,8 @@
 //!   the length and weight bounds and the small queue's sizing; `evict.rs` carries its
 //!   decisions out on the map (eviction steps, the duel, reaping).
 //! - nodes (`node.rs`): value, version, expiry, birth, weight and one byte of access bits;
-//!   the value (`value.rs`) is immutable, but for plain machine words, overwritten in place.
+//!   the value (`value.rs`) is immutable, but for plain machine words, overwritten in place
+//!   with their version and, moved later, their expiry.
 //!
 //! # The read path of a hit
 //!
@@ -945,12 +946,11 @@ where
     }
 
     fn set_many(&self, entries: Vec<(&K, Entry<V>, Ticket<'_>)>) -> Vec<Result<(), LayerError>> {
-        let guard = self.map.guard();
+        let pinned = self.pinned();
         entries
             .into_iter()
             .map(|(key, entry, ticket)| {
-                let weight = self.weigh(key, &entry.value);
-                self.set_in(key, self.hash(key), entry, weight, &ticket, &guard);
+                pinned.store(key, self.hash(key), entry, &ticket);
                 Ok(())
             })
             .collect()

@@ -8,8 +8,8 @@
 //!
 //! # Expiry and value, read together
 //!
-//! An in-place overwrite stores the version, then the value, then the expiry (each release); a
-//! reader loads the expiry (acquire), decides liveness from it, and only then loads the value.
+//! An in-place overwrite stores the version (relaxed), then the value and then the expiry (each
+//! release); a reader loads the expiry (acquire), decides liveness from it, and only then loads the value.
 //! So a reader that sees the new expiry sees the new value, and one that sees the old expiry
 //! holds the old value or the new one. The new expiry is never earlier than the old
 //! (`MemoryLayer::in_place` requires it), so the pair a reader acts on never makes a value
@@ -197,7 +197,8 @@ impl<V: Clone + 'static> Node<V> {
 
     /// Relaxed: the meta byte publishes no other memory. The value, version and expiry were
     /// published by the table's release store of the pointer to the node's link and read
-    /// through its acquire load; `PENDING` is only ever cleared, and why a relaxed read of it
+    /// through its acquire load (a word node's value, version and expiry may change later, in
+    /// place; see "Expiry and value, read together" above); `PENDING` is only ever cleared, and why a relaxed read of it
     /// is enough is argued in `protocol` (a reader can only reach a pending node through the
     /// map, and the coherence of the pointer it loaded orders it against every completed
     /// write).

@@ -1,6 +1,6 @@
 //! Writes: `set`, `delete`, write modes and skipped layers.
 
-use strata::{Cache, Error, LayerSpec, Promotion, SetOptions, WriteMode};
+use strata::{Cache, DeleteOptions, Error, LayerSpec, Promotion, SetOptions, WriteMode};
 
 use crate::support::*;
 
@@ -216,43 +216,58 @@ fn skipping_an_unknown_layer_fails_and_writes_nothing() {
 }
 
 /// A cache of one memory layer: a single-key `set` or `delete` with default options takes the
-/// write path's shortcut (see `engine/write.rs`), and its report says what the general path's
-/// would; a call with options takes the general path. Both honour the layer's TTL.
+/// write path's shortcut (see `engine/write.rs`); the same calls with options that mean the same
+/// on one layer (`l1_only`, `local_only`) take the general path. Both must give the same reports
+/// and the same state, honour the layer's TTL, and refuse a closed cache.
 #[test]
-fn a_one_layer_cache_reports_its_writes_on_both_paths() {
-    let (clock, hand) = manual();
-    let cache: Cache<u64, String> = Cache::builder()
-        .clock(clock)
-        .layer(LayerSpec::memory("l1", 100).ttl(secs(10)))
-        .build()
-        .unwrap();
-    for (key, value) in [(1, "one"), (1, "two")] {
-        let report = cache.set(key, s(value)).unwrap();
-        assert_eq!(layers_of(report.written), vec![0]);
-        assert!(report.dropped.is_empty() && report.invalidated.is_empty());
-        assert!(report.is_complete());
+fn a_one_layer_cache_reports_its_writes_alike_on_both_paths() {
+    for shortcut in [true, false] {
+        let (clock, hand) = manual();
+        let cache: Cache<u64, String> = Cache::builder()
+            .clock(clock)
+            .layer(LayerSpec::memory("l1", 100).ttl(secs(10)))
+            .build()
+            .unwrap();
+        let set = |key: u64, value: &str| {
+            if shortcut {
+                cache.set(key, s(value))
+            } else {
+                cache.set_with(key, s(value), &SetOptions::new().l1_only())
+            }
+        };
+        let delete = |key: u64| {
+            if shortcut {
+                cache.delete(&key)
+            } else {
+                cache.delete_with(&key, &DeleteOptions::new().local_only())
+            }
+        };
+        let path = if shortcut { "shortcut" } else { "general path" };
+        for value in ["one", "two"] {
+            let report = set(1, value).unwrap();
+            assert_eq!(layers_of(report.written), vec![0], "{path}");
+            assert!(
+                report.dropped.is_empty() && report.invalidated.is_empty(),
+                "{path}"
+            );
+            assert!(report.is_complete(), "{path}");
+        }
+        assert_eq!(cache.get(&1).unwrap(), Some(s("two")), "{path}");
+        for _ in 0..2 {
+            let report = delete(1).unwrap();
+            assert_eq!(layers_of(report.invalidated), vec![0], "{path}");
+            assert!(report.written.is_empty() && report.is_complete(), "{path}");
+            assert_eq!(cache.get(&1).unwrap(), None, "{path}");
+        }
+        set(3, "three").unwrap();
+        hand.advance(secs(9));
+        assert_eq!(cache.get(&3).unwrap(), Some(s("three")), "{path}");
+        hand.advance(secs(1));
+        assert_eq!(cache.get(&3).unwrap(), None, "{path}: the layer's TTL");
+        cache.close();
+        assert!(matches!(set(4, "four"), Err(Error::Closed)), "{path}");
+        assert!(matches!(delete(4), Err(Error::Closed)), "{path}");
     }
-    assert_eq!(cache.get(&1).unwrap(), Some(s("two")));
-    // Options: the general path, with the same report.
-    let report = cache
-        .set_with(2, s("short"), &SetOptions::new().ttl(secs(1)))
-        .unwrap();
-    assert_eq!(layers_of(report.written), vec![0]);
-    hand.advance(secs(1));
-    assert_eq!(cache.get(&2).unwrap(), None, "the call's TTL");
-    assert_eq!(cache.get(&1).unwrap(), Some(s("two")));
-    for _ in 0..2 {
-        let report = cache.delete(&1).unwrap();
-        assert_eq!(layers_of(report.invalidated), vec![0]);
-        assert!(report.written.is_empty() && report.is_complete());
-        assert_eq!(cache.get(&1).unwrap(), None);
-    }
-    cache.set(3, s("three")).unwrap();
-    hand.advance(secs(10));
-    assert_eq!(cache.get(&3).unwrap(), None, "the layer's TTL");
-    cache.close();
-    assert!(matches!(cache.set(4, s("four")), Err(Error::Closed)));
-    assert!(matches!(cache.delete(&4), Err(Error::Closed)));
 }
 
 /// On the shortcut too, an entry heavier than the layer's whole bound is reported dropped, and

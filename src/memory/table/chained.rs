@@ -336,7 +336,8 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
     /// guard: while the lock is held no link of the chain can be retired (only a lock holder
     /// unlinks, and a link is retired only once unlinked), so nothing `f` sees can be reclaimed,
     /// and `f` keeps nothing past its return. For a write that can change an entry in place
-    /// (`MemoryLayer::store`): it saves the guard's pin and unpin, two atomic read-modify-writes.
+    /// (`MemoryLayer::store_with`, single and batch writes): it saves a single write the guard's
+    /// pin and unpin, two atomic read-modify-writes.
     pub(crate) fn with_locked<R>(&self, key: &K, hash: u64, f: impl FnOnce(Option<&V>) -> R) -> R {
         debug_assert_eq!(hash, self.hash(key), "a hash from another hasher");
         if broken(Broken::TableLockedReadUnlocked) {
