@@ -341,7 +341,7 @@ where
         // The heat sketch is sized for L1: it must tell L1-worthy keys from the rest.
         let heat = match self.gate {
             PromotionGate::Hot { min_reads } if min_reads > 1 => {
-                Some(FrequencySketch::new(match &self.layers[0].kind {
+                Some(FrequencySketch::for_gate(match &self.layers[0].kind {
                     Kind::Memory(config) => config.capacity,
                     _ => DEFAULT_HEAT_CAPACITY,
                 }))

@@ -20,6 +20,16 @@
 //! key's estimate reaches the gate's threshold (see [`crate::PromotionGate`]), so keys read
 //! once below L1 (one-hit wonders, scans) no longer churn L1.
 //!
+//! **Width.** TinyLFU compares two keys' estimates, so the counts that hash collisions add to
+//! both cancel out; the gate compares one estimate with an absolute threshold, so they do not.
+//! A sketch of one word per key of capacity (TinyLFU's width) gets ten increments per word in
+//! a window, 2.5 per counter, and under a stream of keys each read once below L1 (every read
+//! of a key set much larger than L1, the case the gate is for) 38 % of them estimated at 2
+//! and passed a gate of two reads. The gate's sketch has four words per key of capacity
+//! ([`GATE_WORDS_PER_KEY`]), 0.6 increments per counter in a window: 0.4 % of such keys pass
+//! (`keys_read_once_stay_cold_after_many_windows`; eight words: 0.03 %, two: 4 %). That is
+//! 32 bytes per L1 entry, paid only by a cache that gates promotion by heat.
+//!
 //! # Concurrency
 //!
 //! The sketch is a hint, so every access is `Relaxed`: a lost increment (two threads raising
@@ -36,6 +46,9 @@ use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 
 /// Words per block: 8 × 8 bytes, one cache line.
 const BLOCK_WORDS: usize = 8;
+/// Words of the promotion gate's sketch per key of L1's capacity (see "Width" in the module
+/// docs).
+pub(crate) const GATE_WORDS_PER_KEY: usize = 4;
 /// Every counter's low three bits, for halving a whole word at once.
 const HALVING_MASK: u64 = 0x7777_7777_7777_7777;
 
@@ -50,10 +63,11 @@ pub(crate) struct FrequencySketch {
 }
 
 impl FrequencySketch {
-    /// A sketch sized for about `capacity` distinct hot keys: one word (sixteen counters) per
-    /// key, at least one block, at most 2^24 words (128 MiB would be absurd for a hint).
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self::with_words(capacity, capacity)
+    /// The promotion gate's sketch for an L1 of `capacity` keys: [`GATE_WORDS_PER_KEY`] words
+    /// per key (see "Width" in the module docs), at least one block, at most 2^24 words (128 MiB
+    /// would be absurd for a hint), aging every ten times `capacity` increments.
+    pub(crate) fn for_gate(capacity: usize) -> Self {
+        Self::with_words(capacity.saturating_mul(GATE_WORDS_PER_KEY), capacity)
     }
 
     /// A sketch of about `words` words (rounded up to a power of two, within the same bounds)
@@ -137,7 +151,7 @@ mod tests {
 
     #[test]
     fn counts_saturate_and_age() {
-        let sketch = FrequencySketch::new(1024);
+        let sketch = FrequencySketch::for_gate(1024);
         let hash = 0x1234_5678_9abc_def0;
         assert_eq!(sketch.estimate(hash), 0);
         for expected in 1..=15 {
@@ -154,9 +168,35 @@ mod tests {
         assert!(sketch.estimate(hash) <= 8, "{}", sketch.estimate(hash));
     }
 
+    /// The gate's worst case (see "Width" in the module docs): a stream below L1 of keys each
+    /// read once, far more of them than a window holds, as when every read of a key set much
+    /// larger than L1 misses it. Once the window has turned over a few times, a key read once
+    /// must still look cold. A sketch of TinyLFU's width (one word per key) fails this: 38 % of
+    /// the keys look read twice.
+    #[test]
+    fn keys_read_once_stay_cold_after_many_windows() {
+        let capacity = 1_000;
+        let sketch = FrequencySketch::for_gate(capacity);
+        let hasher = ahash::RandomState::with_seeds(9, 10, 11, 12);
+        for i in 0..50 * capacity as u64 {
+            sketch.increment(hasher.hash_one(i));
+        }
+        let passed = (1_000_000..1_010_000u64)
+            .filter(|&i| {
+                let hash = hasher.hash_one(i);
+                sketch.increment(hash);
+                sketch.estimate(hash) >= 2
+            })
+            .count();
+        assert!(
+            passed < 10_000 / 100,
+            "{passed} of 10 000 keys read once look read twice"
+        );
+    }
+
     #[test]
     fn cold_keys_stay_low() {
-        let sketch = FrequencySketch::new(4096);
+        let sketch = FrequencySketch::for_gate(4096);
         let hasher = ahash::RandomState::with_seeds(5, 6, 7, 8);
         for i in 0..4096u64 {
             sketch.increment(hasher.hash_one(i));
