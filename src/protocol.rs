@@ -176,13 +176,34 @@
 //!   44 bits per stripe: at ten million writes per second on one single stripe it wraps after
 //!   about 20 days; with writes spread over the stripes, after decades.
 //!
+//! # One layer: a version, nothing in flight
+//!
+//! A cache of one layer has nowhere to promote from. The read path takes its ticket just
+//! before its first read below L1, and there is none; no promotion is queued, announced or
+//! validated, and no read spans layers. Everything the in-flight field, the fence after the
+//! RMW and the `publishing` check order a write against is a promoter's ticket, validation
+//! or announcement. So a single-key write of such a cache (the write path's shortcut,
+//! `Engine::set_alone`) begins with [`WriteStripes::begin_alone`]: one `fetch_add(EPOCH_ONE)`
+//! for its version, no in-flight mark, no fence, nothing when the token drops. Two locked
+//! instructions fewer per write on x86, of the four a one-layer write took (the stripe's
+//! RMW, the fence, the bucket lock, the drop's RMW).
+//!
+//! What stays: the version is unique and increasing per stripe, since every write of the
+//! cache, shortcut or not, bumps the same epoch; write tickets ignore the in-flight field, so
+//! the two kinds mix on one stripe; a slower write's insert into an emptied place still runs
+//! the tier's own store-buffering pattern against the remover's floor (above). The loom
+//! contract model `one_layer_shortcut_set_racing_delete` and the history checker's one-layer
+//! configurations run this path. Its broken twin (`Broken::WriteWithoutInFlight`, every
+//! write begun this way) puts it where it does not belong, a cache of two layers, and loom
+//! finds a promotion racing a delete publishing the deleted value.
+//!
 //! Other keys on the same stripe only cost spurious ticket failures: a skipped promotion or a
 //! write that is not cached in a layer (as if evicted at once), never a wrong value. Such a
 //! write is reported in `WriteReport::dropped`, not `written`, and counted in
 //! `LayerStats::dropped_writes` (a few in 100 000 writes under two-thread contention with
 //! deletes, `tests/defects.rs`).
 
-use crate::sync::{fence, Arc, AtomicU64, Ordering};
+use crate::sync::{broken, fence, Arc, AtomicU64, Broken, Ordering};
 use crossbeam_utils::CachePadded;
 
 /// Number of write stripes per cache (a power of two; a handful under loom, whose models
@@ -251,6 +272,9 @@ impl WriteStripes {
 
     /// Starts a write of the key with this hash; the token carries its version.
     pub(crate) fn begin(&self, hash: u64) -> WriteToken<'_> {
+        if broken(Broken::WriteWithoutInFlight) {
+            return self.begin_alone(hash);
+        }
         let index = Self::index(hash);
         let stripe = &*self.words[index];
         let owner = &self.words;
@@ -269,6 +293,27 @@ impl WriteStripes {
             owner,
             index,
             version: (before >> IN_FLIGHT_BITS) + 1,
+            in_flight: true,
+        }
+    }
+
+    /// Starts a write in a cache of one layer, which has nowhere to promote from: the version
+    /// only, with no in-flight mark, no fence and nothing to do when the token drops (see "One
+    /// layer: a version, nothing in flight" in the module docs). Only for such a cache.
+    #[inline]
+    pub(crate) fn begin_alone(&self, hash: u64) -> WriteToken<'_> {
+        let index = Self::index(hash);
+        let stripe = &*self.words[index];
+        // SeqCst like `begin`'s, though nothing here needs more than the RMW's atomicity (a
+        // unique, increasing epoch per stripe): on x86 every RMW is the same locked
+        // instruction, and the stronger ordering costs nothing to reason about.
+        let before = stripe.word.fetch_add(EPOCH_ONE, Ordering::SeqCst);
+        WriteToken {
+            stripe,
+            owner: &self.words,
+            index,
+            version: (before >> IN_FLIGHT_BITS) + 1,
+            in_flight: false,
         }
     }
 
@@ -323,6 +368,9 @@ pub(crate) struct WriteToken<'a> {
     owner: &'a StripeArray,
     index: usize,
     version: Version,
+    /// Whether the write is counted in the stripe's in-flight field (`begin`), not only
+    /// versioned (`begin_alone`).
+    in_flight: bool,
 }
 
 impl WriteToken<'_> {
@@ -354,8 +402,10 @@ impl WriteToken<'_> {
 
 impl Drop for WriteToken<'_> {
     fn drop(&mut self) {
-        // SeqCst: publishes the write's layer operations to the next ticket taker.
-        self.stripe.word.fetch_sub(1, Ordering::SeqCst);
+        if self.in_flight {
+            // SeqCst: publishes the write's layer operations to the next ticket taker.
+            self.stripe.word.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -556,6 +606,27 @@ mod tests {
             !ticket.is_current(),
             "an old ticket never becomes valid again"
         );
+    }
+
+    /// `begin_alone` (a one-layer cache's writes) takes the next version of the same epoch as
+    /// `begin` and marks nothing in flight; write tickets of either kind mix on one stripe.
+    #[test]
+    fn one_layer_writes_version_without_marking_anything_in_flight() {
+        let stripes = WriteStripes::new();
+        let counted = stripes.begin(7);
+        let first = counted.version();
+        let alone = stripes.begin_alone(7);
+        assert_eq!(alone.version(), first + 1);
+        assert!(!counted.ticket().is_current(), "a later write began");
+        assert!(alone.ticket().is_current());
+        drop(counted);
+        let ticket = stripes
+            .ticket(7)
+            .expect("only the counted write was in flight");
+        drop(alone);
+        assert!(ticket.is_current(), "dropping it changes nothing");
+        assert_eq!(stripes.begin(7).version(), first + 2);
+        assert!(!ticket.is_current());
     }
 
     #[test]

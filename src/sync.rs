@@ -141,6 +141,9 @@ pub enum Broken {
     /// A reader that found a node expired removes it without checking, under the bucket lock,
     /// that it is still expired (an in-place overwrite may have extended it).
     ExpiryRemovalUnchecked = 16384,
+    /// Every write begins as a one-layer cache's shortcut does (`WriteStripes::begin_alone`):
+    /// a version, no in-flight mark, no fence, whatever the cache's layers.
+    WriteWithoutInFlight = 32768,
 }
 
 /// Loom builds only: whether a read yields to the scheduler between finding a node and loading

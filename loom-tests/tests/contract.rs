@@ -448,6 +448,36 @@ fn one_layer_shortcut_set_racing_delete() {
     });
 }
 
+/// A cache of one memory layer whose writes mix the shortcut's begin (`begin_alone`: a
+/// version, nothing marked in flight) and the general path's (`begin`: counted in flight) on
+/// one stripe: a set with options (the general path) and a default set race a default delete.
+/// A read after the delete never sees the value from before it, and once all returned the
+/// layer holds one of the later writes' outcomes.
+#[test]
+fn one_layer_shortcut_and_general_writes_mix() {
+    loom::model(|| {
+        let (cache, _) = cache(&[4], None);
+        cache.set(K, 1).unwrap();
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                let general = SetOptions::new().ttl(Duration::from_secs(3_600));
+                cache.set_with(K, 2, &general).unwrap();
+                cache.set(K, 3).unwrap();
+            })
+        };
+        cache.delete(&K).unwrap();
+        let after_delete = cache.get(&K).unwrap();
+        assert!(
+            matches!(after_delete, None | Some(2) | Some(3)),
+            "{after_delete:?}"
+        );
+        writer.join().unwrap();
+        let last = cache.get(&K).unwrap();
+        assert!(matches!(last, None | Some(3)), "{last:?}");
+    });
+}
+
 /// A promotion lands where a delete emptied L1 while a `set` runs: once the set returned, only
 /// its value is visible.
 #[test]

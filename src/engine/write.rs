@@ -18,11 +18,12 @@
 //! writable memory tier without a filter (the engine's `sole_memory`) runs the same steps with
 //! nothing to plan or loop over: begin, one call into the tier, the report, finish
 //! ([`set_alone`](Engine::set_alone), [`delete_alone`](Engine::delete_alone)). It calls the
-//! same `begin` and the same tier entry points as step 3, in the same order, so the protocol
-//! is unchanged; what it skips is the plan, the per-layer loop, the filter, the value's
-//! clone bookkeeping and the result callbacks, about 120 of a 490-instruction overwrite
-//! (PERF.md §15). Like the read path's L1 fast path, it is what a cache used as a plain
-//! in-process cache pays.
+//! same tier entry points as step 3; what it skips is the plan, the per-layer loop, the
+//! filter, the value's clone bookkeeping and the result callbacks, about 120 of a
+//! 490-instruction overwrite (PERF.md §15). Its begin is `begin_alone`: with one layer there
+//! is nothing to promote from, so no promotion to cancel and no in-flight mark or fence to
+//! order against one (see "One layer" in [`crate::protocol`]). Like the read path's L1 fast
+//! path, it is what a cache used as a plain in-process cache pays.
 
 use super::key::{Key, KeyRef};
 use super::tier::Tier;
@@ -324,18 +325,14 @@ where
     #[inline]
     pub(crate) fn set_alone(&self, key: K, value: V) -> WriteReport {
         let (tier, memory) = self.sole_tier();
-        let write = self.begin(self.owned_key(key), None);
+        let key = self.owned_key(key);
+        let token = self.stripes.begin_alone(key.hash());
         let entry = Entry {
             value,
-            version: write.token.version(),
+            version: token.version(),
             expires_at: self.plans.set.written_at(&self.clock).after(tier.ttl),
         };
-        let kept = memory.store(
-            write.key.owned(),
-            write.key.hash(),
-            entry,
-            &write.token.ticket(),
-        );
+        let kept = memory.store(key.owned(), key.hash(), entry, &token.ticket());
         let mut report = WriteReport::default();
         if kept {
             report.written.insert(0);
@@ -353,12 +350,9 @@ where
         Q: KeyRef<K> + ?Sized,
     {
         let (_, memory) = self.sole_tier();
-        let write = self.begin(self.key(key), None);
-        memory.remove(
-            write.key.borrowed(),
-            write.key.hash(),
-            &write.token.ticket(),
-        );
+        let key = self.key(key);
+        let token = self.stripes.begin_alone(key.hash());
+        memory.remove(key.borrowed(), key.hash(), &token.ticket());
         let mut report = WriteReport::default();
         report.invalidated.insert(0);
         report

@@ -1,0 +1,35 @@
+//! The broken twin of the one-layer write shortcut's `begin_alone` (a version, no in-flight
+//! mark, no fence): sound in a cache of one layer, which has nowhere to promote from, and
+//! caught where it does not belong. With every write begun that way in a cache of two layers,
+//! loom must find a reader that takes its promotion ticket while a delete is in flight (the
+//! stripe shows nothing in flight), reads the old value below L1 before the delete removes
+//! it, and publishes it into L1 after the delete returned.
+//!
+//! A test binary of its own: the switches of `broken.rs` accumulate within a process, and with
+//! promotion validation off (as there) this model would fail for that reason instead.
+#![cfg(loom)]
+
+use loom::thread;
+use loom_tests::model::{below_l1, cache, check_with_preemptions, in_layer};
+
+#[test]
+#[should_panic(expected = "stale value after delete returned")]
+fn writes_without_an_in_flight_mark_in_a_two_layer_cache_are_caught() {
+    strata::break_for_test(strata::Broken::WriteWithoutInFlight);
+    // Two preemptions, whatever LOOM_MAX_PREEMPTIONS says: the twin must reach the interleaving.
+    check_with_preemptions(2, || {
+        let (cache, _) = cache(&[4, 4], None);
+        below_l1(&cache, 1, 1);
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.get(&1).unwrap())
+        };
+        cache.delete(&1).unwrap();
+        reader.join().unwrap();
+        assert_eq!(
+            in_layer(&cache, "l1", 1),
+            None,
+            "stale value after delete returned"
+        );
+    });
+}
