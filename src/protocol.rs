@@ -51,6 +51,12 @@
 //! 3. **Publish or undo.** If valid, clear `PENDING`; otherwise remove exactly the node we
 //!    inserted.
 //!
+//! strata's memory tier runs these three steps for promotions only. A write into a place its
+//! key left checks the floor while it holds the key's bucket lock, which every removal of the
+//! key takes after raising the floor, and links a node that is visible at once: the lock
+//! orders the check against the removal, as the fences below do for a layer without one
+//! (`floors.rs`, "Under a lock of the key").
+//!
 //! Replacing a node that is present needs none of this: the version comparison decides. The
 //! memory tier may also overwrite a present word value in place (`memory/value.rs`); it does so
 //! under the key's bucket lock, which every removal takes too, so a removal either sees the
@@ -86,7 +92,9 @@
 //!     load sees `W`'s `begin` and `P` undoes its insert. For a slower write `P`, the pattern is
 //!     between `P` (insert; fence; load floor) and whoever emptied the slot after `W` (raise the
 //!     floor to at least `W`'s version; fence; remove — an eviction or expiry of `W`'s node, or
-//!     `W`'s own delete or invalidation): `P` sees the raised floor and undoes. A reader may meet
+//!     `W`'s own delete or invalidation): `P` sees the raised floor and undoes. (In the memory
+//!     tier both sides hold the key's bucket lock instead: `P` checks before it links, the
+//!     remover raises before it unlocks, and whichever locks second sees the other.) A reader may meet
 //!     the pending node meanwhile, never a published one. This covers the ABA case: `W`'s trace
 //!     in the layer may be evicted or expire before `P` lands, but neither the epoch nor a floor
 //!     goes back.
@@ -291,7 +299,7 @@ impl WriteStripes {
         WriteToken {
             stripe,
             owner,
-            index,
+            index: index as u32,
             version: (before >> IN_FLIGHT_BITS) + 1,
             in_flight: true,
         }
@@ -311,7 +319,7 @@ impl WriteStripes {
         WriteToken {
             stripe,
             owner: &self.words,
-            index,
+            index: index as u32,
             version: (before >> IN_FLIGHT_BITS) + 1,
             in_flight: false,
         }
@@ -363,11 +371,14 @@ pub(crate) struct RawTicket {
 
 /// An in-flight write. Dropping it marks the write finished (also on unwinding, so a panicking
 /// custom layer cannot disable promotion on its stripe forever).
+///
+/// 32 bytes: a batch keeps one per key in flight.
 pub(crate) struct WriteToken<'a> {
     stripe: &'a Stripe,
     owner: &'a StripeArray,
-    index: usize,
     version: Version,
+    /// The stripe's index (below [`STRIPES`]).
+    index: u32,
     /// Whether the write is counted in the stripe's in-flight field (`begin`), not only
     /// versioned (`begin_alone`).
     in_flight: bool,
@@ -394,7 +405,7 @@ impl WriteToken<'_> {
         Ticket {
             stripe: Some(self.stripe),
             owner: Some(self.owner),
-            index: self.index,
+            index: self.index as usize,
             seen: (self.version << IN_FLIGHT_BITS) | WRITE_TICKET,
         }
     }
@@ -627,6 +638,11 @@ mod tests {
         assert!(ticket.is_current(), "dropping it changes nothing");
         assert_eq!(stripes.begin(7).version(), first + 2);
         assert!(!ticket.is_current());
+    }
+
+    #[test]
+    fn a_write_token_stays_four_words() {
+        assert_eq!(std::mem::size_of::<WriteToken<'_>>(), 32);
     }
 
     #[test]

@@ -125,7 +125,7 @@ pub enum Broken {
     TableReclaimWithoutGrace = 128,
     /// The chained table clears an unlinked link's `next`, cutting off readers standing on it.
     TableUnlinkClearsNext = 256,
-    /// An insert into an empty place (a promotion, or a write) that is undone does not enforce
+    /// A promotion's insert into an empty place that is undone does not enforce
     /// the tier's bounds, though a racing write may have replaced its node and taken over the
     /// residency it admitted.
     UndoneInsertSkipsBounds = 512,
@@ -144,6 +144,9 @@ pub enum Broken {
     /// Every write begins as a one-layer cache's shortcut does (`WriteStripes::begin_alone`):
     /// a version, no in-flight mark, no fence, whatever the cache's layers.
     WriteWithoutInFlight = 32768,
+    /// A write into a place its key had left checks the stripe's floor before taking the bucket
+    /// lock, not under it.
+    FloorCheckedBeforeLock = 65536,
 }
 
 /// Loom builds only: whether a read yields to the scheduler between finding a node and loading

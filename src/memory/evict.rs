@@ -73,11 +73,12 @@ where
     /// `own` is the birth of the key whose write or promotion asks for the room (see
     /// `Shard::spares_own_key`).
     ///
-    /// Every insert into an empty place calls it afterwards, published or undone: a racing
-    /// write may replace the insert's pending node (a replacement that weighs no more enforces
-    /// nothing), and the undone insert, which cannot remove a node that is no longer its own,
-    /// is then the one left to evict for the residency it admitted. An undone insert whose node
-    /// it removed again only evicts if the shard is over its bounds for others.
+    /// Every insert into an empty place calls it afterwards: a write's (visible at once) and a
+    /// promotion's, published or undone. A racing write may replace a promotion's pending node
+    /// (a replacement that weighs no more enforces nothing), and the undone promotion, which
+    /// cannot remove a node that is no longer its own, is then the one left to evict for the
+    /// residency it admitted. An undone promotion whose node it removed again only evicts if
+    /// the shard is over its bounds for others.
     pub(super) fn enforce(&self, index: usize, own: u64, guard: &TableGuard<'_>) {
         let shard = &self.policy.shards()[index];
         while shard.len() > shard.quota() {

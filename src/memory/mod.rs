@@ -284,9 +284,10 @@ where
 
     // ----- floors ----------------------------------------------------------------------------
 
-    /// Raises the floor of `stripe` to `version`, before a removal (see [`Floors::raise`]).
+    /// Raises the floor of `stripe` to `version`, before or during a removal under the key's
+    /// bucket lock (see "Under a lock of the key" in `floors.rs`).
     fn raise_floor(&self, stripe: Option<usize>, version: Version) {
-        self.floors.raise(stripe, version);
+        self.floors.raise_locked(stripe, version);
     }
 
     fn raise_floor_for(&self, node: &Node<V>) {
@@ -412,12 +413,10 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let version = ticket.version();
+        // Before the bucket lock, which the removal below takes even when the key is absent:
+        // an insert of the key that locks the bucket after it sees the raise, one that locked it
+        // before is found and removed (see "Under a lock of the key" in `floors.rs`).
         self.raise_floor(ticket.stripe(), version);
-        if self.map.surely_absent(key, hash) {
-            // An empty bucket needs only the floor, and no lock: the load follows the floor's
-            // fence, so it pairs with an inserter's floor check like the removal would.
-            return;
-        }
         let removed = self.map.remove_unpinned(
             key,
             hash,
@@ -432,8 +431,10 @@ where
     // ----- writes and promotions -------------------------------------------------------------
 
     /// A write's insert or replace (see [`crate::protocol`]): a live node of an older version is
-    /// replaced at once; an absent key (or an expired or pending node) gets a pending node that
-    /// is published only if its version is above the stripe's floor.
+    /// replaced at once; an absent key (or an expired or pending node) gets a node only if the
+    /// write's version is above the stripe's floor, checked under the bucket lock, where every
+    /// removal of the key raises it (see "Under a lock of the key" in `floors.rs`): the node is
+    /// visible at once, with no pending state to publish.
     ///
     /// Returns whether the tier keeps the value (or a newer one). It does not when the entry is
     /// heavier than the whole bound (counted as an eviction), or when its insert into an empty
@@ -476,14 +477,20 @@ where
         }
         // The table calls the closure once, under the bucket lock: the value moves into the
         // node, uncloned, or (a word) is stored into the key's node in place.
+        if broken(Broken::FloorCheckedBeforeLock) && !self.floors.admits_locked(ticket) {
+            // The broken twin of the floor check below: made before the bucket lock, so a
+            // delete's raise and removal can both fall between the check and the insert.
+            self.counters.incr(DROPPED);
+            return false;
+        }
         let result = self.map.compute(
             key.clone(),
             hash,
             |current| match current {
-                Some((_, node)) if node.version() >= entry.version => Operation::Abort(()),
+                Some((_, node)) if node.version() >= entry.version => Operation::Abort(true),
                 Some((_, node)) if Self::in_place(node, &entry, weight, ticket, now) => {
                     node.overwrite(entry.value, entry.version, entry.expires_at);
-                    Operation::Abort(())
+                    Operation::Abort(true)
                 }
                 Some((_, node)) if node.is_live(now) => Operation::Insert(Node::new(
                     entry.value,
@@ -494,6 +501,14 @@ where
                     ticket.stripe(),
                     node.meta() & FREQ_MASK,
                 )),
+                // The key left this place (or holds an expired or unpublished node): only a
+                // write above the floor may fill it.
+                _ if !self.floors.admits_locked(ticket)
+                    && !broken(Broken::PromotionValidation)
+                    && !broken(Broken::FloorCheckedBeforeLock) =>
+                {
+                    Operation::Abort(false)
+                }
                 current => Operation::Insert(Node::new(
                     entry.value,
                     entry.version,
@@ -501,26 +516,25 @@ where
                     self.birth_for(current.map(|(_, node)| node), shard, hash, weight),
                     weight,
                     ticket.stripe(),
-                    PENDING,
+                    0,
                 )),
             },
             guard,
         );
-        if let Compute::Aborted(()) = result {
-            // Overwritten in place, or a newer value is there: nothing for the policy.
-            return true;
-        }
-        if let Some((node, grew)) = self.after_insert(result, shard, hash, now, guard) {
-            let kept = !node.is_pending() || self.validate_write(key, node, ticket, guard);
-            // A replacement that weighs no more leaves the bounds as they were (and makes no
-            // orphan): nothing to enforce; a replaced pending node's inserter enforces them for
-            // its residency. An insert enforces them even when it is undone (see `enforce`).
-            if grew && (kept || !broken(Broken::UndoneInsertSkipsBounds)) {
-                self.enforce(self.shard_index(hash), node.birth, guard);
-            }
+        if let Compute::Aborted(kept) = result {
+            // Overwritten in place, a newer value is there, or the floor refused the insert:
+            // nothing for the policy.
             if !kept {
                 self.counters.incr(DROPPED);
-                return false;
+            }
+            return kept;
+        }
+        if let Some((node, grew)) = self.after_insert(result, shard, hash, now, guard) {
+            // A replacement that weighs no more leaves the bounds as they were (and makes no
+            // orphan): nothing to enforce; a replaced pending node's inserter enforces them for
+            // its residency.
+            if grew {
+                self.enforce(self.shard_index(hash), node.birth, guard);
             }
         }
         true
@@ -547,38 +561,6 @@ where
             && node.is_live(now)
     }
 
-    /// Steps 2 and 3 for a write into a slot the key had left: publish if the write's version is
-    /// above the stripe's floor, else undo. The fence pairs with `raise_floor`'s: either we see
-    /// the raised floor, or the remover's operation on the slot sees (and removes) our node.
-    fn validate_write(
-        &self,
-        key: &K,
-        node: &Node<V>,
-        ticket: &Ticket<'_>,
-        guard: &TableGuard<'_>,
-    ) -> bool {
-        let above_floor = self.floors.admits(ticket);
-        self.publish_or_undo(key, node, above_floor, guard)
-    }
-
-    fn publish_or_undo(
-        &self,
-        key: &K,
-        node: &Node<V>,
-        valid: bool,
-        guard: &TableGuard<'_>,
-    ) -> bool {
-        if valid || broken(Broken::PromotionValidation) {
-            node.publish();
-            true
-        } else {
-            // Remove exactly the node we inserted (a newer write may already have replaced it,
-            // in which case there is nothing to undo).
-            self.remove_exact(key, node, guard);
-            false
-        }
-    }
-
     /// The birth of a node replacing `current` (carried over), or a fresh one for a new key.
     fn birth_for(
         &self,
@@ -598,9 +580,9 @@ where
     /// Policy bookkeeping after a `compute` that may have inserted or replaced a node. Returns
     /// the node now in the map, if this call put it there, and whether the shard's length or
     /// weight grew. Capacity is enforced by the caller, once the node is validated or undone.
-    fn after_insert<'g>(
+    fn after_insert<'g, T>(
         &self,
-        result: Compute<'g, K, Node<V>, ()>,
+        result: Compute<'g, K, Node<V>, T>,
         shard: &Shard<K>,
         hash: u64,
         now: Timestamp,
@@ -624,7 +606,7 @@ where
                 shard.adjust_weight(old.weight(), new.weight());
                 Some((new, new.weight() > old.weight()))
             }
-            Compute::Aborted(()) => None,
+            Compute::Aborted(_) => None,
         }
     }
 

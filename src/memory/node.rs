@@ -32,7 +32,7 @@
 //! |------|---------|
 //! | 0–1  | S3-FIFO access frequency, saturating at 3 |
 //! | 6    | `CANCELLED`: a write of the key began while the node was pending; a promotion's node so marked is never published |
-//! | 7    | `PENDING`: inserted by a promotion (or a write into an empty slot) that has not been validated yet; readers treat it as absent |
+//! | 7    | `PENDING`: inserted by a promotion that has not been validated yet; readers treat it as absent |
 
 use super::value::Value;
 use crate::clock::Timestamp;
@@ -252,18 +252,11 @@ impl<V: Clone + 'static> Node<V> {
         self.meta.fetch_and(!FREQ_MASK, Ordering::Relaxed);
     }
 
-    /// Makes a write's pending node visible to readers (a write's node is published whether or
-    /// not a later write cancelled it: it carries the newer value). Release pairs with nothing
-    /// the reader needs (see `meta`); it is used so the publication is ordered after the
-    /// validation load in every model, which keeps the argument in `protocol` local.
-    pub(crate) fn publish(&self) {
-        self.meta
-            .fetch_and(!(PENDING | CANCELLED), Ordering::Release);
-    }
-
     /// Makes a promotion's pending node visible, unless a write cancelled it meanwhile: the
     /// publication and the cancellation are two read-modify-writes of this byte, so exactly one
-    /// of them is first. Returns whether the node was published. Release as in `publish`.
+    /// of them is first. Returns whether the node was published. Release pairs with nothing the
+    /// reader needs (see `meta`); it orders the publication after the ticket's validation load
+    /// in every model, which keeps the argument in `protocol` local.
     pub(crate) fn publish_promotion(&self) -> bool {
         let mut meta = self.meta();
         loop {

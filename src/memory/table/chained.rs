@@ -322,16 +322,6 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         unsafe { guard.defer_retire(link, reclaim::<K, V>) };
     }
 
-    /// Whether `key`'s bucket is empty, so the key is absent, read without a lock or a guard
-    /// (the head pointer is only compared with null, never followed). `false` means "look".
-    /// Acquire, after the caller's `fence(SeqCst)`: with an inserter's fence between its link
-    /// (published at its unlock) and its floor check, either this load sees the link or the
-    /// inserter sees the caller's floor (store buffering, fenced on both sides).
-    #[inline]
-    pub(crate) fn surely_absent<Q: ?Sized>(&self, _key: &Q, hash: u64) -> bool {
-        self.bucket(hash).load(Ordering::Acquire).is_null()
-    }
-
     /// Calls `f` with `key`'s current entry (`None`: absent) under the bucket's lock, without a
     /// guard: while the lock is held no link of the chain can be retired (only a lock holder
     /// unlinks, and a link is retired only once unlinked), so nothing `f` sees can be reclaimed,

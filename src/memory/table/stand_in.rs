@@ -87,14 +87,6 @@ impl<K: Hash + Eq + Clone + 'static, V: 'static> Table<K, V> {
         f(map.get(key).map(|entry| &entry.1))
     }
 
-    pub(crate) fn surely_absent<Q>(&self, key: &Q, _hash: u64) -> bool
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        !self.map.lock().unwrap().contains_key(key)
-    }
-
     pub(crate) fn remove_unpinned<Q, R>(
         &self,
         key: &Q,

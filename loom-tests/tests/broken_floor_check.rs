@@ -1,0 +1,37 @@
+//! The broken twin of the memory tier's floor check under the bucket lock (`floors.rs`,
+//! "Under a lock of the key"): a write into a place its key left checks the stripe's floor
+//! while it holds the key's bucket lock, and links a node visible at once. With the check made
+//! before the lock instead, loom must find the model `set_racing_a_second_delete` failing: the
+//! set checks L1's floor, the second delete raises it, finds L1 empty and returns, and the set
+//! then links its value into L1, above L2's deletion.
+//!
+//! A test binary of its own: the switches of `broken.rs` accumulate within a process, and with
+//! promotion validation off (as there), which also skips this check, the model would fail for
+//! that reason instead.
+#![cfg(loom)]
+
+use loom::thread;
+use loom_tests::model::{cache, check_with_preemptions, in_layer};
+
+#[test]
+#[should_panic(expected = "layers disagree")]
+fn floor_checked_before_the_bucket_lock_is_caught() {
+    strata::break_for_test(strata::Broken::FloorCheckedBeforeLock);
+    // Two preemptions, whatever LOOM_MAX_PREEMPTIONS says: the twin must reach the interleaving.
+    check_with_preemptions(2, || {
+        let (cache, _) = cache(&[4, 4], None);
+        cache.set(1, 1).unwrap();
+        cache.delete(&1).unwrap(); // both layers empty
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.set(1, 2).unwrap())
+        };
+        cache.delete(&1).unwrap();
+        writer.join().unwrap();
+        assert_eq!(
+            in_layer(&cache, "l1", 1),
+            in_layer(&cache, "l2", 1),
+            "layers disagree on the last writer"
+        );
+    });
+}
