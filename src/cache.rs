@@ -7,7 +7,7 @@
 //! probe, no lock, no allocation.
 
 use crate::engine::read::Read;
-use crate::engine::tier::{L1_HITS, L1_MISSES};
+use crate::engine::tier::{L1_HITS, L1_MISSES, REQUEST_MISSES};
 use crate::engine::write::{outcome, Write};
 use crate::engine::{Engine, BATCH_CHUNK};
 use crate::error::Error;
@@ -89,6 +89,11 @@ where
                 }
                 None => {
                     engine.counters.incr(L1_MISSES);
+                    if engine.tiers.len() == 1 {
+                        // Nothing below L1: the read path would only count the request's miss.
+                        engine.counters.incr(REQUEST_MISSES);
+                        return Ok(None);
+                    }
                     if engine.ruled_out_below_l1(key) {
                         return Ok(None);
                     }

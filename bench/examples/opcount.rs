@@ -19,7 +19,7 @@
 //! 100 000 entries, as the scaling bench's strata-1L: overwrites of 10 000 present keys, or
 //! writes over 200 000 keys, half of them inserts that evict), `set-1l-ttl` (as `set-1l`, the
 //! layer with a one-minute TTL: each write reads the precise clock and moves the key's expiry
-//! later, in place),
+//! later, in place), `miss-1l` (a miss in a cache of one memory layer),
 //! `qc-set-1l` and `qc-set-evict`
 //! (quick_cache in the same setups), `papaya-get`, `qc-get` and `moka-get` (the read-hit peers
 //! on the `get-hit` keys).
@@ -64,6 +64,15 @@ fn main() {
                 } else {
                     black_box(cache.get(&key(i)).ok());
                 }
+            }
+        }
+        "miss-1l" => {
+            let cache: Cache<u64, u64> = Cache::builder()
+                .layer(LayerSpec::memory("l1", 20_000))
+                .build()
+                .expect("valid");
+            for i in 0..n {
+                black_box(cache.get(&key(i)).ok());
             }
         }
         "filtered-miss" => {
