@@ -88,3 +88,20 @@ fn get_from_layer_does_not_count_or_promote() {
         );
     });
 }
+
+/// A cache of one memory layer answers a miss without the read path (`Cache::get`'s one-tier
+/// shortcut): the request's miss and the layer's are counted as the read path counts them.
+#[test]
+fn a_one_layer_cache_counts_its_misses_and_hits() {
+    let cache: strata::Cache<u64, u64> = strata::Cache::builder()
+        .layer(strata::LayerSpec::memory("l1", 16))
+        .build()
+        .unwrap();
+    assert_eq!(cache.get(&1).unwrap(), None);
+    cache.set(1, 10).unwrap();
+    assert_eq!(cache.get(&1).unwrap(), Some(10));
+    assert_eq!(cache.get(&2).unwrap(), None);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (1, 2));
+    assert_eq!((stats.layers[0].hits, stats.layers[0].misses), (1, 2));
+}
