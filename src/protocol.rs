@@ -32,6 +32,7 @@
 //!   any layer: one `fetch_add(EPOCH_ONE + 1)` followed by `fence(SeqCst)`. The new epoch is the
 //!   write's **version**; it is stored with the value in every layer and is monotonic per key.
 //!   When the write has touched every layer, dropping the `WriteToken` does `fetch_sub(1)`.
+//!   (A single-key write of a one-layer cache takes its version alone: see "One layer" below.)
 //! - A promotion first takes a [`Ticket`]: it loads the word *before* reading the lower layer and
 //!   gives up if any write is in flight. The ticket is valid while the word still equals what
 //!   was loaded: no write has started since, and none was running.
@@ -65,9 +66,10 @@
 //! only promotions read versions so, and a read that overlapped a write yields no valid ticket.
 //!
 //! A delete raises the floor, then removes the key's node (the memory tier unlinks it from its
-//! map): the next write or promotion of the key is an insert into an emptied place, and goes
-//! through the three steps above. Comparing versions is not possible there, and not enough
-//! anyway: a later delete that finds the key already gone only raises the floor.
+//! map): the next write or promotion of the key is an insert into an emptied place, a
+//! promotion's through the three steps above, a memory tier's write through its floor check
+//! under the bucket lock. Comparing versions is not possible there, and not enough anyway: a
+//! later delete that finds the key already gone only raises the floor.
 //!
 //! # Why this is enough
 //!
@@ -83,7 +85,9 @@
 //!   inserts into (a replace, a removal, or a load that found the key absent) and `P`'s insert:
 //!   - `W`'s operation reads or replaces `P`'s node: a replace or removal makes it unreachable
 //!     (its version is older than `W`'s; a delete removes anything older), so `R`, whose load is
-//!     ordered after `W`'s operation, cannot return it. A plain load cannot have seen it
+//!     ordered after `W`'s operation, cannot return it. In the memory tier a write whose floor
+//!     check refuses it in a place holding `P`'s pending node removes that node too
+//!     (`MemoryLayer::set_in`), so it is a removal, not a read. A plain load cannot have seen it
 //!     published before `W` completed without `P`'s validation running first, which is the next
 //!     case.
 //!   - `W`'s operation does not see `P`'s node. For a promotion, `P` (insert; fence; load
@@ -92,12 +96,12 @@
 //!     load sees `W`'s `begin` and `P` undoes its insert. For a slower write `P`, the pattern is
 //!     between `P` (insert; fence; load floor) and whoever emptied the slot after `W` (raise the
 //!     floor to at least `W`'s version; fence; remove — an eviction or expiry of `W`'s node, or
-//!     `W`'s own delete or invalidation): `P` sees the raised floor and undoes. (In the memory
-//!     tier both sides hold the key's bucket lock instead: `P` checks before it links, the
-//!     remover raises before it unlocks, and whichever locks second sees the other.) A reader may meet
-//!     the pending node meanwhile, never a published one. This covers the ABA case: `W`'s trace
-//!     in the layer may be evicted or expire before `P` lands, but neither the epoch nor a floor
-//!     goes back.
+//!     `W`'s own delete or invalidation): `P` sees the raised floor and undoes, and a reader may
+//!     meet the pending node meanwhile, never a published one. (In the memory tier both sides
+//!     hold the key's bucket lock instead: `P` checks before it links, the remover raises
+//!     before it unlocks, and whichever locks second sees the other.) This covers the ABA
+//!     case: `W`'s trace in the layer may be evicted or expire before `P` lands, but neither
+//!     the epoch nor a floor goes back.
 //! - Deletes are writes too, so contract 2 follows in the same way.
 //!
 //! A ticket is plain data (stripe index and the value seen, one bit marking its kind), so a promotion can be
@@ -198,8 +202,8 @@
 //!
 //! What stays: the version is unique and increasing per stripe, since every write of the
 //! cache, shortcut or not, bumps the same epoch; write tickets ignore the in-flight field, so
-//! the two kinds mix on one stripe; a slower write's insert into an emptied place still runs
-//! the tier's own store-buffering pattern against the remover's floor (above). The loom
+//! the two kinds mix on one stripe; a slower write's insert into an emptied place still checks
+//! the remover's floor under the bucket lock (above). The loom
 //! contract model `one_layer_shortcut_set_racing_delete` and the history checker's one-layer
 //! configurations run this path. Its broken twin (`Broken::WriteWithoutInFlight`, every
 //! write begun this way) puts it where it does not belong, a cache of two layers, and loom
@@ -221,6 +225,8 @@ pub const STRIPES: usize = 1024;
 /// Number of write stripes per cache (a power of two).
 #[cfg(loom)]
 pub const STRIPES: usize = 4;
+// A write token keeps its stripe's index in a `u32`.
+const _: () = assert!(STRIPES <= u32::MAX as usize);
 const IN_FLIGHT_BITS: u32 = 20;
 const IN_FLIGHT_MASK: u64 = (1 << IN_FLIGHT_BITS) - 1;
 const EPOCH_ONE: u64 = 1 << IN_FLIGHT_BITS;
@@ -369,8 +375,9 @@ pub(crate) struct RawTicket {
     seen: u64,
 }
 
-/// An in-flight write. Dropping it marks the write finished (also on unwinding, so a panicking
-/// custom layer cannot disable promotion on its stripe forever).
+/// An in-flight write. Dropping a token from [`WriteStripes::begin`] marks the write finished
+/// (also on unwinding, so a panicking custom layer cannot disable promotion on its stripe
+/// forever); one from [`WriteStripes::begin_alone`] marked nothing, and its drop does nothing.
 ///
 /// 32 bytes: a batch keeps one per key in flight.
 pub(crate) struct WriteToken<'a> {
@@ -641,6 +648,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_pointer_width = "64")]
     fn a_write_token_stays_four_words() {
         assert_eq!(std::mem::size_of::<WriteToken<'_>>(), 32);
     }

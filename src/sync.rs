@@ -177,6 +177,33 @@ pub(crate) fn slow_read() {
     }
 }
 
+/// Loom builds only: whether a promotion yields between validating its ticket and publishing
+/// its node ([`slow_promotion`]), a std atomic for the same reason as [`BROKEN`].
+#[cfg(loom)]
+static SLOW_PROMOTIONS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Loom builds only: makes every promotion yield between validating its ticket and publishing
+/// its node, for the rest of the process: a model that needs a write to begin in that window
+/// (a promotion that publishes late) then reaches it without spending a preemption of loom's
+/// bounded search on it. In a test binary of its own, as [`slow_reads_for_test`].
+#[cfg(loom)]
+#[doc(hidden)]
+pub fn slow_promotions_for_test() {
+    // Relaxed: as in `slow_reads_for_test`.
+    SLOW_PROMOTIONS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A promotion's yield point between validation and publication (see
+/// [`slow_promotions_for_test`]); nothing outside loom builds.
+#[inline(always)]
+pub(crate) fn slow_promotion() {
+    // Relaxed: see `slow_reads_for_test`.
+    #[cfg(loom)]
+    if SLOW_PROMOTIONS.load(std::sync::atomic::Ordering::Relaxed) {
+        loom::thread::yield_now();
+    }
+}
+
 /// The switches, a std atomic on purpose: test configuration, not modelled state.
 #[cfg(loom)]
 static BROKEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

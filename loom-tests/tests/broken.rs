@@ -175,27 +175,6 @@ fn read_without_recheck_is_caught() {
     });
 }
 
-#[test]
-#[should_panic(expected = "new then old")]
-fn promotion_without_cancellation_is_caught() {
-    strata::break_for_test(strata::Broken::PromotionCancellation);
-    loom_tests::model::check_with_preemptions(3, || {
-        let (cache, _) = cache(&[4, 4], None);
-        below_l1(&cache, 1, 1);
-        let promoter = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.get(&1).unwrap())
-        };
-        let reader = loom_tests::model::two_reads_around(&cache, 1, promoter);
-        cache.set(1, 2).unwrap();
-        let (first, second) = reader.join().unwrap();
-        assert!(
-            !(first == Some(2) && second == Some(1)),
-            "new then old: {first:?} then {second:?}"
-        );
-    });
-}
-
 /// The twin of `set_racing_a_second_delete`: the set's insert into the place the first delete
 /// emptied must validate against the floor the second delete raised.
 #[test]

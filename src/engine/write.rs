@@ -10,7 +10,8 @@
 //!    value itself, the others a clone), an invalidated layer a delete. A layer that fails a
 //!    write is invalidated instead if it can be; every layer's outcome goes in the key's
 //!    [`WriteReport`]: written, dropped (accepted, not kept), invalidated, or failed.
-//! 4. **Finish**: dropping the tokens marks the writes done.
+//! 4. **Finish**: dropping the tokens marks the writes done (the shortcut's, below, marked
+//!    nothing).
 //!
 //! A batch keeps at most `BATCH_CHUNK` writes in flight; each layer sees one call per chunk.
 //!

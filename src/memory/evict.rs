@@ -264,7 +264,8 @@ where
         }
         shard.push(newcomer, Queue::Main);
         // The eviction this insert makes room with (enforce finds the shard within bounds). If
-        // the newcomer's write is then undone, one entry was evicted early: a policy cost only.
+        // the newcomer's insert (a promotion's) is then undone, one entry was evicted early: a
+        // policy cost only.
         if let Some(removed) = self.remove_item(shard, &victim, victim_hash, guard) {
             // Counted by the removed node's expiry (see `evict_steps`).
             let expired = removed.is_expired(now);

@@ -78,6 +78,15 @@ const EXPIRATIONS: usize = 1;
 /// Writes accepted but not kept: the insert into an empty slot failed its floor check.
 const DROPPED: usize = 2;
 
+/// What `set_in`'s closure decided without inserting a node.
+enum Stored<'g, V> {
+    /// The value is there (stored in place), or a newer one is.
+    Kept,
+    /// The floor refused the insert into a place the key had left; the pending node of a
+    /// promotion found there, if any, is to be removed.
+    Refused(Option<&'g Node<V>>),
+}
+
 /// The largest capacity a tier accepts (2^40 entries; more could not be addressed anyway).
 pub const MAX_CAPACITY: usize = 1 << 40;
 
@@ -132,7 +141,9 @@ impl<K, V> fmt::Debug for MemoryConfig<K, V> {
 pub struct MemoryLayer<K, V> {
     map: Table<K, Node<V>>,
     policy: Policy<K>,
-    /// Indexed by write stripe; raised before every removal of a node of that stripe.
+    /// Indexed by write stripe; raised before, or during, every removal of a node of that
+    /// stripe, under or before the removal's bucket lock (see "Under a lock of the key" in
+    /// `floors.rs`).
     floors: Floors,
     hasher: ahash::RandomState,
     clock: Clock,
@@ -487,10 +498,12 @@ where
             key.clone(),
             hash,
             |current| match current {
-                Some((_, node)) if node.version() >= entry.version => Operation::Abort(true),
+                Some((_, node)) if node.version() >= entry.version => {
+                    Operation::Abort(Stored::Kept)
+                }
                 Some((_, node)) if Self::in_place(node, &entry, weight, ticket, now) => {
                     node.overwrite(entry.value, entry.version, entry.expires_at);
-                    Operation::Abort(true)
+                    Operation::Abort(Stored::Kept)
                 }
                 Some((_, node)) if node.is_live(now) => Operation::Insert(Node::new(
                     entry.value,
@@ -501,13 +514,18 @@ where
                     ticket.stripe(),
                     node.meta() & FREQ_MASK,
                 )),
-                // The key left this place (or holds an expired or unpublished node): only a
-                // write above the floor may fill it.
-                _ if !self.floors.admits_locked(ticket)
-                    && !broken(Broken::PromotionValidation)
-                    && !broken(Broken::FloorCheckedBeforeLock) =>
+                // The key left this place (or holds an expired node, or a promotion's pending
+                // one): only a write above the floor may fill it.
+                current
+                    if !self.floors.admits_locked(ticket)
+                        && !broken(Broken::PromotionValidation)
+                        && !broken(Broken::FloorCheckedBeforeLock) =>
                 {
-                    Operation::Abort(false)
+                    Operation::Abort(Stored::Refused(
+                        current
+                            .map(|(_, node)| node)
+                            .filter(|node| node.is_pending()),
+                    ))
                 }
                 current => Operation::Insert(Node::new(
                     entry.value,
@@ -521,13 +539,24 @@ where
             },
             guard,
         );
-        if let Compute::Aborted(kept) = result {
-            // Overwritten in place, a newer value is there, or the floor refused the insert:
-            // nothing for the policy.
-            if !kept {
+        match result {
+            // Overwritten in place, or a newer value is there: nothing for the policy.
+            Compute::Aborted(Stored::Kept) => return true,
+            Compute::Aborted(Stored::Refused(pending)) => {
+                if let Some(node) = pending {
+                    // A promotion's pending node holds an older value than this write's (its
+                    // version is at most its ticket's epoch, taken before this write began).
+                    // This write's removal of it is what makes the promotion's validation
+                    // irrelevant (the "reads or replaces P's node" case in `protocol`): a
+                    // refused write must not leave it to be published after the write
+                    // returned. The write used to replace it and then undo its own node,
+                    // which left the place empty as this does.
+                    self.remove_exact(key, node, guard);
+                }
                 self.counters.incr(DROPPED);
+                return false;
             }
-            return kept;
+            _ => {}
         }
         if let Some((node, grew)) = self.after_insert(result, shard, hash, now, guard) {
             // A replacement that weighs no more leaves the bounds as they were (and makes no
@@ -579,7 +608,8 @@ where
 
     /// Policy bookkeeping after a `compute` that may have inserted or replaced a node. Returns
     /// the node now in the map, if this call put it there, and whether the shard's length or
-    /// weight grew. Capacity is enforced by the caller, once the node is validated or undone.
+    /// weight grew. Capacity is enforced by the caller: a write's at once, a promotion's once
+    /// its node is validated or undone.
     fn after_insert<'g, T>(
         &self,
         result: Compute<'g, K, Node<V>, T>,
@@ -664,8 +694,9 @@ where
         fence(Ordering::SeqCst);
         // A write that began after our validation may have cancelled the node meanwhile: then,
         // as with a stale ticket, remove exactly the node we inserted.
-        let published = (ticket.is_current() || broken(Broken::PromotionValidation))
-            && node.publish_promotion();
+        let valid = ticket.is_current() || broken(Broken::PromotionValidation);
+        crate::sync::slow_promotion();
+        let published = valid && node.publish_promotion();
         if !published {
             self.remove_exact(key, node, guard);
         }
@@ -693,7 +724,7 @@ where
 
     /// Cancels the key's pending node, if it has one (a write of the key has begun; see
     /// "Promotions that publish late" in [`crate::protocol`]). A cancelled promotion is never
-    /// published; a write's own pending node is published anyway (it carries a newer value).
+    /// published. (Writes make no pending nodes: they check their floor under the bucket lock.)
     pub(crate) fn cancel_pending_promotion<Q>(&self, key: &Q)
     where
         K: Borrow<Q>,

@@ -180,6 +180,36 @@ fn pending_nodes_are_invisible() {
     assert_eq!(seen, 0);
 }
 
+/// A write that its floor refuses in a place holding a promotion's pending node removes that
+/// node: the promotion's value is older than the write's, and the protocol's argument counts
+/// the write's operation on the place as a removal of it ("reads or replaces P's node").
+#[test]
+fn a_write_refused_by_the_floor_removes_a_pending_promotion() {
+    let (t, _) = tier(10);
+    let stripes = WriteStripes::new();
+    let write = stripes.begin(7);
+    let delete = stripes.begin(7);
+    // Another key of the stripe is deleted with a newer version than the write's: the floor
+    // now refuses the write's insert into an empty place.
+    t.delete(&2, &delete.ticket()).unwrap();
+    // The promotion's node: a version older than the write's (its ticket predates the write).
+    let guard = t.map.guard();
+    let pending = Node::new(10, 0, Timestamp::NEVER, 1, 1, None, PENDING);
+    t.map.compute(
+        1,
+        t.hash(&1),
+        |_| Operation::<_, ()>::Insert(pending),
+        &guard,
+    );
+    t.set(&1, entry(11, write.version()), &write.ticket())
+        .unwrap();
+    assert!(
+        t.map.get(&1, &guard).is_none(),
+        "the promotion's pending node is left to be published"
+    );
+    assert_eq!(t.counters().dropped, 1, "the write is reported dropped");
+}
+
 #[test]
 fn expired_entries_are_never_returned_and_are_counted() {
     let (t, hand) = tier(10);
