@@ -60,6 +60,65 @@ pub mod model {
             .expect("setup write");
     }
 
+    /// A promotion races a `delete` of key 1, held below L1: once the delete has returned, L1
+    /// must not hold the old value. The scenario of the contract's promotion models and of the
+    /// twins that break ticket validation or the in-flight mark.
+    pub fn promotion_racing_delete_scenario() {
+        let (cache, _) = cache(&[4, 4], None);
+        below_l1(&cache, 1, 1);
+        let reader = {
+            let cache = cache.clone();
+            loom::thread::spawn(move || cache.get(&1).unwrap())
+        };
+        cache.delete(&1).unwrap();
+        reader.join().unwrap();
+        assert_eq!(
+            in_layer(&cache, "l1", 1),
+            None,
+            "stale value after delete returned"
+        );
+    }
+
+    /// Three writes of key 1: a delete empties both layers; a `set` begins; a second `delete`
+    /// of the absent key only raises L1's floor and returns. Once both have returned the layers
+    /// agree on the last writer, and a read returns what they hold.
+    pub fn set_racing_a_second_delete_scenario() {
+        let (cache, _) = cache(&[4, 4], None);
+        cache.set(1, 1).unwrap();
+        cache.delete(&1).unwrap(); // both layers empty
+        let writer = {
+            let cache = cache.clone();
+            loom::thread::spawn(move || cache.set(1, 2).unwrap())
+        };
+        cache.delete(&1).unwrap();
+        writer.join().unwrap();
+        let l1 = in_layer(&cache, "l1", 1);
+        let l2 = in_layer(&cache, "l2", 1);
+        assert_eq!(l1, l2, "layers disagree on the last writer");
+        assert_eq!(cache.get(&1).unwrap(), l1);
+    }
+
+    /// A promoter of key 1 (held below L1) validates its ticket just before `set(1, 2)` begins
+    /// and publishes after a reader returned the set's value from L2: the reader's next read
+    /// must not return the promoted older value (new, then old). The set cancels the pending
+    /// promotion before touching any layer. Needs three preemptions.
+    pub fn promotion_publishing_late_scenario() {
+        let (cache, _) = cache(&[4, 4], None);
+        below_l1(&cache, 1, 1);
+        let promoter = {
+            let cache = cache.clone();
+            loom::thread::spawn(move || cache.get(&1).unwrap())
+        };
+        let reader = two_reads_around(&cache, 1, promoter);
+        cache.set(1, 2).unwrap();
+        let (first, second) = reader.join().unwrap();
+        assert!(
+            !(first == Some(2) && second == Some(1)),
+            "new then old: {first:?} then {second:?}"
+        );
+        assert_eq!(cache.get(&1).unwrap(), Some(2));
+    }
+
     /// A reader that reads `key` twice, waiting for `between` to finish in between (a join
     /// blocks, so loom switches threads there without spending a preemption). Returns what the
     /// two reads saw.

@@ -8,29 +8,15 @@
 
 use loom::thread;
 use loom_tests::model::{
-    below_l1, cache, in_layer, reclaimed_links_scenario, shared_cache, unlink_scenario,
-    unpinned_removal_scenario,
+    below_l1, cache, in_layer, promotion_racing_delete_scenario, reclaimed_links_scenario,
+    set_racing_a_second_delete_scenario, shared_cache, unlink_scenario, unpinned_removal_scenario,
 };
 
 #[test]
 #[should_panic(expected = "stale value after delete returned")]
 fn unvalidated_promotion_racing_delete_is_caught() {
     strata::break_for_test(strata::Broken::PromotionValidation);
-    loom::model(|| {
-        let (cache, _) = cache(&[4, 4], None);
-        below_l1(&cache, 1, 1);
-        let reader = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.get(&1).unwrap())
-        };
-        cache.delete(&1).unwrap();
-        reader.join().unwrap();
-        assert_eq!(
-            in_layer(&cache, "l1", 1),
-            None,
-            "stale value after delete returned"
-        );
-    });
+    loom::model(promotion_racing_delete_scenario);
 }
 
 #[test]
@@ -181,22 +167,7 @@ fn read_without_recheck_is_caught() {
 #[should_panic(expected = "layers disagree")]
 fn insert_after_a_second_delete_without_validation_is_caught() {
     strata::break_for_test(strata::Broken::PromotionValidation);
-    loom::model(|| {
-        let (cache, _) = cache(&[4, 4], None);
-        cache.set(1, 1).unwrap();
-        cache.delete(&1).unwrap();
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.set(1, 2).unwrap())
-        };
-        cache.delete(&1).unwrap();
-        writer.join().unwrap();
-        assert_eq!(
-            in_layer(&cache, "l1", 1),
-            in_layer(&cache, "l2", 1),
-            "layers disagree on the last writer"
-        );
-    });
+    loom::model(set_racing_a_second_delete_scenario);
 }
 
 #[test]

@@ -10,28 +10,12 @@
 //! that reason instead.
 #![cfg(loom)]
 
-use loom::thread;
-use loom_tests::model::{cache, check_with_preemptions, in_layer};
+use loom_tests::model::{check_with_preemptions, set_racing_a_second_delete_scenario};
 
 #[test]
 #[should_panic(expected = "layers disagree")]
 fn floor_checked_before_the_bucket_lock_is_caught() {
     strata::break_for_test(strata::Broken::FloorCheckedBeforeLock);
     // Two preemptions, whatever LOOM_MAX_PREEMPTIONS says: the twin must reach the interleaving.
-    check_with_preemptions(2, || {
-        let (cache, _) = cache(&[4, 4], None);
-        cache.set(1, 1).unwrap();
-        cache.delete(&1).unwrap(); // both layers empty
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.set(1, 2).unwrap())
-        };
-        cache.delete(&1).unwrap();
-        writer.join().unwrap();
-        assert_eq!(
-            in_layer(&cache, "l1", 1),
-            in_layer(&cache, "l2", 1),
-            "layers disagree on the last writer"
-        );
-    });
+    check_with_preemptions(2, set_racing_a_second_delete_scenario);
 }

@@ -9,27 +9,12 @@
 //! promotion validation off (as there) this model would fail for that reason instead.
 #![cfg(loom)]
 
-use loom::thread;
-use loom_tests::model::{below_l1, cache, check_with_preemptions, in_layer};
+use loom_tests::model::{check_with_preemptions, promotion_racing_delete_scenario};
 
 #[test]
 #[should_panic(expected = "stale value after delete returned")]
 fn writes_without_an_in_flight_mark_in_a_two_layer_cache_are_caught() {
     strata::break_for_test(strata::Broken::WriteWithoutInFlight);
     // Two preemptions, whatever LOOM_MAX_PREEMPTIONS says: the twin must reach the interleaving.
-    check_with_preemptions(2, || {
-        let (cache, _) = cache(&[4, 4], None);
-        below_l1(&cache, 1, 1);
-        let reader = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.get(&1).unwrap())
-        };
-        cache.delete(&1).unwrap();
-        reader.join().unwrap();
-        assert_eq!(
-            in_layer(&cache, "l1", 1),
-            None,
-            "stale value after delete returned"
-        );
-    });
+    check_with_preemptions(2, promotion_racing_delete_scenario);
 }

@@ -6,10 +6,10 @@
 use loom::thread;
 use loom_tests::model::{
     self, below_l1, cache, check_with_preemptions, filtered_cache, in_layer, shared_cache,
-    spawn_write_below_l1, two_reads_around,
+    spawn_write_below_l1,
 };
 use std::time::Duration;
-use strata::{Error, SetOptions};
+use strata::{Cache, Error, SetOptions};
 
 const K: u64 = 1;
 
@@ -426,25 +426,8 @@ fn set_racing_delete() {
 /// layer holds one of the later writes' outcomes.
 #[test]
 fn one_layer_shortcut_set_racing_delete() {
-    loom::model(|| {
-        let (cache, _) = cache(&[4], None);
-        cache.set(K, 1).unwrap();
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || {
-                cache.set(K, 2).unwrap();
-                cache.set(K, 3).unwrap();
-            })
-        };
-        cache.delete(&K).unwrap();
-        let after_delete = cache.get(&K).unwrap();
-        assert!(
-            matches!(after_delete, None | Some(2) | Some(3)),
-            "{after_delete:?}"
-        );
-        writer.join().unwrap();
-        let last = cache.get(&K).unwrap();
-        assert!(matches!(last, None | Some(3)), "{last:?}");
+    one_layer_sets_racing_a_delete(|cache| {
+        cache.set(K, 2).unwrap();
     });
 }
 
@@ -455,14 +438,23 @@ fn one_layer_shortcut_set_racing_delete() {
 /// layer holds one of the later writes' outcomes.
 #[test]
 fn one_layer_shortcut_and_general_writes_mix() {
-    loom::model(|| {
+    one_layer_sets_racing_a_delete(|cache| {
+        let general = SetOptions::new().ttl(Duration::from_secs(3_600));
+        cache.set_with(K, 2, &general).unwrap();
+    });
+}
+
+/// A cache of one memory layer holding K = 1: a writer sets K to 2 (through `first_set`), then
+/// to 3 with a default `set`, while the main thread deletes K with a default `delete`. A read
+/// after the delete never sees 1, and once all returned K holds 3 or nothing.
+fn one_layer_sets_racing_a_delete(first_set: fn(&Cache<u64, u64>)) {
+    loom::model(move || {
         let (cache, _) = cache(&[4], None);
         cache.set(K, 1).unwrap();
         let writer = {
             let cache = cache.clone();
             thread::spawn(move || {
-                let general = SetOptions::new().ttl(Duration::from_secs(3_600));
-                cache.set_with(K, 2, &general).unwrap();
+                first_set(&cache);
                 cache.set(K, 3).unwrap();
             })
         };
@@ -531,22 +523,7 @@ fn read_slow_between_layers_stays_linearizable() {
 /// Needs three preemptions (the promoter, the writer and the setup each stop once).
 #[test]
 fn promotion_publishing_after_a_set_began_is_cancelled() {
-    check_with_preemptions(3, || {
-        let (cache, _) = cache(&[4, 4], None);
-        below_l1(&cache, K, 1);
-        let promoter = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.get(&K).unwrap())
-        };
-        let reader = two_reads_around(&cache, K, promoter);
-        cache.set(K, 2).unwrap();
-        let (first, second) = reader.join().unwrap();
-        assert!(
-            !(first == Some(2) && second == Some(1)),
-            "new then old: {first:?} then {second:?}"
-        );
-        assert_eq!(cache.get(&K).unwrap(), Some(2));
-    });
+    check_with_preemptions(3, loom_tests::model::promotion_publishing_late_scenario);
 }
 
 /// Three writes: a delete empties both layers; a `set` begins; a second `delete` of the absent
@@ -555,21 +532,7 @@ fn promotion_publishing_after_a_set_began_is_cancelled() {
 /// the set's value and L2 with the second delete. It must validate against the floor instead.
 #[test]
 fn set_racing_a_second_delete() {
-    loom::model(|| {
-        let (cache, _) = cache(&[4, 4], None);
-        cache.set(K, 1).unwrap();
-        cache.delete(&K).unwrap(); // both layers empty
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.set(K, 2).unwrap())
-        };
-        cache.delete(&K).unwrap();
-        writer.join().unwrap();
-        let l1 = in_layer(&cache, "l1", K);
-        let l2 = in_layer(&cache, "l2", K);
-        assert_eq!(l1, l2, "layers disagree on the last writer");
-        assert_eq!(cache.get(&K).unwrap(), l1);
-    });
+    loom::model(loom_tests::model::set_racing_a_second_delete_scenario);
 }
 
 /// Another cache overwrites a shared layer's value and this cache applies the invalidation
