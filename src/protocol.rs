@@ -157,7 +157,8 @@
 //! slower writable layer holds it or something newer, and two concurrent writes of a key leave
 //! every layer agreeing with the higher version once both return — also when one layer dropped
 //! the newer value meanwhile, because the older write's insert into the emptied slot fails its
-//! write ticket.
+//! write ticket (in the memory tier, the floor the removal raised, checked under the bucket
+//! lock).
 //!
 //! # What the argument assumes
 //!

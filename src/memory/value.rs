@@ -26,12 +26,12 @@
 //!   that can overlap are non-atomic, and a reader returns the bits of exactly one write.
 //! - The lock is what keeps an overwrite off a node a removal has unlinked: every removal
 //!   (delete, eviction, expiry, undo) unlinks under the same bucket lock and raises the stripe's
-//!   floor to the version it finds there, so it sees the overwrite's version, or the overwrite
-//!   does not find the node. An overwrite outside the lock could land on an unlinked node
-//!   after the floor was raised to the node's *old* version, and a slower, older write could
-//!   then pass the floor into the emptied place: the broken twin
-//!   `in_place_write_outside_the_lock_is_caught` (`loom-tests/tests/broken.rs`) shows loom
-//!   finding exactly that.
+//!   floor to at least the version it finds there (a delete, to its own newer one), so it sees
+//!   the overwrite's version, or the overwrite does not find the node. An overwrite outside
+//!   the lock could land on an unlinked node after the floor was raised to the node's *old*
+//!   version, and a slower, older write could then pass the floor into the emptied place: the
+//!   broken twin `in_place_write_outside_the_lock_is_caught`
+//!   (`loom-tests/tests/broken_overwrite_lock.rs`) shows loom finding exactly that.
 //!
 //! Under `--cfg loom` the word lives in a loom `AtomicU64` beside the value, so loom sees every
 //! access to it, and the value's cell is loom's, which reports any two unordered accesses to
