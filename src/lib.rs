@@ -74,7 +74,7 @@ pub use report::{LayerFailure, LayerSet, Lookup, WriteReport};
 pub use stats::{FilterStats, LayerStats, Stats};
 #[cfg(loom)]
 #[doc(hidden)]
-pub use sync::{break_for_test, slow_promotions_for_test, slow_reads_for_test, Broken};
+pub use sync::{break_for_test, yield_for_test, Broken, YieldPoint};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -149,59 +149,46 @@ pub enum Broken {
     FloorCheckedBeforeLock = 65536,
 }
 
-/// Loom builds only: whether a read yields to the scheduler between finding a node and loading
-/// its fields ([`slow_read`]), a std atomic for the same reason as [`BROKEN`].
-#[cfg(loom)]
-static SLOW_READS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Loom builds only: places where a thread may yield to loom's scheduler, switched on per test
+/// binary with [`yield_for_test`]. A yield lets loom switch threads there without spending a
+/// preemption of its bounded search, so a model reaches an interleaving that needs a thread to
+/// stop at that exact place. Outside loom builds [`yield_point`] is empty.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum YieldPoint {
+    /// A read of a memory tier, between finding the key's node and loading its fields. Under
+    /// the loom stand-in a lookup takes the table's lock, which the real table's lookup does
+    /// not, and loom's bounded search then rarely stops a reader right after it: a model that
+    /// needs a reader standing on a node while a writer changes it turns this on.
+    AfterReadLookup = 1,
+    /// A promotion, between validating its ticket and publishing its node: a model that needs
+    /// a write to begin in that window (a promotion that publishes late) turns this on.
+    BeforePromotionPublish = 2,
+}
 
-/// Loom builds only: makes every read of a memory tier yield between finding the key's node and
-/// loading its fields, for the rest of the process. Under the loom stand-in a lookup takes the
-/// table's lock, which the real table's lookup does not, and loom's bounded search then
-/// rarely stops a reader right after it: a model that needs a reader standing on a node while a
-/// writer changes it turns this on (in a test binary of its own).
+/// The yield points switched on, a std atomic for the same reason as [`BROKEN`].
+#[cfg(loom)]
+static YIELDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Loom builds only: makes every thread yield at `point`, for the rest of the process (so in a
+/// test binary of its own, as the broken twins' switches).
 #[cfg(loom)]
 #[doc(hidden)]
-pub fn slow_reads_for_test() {
+pub fn yield_for_test(point: YieldPoint) {
     // Relaxed: set before the model runs, and test configuration only (not modelled state).
-    SLOW_READS.store(true, std::sync::atomic::Ordering::Relaxed);
+    YIELDS.fetch_or(point as u32, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// A reader's yield point after its lookup (see [`slow_reads_for_test`]); nothing outside loom
-/// builds.
+/// A yield point (see [`YieldPoint`]); nothing outside loom builds.
 #[inline(always)]
-pub(crate) fn slow_read() {
-    // Relaxed: see `slow_reads_for_test`.
+pub(crate) fn yield_point(point: YieldPoint) {
     #[cfg(loom)]
-    if SLOW_READS.load(std::sync::atomic::Ordering::Relaxed) {
+    // Relaxed: see `yield_for_test`.
+    if YIELDS.load(std::sync::atomic::Ordering::Relaxed) & point as u32 != 0 {
         loom::thread::yield_now();
     }
-}
-
-/// Loom builds only: whether a promotion yields between validating its ticket and publishing
-/// its node ([`slow_promotion`]), a std atomic for the same reason as [`BROKEN`].
-#[cfg(loom)]
-static SLOW_PROMOTIONS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Loom builds only: makes every promotion yield between validating its ticket and publishing
-/// its node, for the rest of the process: a model that needs a write to begin in that window
-/// (a promotion that publishes late) then reaches it without spending a preemption of loom's
-/// bounded search on it. In a test binary of its own, as [`slow_reads_for_test`].
-#[cfg(loom)]
-#[doc(hidden)]
-pub fn slow_promotions_for_test() {
-    // Relaxed: as in `slow_reads_for_test`.
-    SLOW_PROMOTIONS.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// A promotion's yield point between validation and publication (see
-/// [`slow_promotions_for_test`]); nothing outside loom builds.
-#[inline(always)]
-pub(crate) fn slow_promotion() {
-    // Relaxed: see `slow_reads_for_test`.
-    #[cfg(loom)]
-    if SLOW_PROMOTIONS.load(std::sync::atomic::Ordering::Relaxed) {
-        loom::thread::yield_now();
-    }
+    #[cfg(not(loom))]
+    let _ = point;
 }
 
 /// The switches, a std atomic on purpose: test configuration, not modelled state.

@@ -5,7 +5,7 @@
 //! `promotion_publishing_after_a_set_began_is_cancelled`, the same scenario).
 //!
 //! A test binary of its own, with promotions that yield between validation and publication
-//! (`strata::slow_promotions_for_test`). Among the twins of `broken.rs`, whose switches
+//! (`strata::YieldPoint::BeforePromotionPublish`). Among the twins of `broken.rs`, whose switches
 //! accumulate within a process, this model failed only for the other twins' reasons (or hit
 //! loom's branch limit in some runs), and alone, without the yield, loom's bounded search did
 //! not reach the interleaving: a write beginning inside that window cost it a preemption.
@@ -17,6 +17,6 @@ use loom_tests::model::{check_with_preemptions, promotion_publishing_late_scenar
 #[should_panic(expected = "new then old")]
 fn promotion_without_cancellation_is_caught() {
     strata::break_for_test(strata::Broken::PromotionCancellation);
-    strata::slow_promotions_for_test();
+    strata::yield_for_test(strata::YieldPoint::BeforePromotionPublish);
     check_with_preemptions(3, promotion_publishing_late_scenario);
 }

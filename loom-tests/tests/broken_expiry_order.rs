@@ -13,7 +13,7 @@ use loom_tests::model::{check_with_preemptions, in_place_expiry_extension_racing
 #[should_panic(expected = "a value was read after its expiry")]
 fn in_place_expiry_stored_first_is_caught() {
     strata::break_for_test(strata::Broken::InPlaceExpiryFirst);
-    strata::slow_reads_for_test();
+    strata::yield_for_test(strata::YieldPoint::AfterReadLookup);
     // Three preemptions, whatever LOOM_MAX_PREEMPTIONS says: the twin must reach the interleaving.
     check_with_preemptions(3, in_place_expiry_extension_racing_a_reader);
 }

@@ -13,7 +13,7 @@ use loom_tests::model::{check_with_preemptions, in_place_expiry_extension_racing
 #[should_panic(expected = "the write's value was lost")]
 fn expired_node_removed_without_a_recheck_is_caught() {
     strata::break_for_test(strata::Broken::ExpiryRemovalUnchecked);
-    strata::slow_reads_for_test();
+    strata::yield_for_test(strata::YieldPoint::AfterReadLookup);
     // Three preemptions, as the model runs with.
     check_with_preemptions(3, in_place_expiry_extension_racing_a_reader);
 }

@@ -3,7 +3,7 @@
 //! [`in_place_expiry_extension_racing_a_reader`](loom_tests::model::in_place_expiry_extension_racing_a_reader).
 //!
 //! A test binary of its own: it makes every read yield after its lookup
-//! (`strata::slow_reads_for_test`, process-wide), which the interleavings its broken twins need
+//! (`strata::YieldPoint::AfterReadLookup`, process-wide), which the interleavings its broken twins need
 //! (a reader standing on the node while the writer stores into it) take, and which the other
 //! models do not need to pay for.
 #![cfg(loom)]
@@ -13,6 +13,6 @@ use loom_tests::model::{check_with_preemptions, in_place_expiry_extension_racing
 /// Three preemptions, whatever LOOM_MAX_PREEMPTIONS says, as its twins run with.
 #[test]
 fn in_place_expiry_extension_racing_a_reader_keeps_the_contract() {
-    strata::slow_reads_for_test();
+    strata::yield_for_test(strata::YieldPoint::AfterReadLookup);
     check_with_preemptions(3, in_place_expiry_extension_racing_a_reader);
 }

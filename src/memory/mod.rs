@@ -332,7 +332,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let node = self.map.get_hashed(key, hash, guard)?;
-        sync::slow_read();
+        sync::yield_point(sync::YieldPoint::AfterReadLookup);
         let meta = node.meta();
         if meta & PENDING != 0 {
             return None;
@@ -695,7 +695,7 @@ where
         // A write that began after our validation may have cancelled the node meanwhile: then,
         // as with a stale ticket, remove exactly the node we inserted.
         let valid = ticket.is_current() || broken(Broken::PromotionValidation);
-        crate::sync::slow_promotion();
+        crate::sync::yield_point(crate::sync::YieldPoint::BeforePromotionPublish);
         let published = valid && node.publish_promotion();
         if !published {
             self.remove_exact(key, node, guard);
