@@ -134,7 +134,7 @@ pub enum Broken {
     InPlaceOutsideLock = 1024,
     /// A write overwrites a word value in place with a plain store instead of an atomic one.
     InPlacePlainWrite = 2048,
-    /// The chained table's locked read (`with_locked`) walks the chain without the lock.
+    /// The chained table's guard-free write (`write_unpinned`) walks the chain without the lock.
     TableLockedReadUnlocked = 4096,
     /// An in-place overwrite stores the new expiry before the new value.
     InPlaceExpiryFirst = 8192,

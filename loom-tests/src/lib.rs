@@ -318,7 +318,7 @@ pub mod model {
 
     /// A reader of key 1 that, holding what it found, yields (a slow reader: a large value's
     /// clone), then returns the value it read. It looks under its guard, or, `locked`, under the
-    /// bucket's lock without a guard (`Table::with_locked`).
+    /// bucket's lock without a guard (`Table::write_unpinned`, deciding to store nothing).
     fn spawn_slow_reader(
         table: &Arc<ChainedTable<Checked>>,
         locked: bool,
@@ -339,14 +339,33 @@ pub mod model {
 
     /// Key 1 = 10 in a one-bucket table; a reader looks it up and, holding the reference,
     /// yields (a slow reader: a large value's clone), while the writer replaces it with 11 (the
-    /// old link is retired) and inserts key 2 (whose link may take reclaimed memory). The reader
-    /// must read 10 or 11, never a reclaimed link's value.
+    /// old link is retired) and inserts key 2 (whose link may take reclaimed memory), under a
+    /// guard (`Table::compute`, a promotion's write). The reader must read 10 or 11, never a
+    /// reclaimed link's value.
     pub fn reclaimed_links_scenario() {
+        replaced_while_read(false);
+    }
+
+    /// As [`reclaimed_links_scenario`], with the writer's replacement and insert made without a
+    /// guard (`Table::write_unpinned`, the memory tier's write path): the replaced link goes
+    /// straight to the collector, which must still keep it for the reader.
+    pub fn unpinned_replacement_scenario() {
+        replaced_while_read(true);
+    }
+
+    fn replaced_while_read(unpinned: bool) {
         let table = Arc::new(ChainedTable::new());
         table.insert(1, Checked::new(10));
         let reader = spawn_slow_reader(&table, false);
-        table.insert(1, Checked::new(11));
-        table.insert(2, Checked::new(20));
+        let write = |key, value| {
+            if unpinned {
+                table.insert_unpinned(key, Checked::new(value));
+            } else {
+                table.insert(key, Checked::new(value));
+            }
+        };
+        write(1, 11);
+        write(2, 20);
         let seen = reader.join().unwrap();
         assert!(
             matches!(seen, Some(10) | Some(11)),
@@ -372,7 +391,7 @@ pub mod model {
     }
 
     /// As [`reclaimed_links_scenario`], with the reader's lookup made under the bucket's lock
-    /// and without a guard (`Table::with_locked`, the in-place write's lookup): the lock alone
+    /// and without a guard (`Table::write_unpinned`, a write's lookup): the lock alone
     /// must keep the link it reads from being retired, hence reclaimed: it reads 10 or 11.
     pub fn locked_read_scenario() {
         let table = Arc::new(ChainedTable::new());

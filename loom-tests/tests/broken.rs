@@ -10,6 +10,7 @@ use loom::thread;
 use loom_tests::model::{
     below_l1, cache, in_layer, promotion_racing_delete_scenario, reclaimed_links_scenario,
     set_racing_a_second_delete_scenario, shared_cache, unlink_scenario, unpinned_removal_scenario,
+    unpinned_replacement_scenario,
 };
 
 #[test]
@@ -205,6 +206,13 @@ fn links_reclaimed_without_grace_are_caught() {
 fn unpinned_removals_reclaimed_without_grace_are_caught() {
     strata::break_for_test(strata::Broken::TableReclaimWithoutGrace);
     loom::model(unpinned_removal_scenario);
+}
+
+#[test]
+#[should_panic(expected = "a reader saw a reclaimed link")]
+fn unpinned_replacements_reclaimed_without_grace_are_caught() {
+    strata::break_for_test(strata::Broken::TableReclaimWithoutGrace);
+    loom::model(unpinned_replacement_scenario);
 }
 
 #[test]

@@ -4,10 +4,10 @@
 //!
 //! - A link's memory is reused (the table's pool) only after every reader that could hold it is
 //!   gone: a reader never sees a reclaimed link's key or value.
-//! - A link removed without a guard (a delete's removal) is not reclaimed while a reader may
-//!   hold it.
-//! - A lookup under the bucket's lock and without a guard (an in-place write's) never sees a
-//!   reclaimed link either: the lock keeps the chain's links from being retired.
+//! - A link removed or replaced without a guard (a delete's removal, a write's replacement) is
+//!   not reclaimed while a reader may hold it.
+//! - A lookup under the bucket's lock and without a guard (a write's) never sees a reclaimed
+//!   link either: the lock keeps the chain's links from being retired.
 //! - A reader standing on a link that a writer unlinks finishes its walk through the chain as it
 //!   was: it never misses a key that stays present.
 //!
@@ -18,7 +18,7 @@ use loom::sync::Arc;
 use loom::thread;
 use loom_tests::model::{
     locked_read_scenario, reclaimed_links_scenario, unlink_scenario, unpinned_removal_scenario,
-    Checked,
+    unpinned_replacement_scenario, Checked,
 };
 
 #[test]
@@ -29,6 +29,11 @@ fn reclaimed_links_are_never_read() {
 #[test]
 fn an_unpinned_removal_is_reclaimed_only_after_readers() {
     loom::model(unpinned_removal_scenario);
+}
+
+#[test]
+fn an_unpinned_replacement_is_reclaimed_only_after_readers() {
+    loom::model(unpinned_replacement_scenario);
 }
 
 #[test]

@@ -68,6 +68,14 @@ where
         }
     }
 
+    /// Whether [`enforce`](Self::enforce) on shard `index` would find anything to do now: a
+    /// shard over its quota or bounds, or with too many orphans. A write that holds no guard
+    /// pins one only then (`set_in`).
+    pub(super) fn needs_enforcing(&self, index: usize) -> bool {
+        let shard = &self.policy.shards()[index];
+        shard.is_over_capacity() || shard.has_too_many_orphans()
+    }
+
     /// Brings shard `index` within its bounds (taking quota from other shards where it can, see
     /// "Quotas" in [`super::policy`], else evicting), then reaps orphans if there are too many.
     /// `own` is the birth of the key whose write or promotion asks for the room (see

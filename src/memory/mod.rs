@@ -78,13 +78,21 @@ const EXPIRATIONS: usize = 1;
 /// Writes accepted but not kept: the insert into an empty slot failed its floor check.
 const DROPPED: usize = 2;
 
-/// What `set_in`'s closure decided without inserting a node.
-enum Stored<'g, V> {
+/// What `set_in`'s write did under the bucket lock (nothing it reports refers to the map: the
+/// write holds no guard).
+enum Written {
     /// The value is there (stored in place), or a newer one is.
     Kept,
-    /// The floor refused the insert into a place the key had left; the pending node of a
-    /// promotion found there, if any, is to be removed.
-    Refused(Option<&'g Node<V>>),
+    /// The floor refused the insert into a place the key had left. `removed`: the birth and
+    /// weight of a promotion's pending node found there and unlinked.
+    Refused { removed: Option<(u64, u64)> },
+    /// A new node holds the value: its birth and weight, and the weight of the node it replaced
+    /// with whether that one had expired (`None`: the key was absent).
+    Linked {
+        birth: u64,
+        weight: u64,
+        replaced: Option<(u64, bool)>,
+    },
 }
 
 /// The largest capacity a tier accepts (2^40 entries; more could not be addressed anyway).
@@ -441,11 +449,14 @@ where
 
     // ----- writes and promotions -------------------------------------------------------------
 
-    /// A write's insert or replace (see [`crate::protocol`]): a live node of an older version is
-    /// replaced at once; an absent key (or an expired or pending node) gets a node only if the
-    /// write's version is above the stripe's floor, checked under the bucket lock, where every
-    /// removal of the key raises it (see "Under a lock of the key" in `floors.rs`): the node is
-    /// visible at once, with no pending state to publish.
+    /// A write (see [`crate::protocol`]), decided and applied under the bucket lock alone:
+    /// a newer value there keeps its place; a word value goes into the key's live node in place
+    /// (see `in_place`); a live node of an older version is replaced at once; an absent key (or
+    /// an expired or pending node) gets a node only if the write's version is above the
+    /// stripe's floor, checked under the bucket lock, where every removal of the key raises it
+    /// (see "Under a lock of the key" in `floors.rs`): the node is visible at once, with no
+    /// pending state to publish. The write holds no guard (see `Table::write_unpinned`);
+    /// `pin` gives one only for the policy's steps after it, a duel or an eviction.
     ///
     /// Returns whether the tier keeps the value (or a newer one). It does not when the entry is
     /// heavier than the whole bound (counted as an eviction), or when its insert into an empty
@@ -455,14 +466,15 @@ where
     /// never a wrong value, only a lost copy.
     ///
     /// `weight` is the entry's, as `weigh` measures it.
-    fn set_in(
-        &self,
+    #[inline]
+    fn set_in<'t, G: std::borrow::Borrow<TableGuard<'t>>>(
+        &'t self,
         key: &K,
         hash: u64,
         entry: Entry<V>,
         weight: u64,
         ticket: &Ticket<'_>,
-        guard: &TableGuard<'_>,
+        pin: impl FnOnce() -> G,
     ) -> bool {
         let shard = self.policy.shard_for_hash(hash);
         if weight > shard.max_weight {
@@ -477,7 +489,8 @@ where
         if broken(Broken::InPlaceOutsideLock) {
             // The broken twin of the loom model `in_place_write_racing_an_eviction`: the
             // overwrite decided and made on a node found without the bucket lock.
-            if let Some(node) = self.map.get_hashed(key, hash, guard) {
+            let guard = self.map.guard();
+            if let Some(node) = self.map.get_hashed(key, hash, &guard) {
                 if node.version() < entry.version
                     && Self::in_place(node, &entry, weight, ticket, now)
                 {
@@ -486,26 +499,24 @@ where
                 }
             }
         }
-        // The table calls the closure once, under the bucket lock: the value moves into the
-        // node, uncloned, or (a word) is stored into the key's node in place.
         if broken(Broken::FloorCheckedBeforeLock) && !self.floors.admits_locked(ticket) {
             // The broken twin of the floor check below: made before the bucket lock, so a
             // delete's raise and removal can both fall between the check and the insert.
             self.counters.incr(DROPPED);
             return false;
         }
-        let result = self.map.compute(
-            key.clone(),
+        // The table calls `decide` once, under the bucket lock: the value moves into the new
+        // node, uncloned, or (a word) is stored into the key's node in place.
+        let written = self.map.write_unpinned(
+            key,
             hash,
             |current| match current {
-                Some((_, node)) if node.version() >= entry.version => {
-                    Operation::Abort(Stored::Kept)
-                }
-                Some((_, node)) if Self::in_place(node, &entry, weight, ticket, now) => {
+                Some(node) if node.version() >= entry.version => Operation::Abort(Written::Kept),
+                Some(node) if Self::in_place(node, &entry, weight, ticket, now) => {
                     node.overwrite(entry.value, entry.version, entry.expires_at);
-                    Operation::Abort(Stored::Kept)
+                    Operation::Abort(Written::Kept)
                 }
-                Some((_, node)) if node.is_live(now) => Operation::Insert(Node::new(
+                Some(node) if node.is_live(now) => Operation::Insert(Node::new(
                     entry.value,
                     entry.version,
                     entry.expires_at,
@@ -521,50 +532,82 @@ where
                         && !broken(Broken::PromotionValidation)
                         && !broken(Broken::FloorCheckedBeforeLock) =>
                 {
-                    Operation::Abort(Stored::Refused(
-                        current
-                            .map(|(_, node)| node)
-                            .filter(|node| node.is_pending()),
-                    ))
+                    match current {
+                        // A promotion's pending node holds an older value than this write's
+                        // (its version is at most its ticket's epoch, taken before this write
+                        // began). This write's removal of it is what makes the promotion's
+                        // validation irrelevant (the "reads or replaces P's node" case in
+                        // `protocol`): a refused write must not leave it to be published after
+                        // the write returned. Removed as every removal is, raising its
+                        // stripe's floor under the lock.
+                        Some(node) if node.is_pending() => {
+                            self.raise_floor_for(node);
+                            Operation::Remove(Written::Refused {
+                                removed: Some((node.birth, node.weight())),
+                            })
+                        }
+                        _ => Operation::Abort(Written::Refused { removed: None }),
+                    }
                 }
                 current => Operation::Insert(Node::new(
                     entry.value,
                     entry.version,
                     entry.expires_at,
-                    self.birth_for(current.map(|(_, node)| node), shard, hash, weight),
+                    self.birth_for(current, shard, hash, weight),
                     weight,
                     ticket.stripe(),
                     0,
                 )),
             },
-            guard,
+            |old, new| Written::Linked {
+                birth: new.birth,
+                weight: new.weight(),
+                replaced: old.map(|old| (old.weight(), old.is_expired(now) && !old.is_pending())),
+            },
         );
-        match result {
+        let (birth, weight, replaced) = match written {
             // Overwritten in place, or a newer value is there: nothing for the policy.
-            Compute::Aborted(Stored::Kept) => return true,
-            Compute::Aborted(Stored::Refused(pending)) => {
-                if let Some(node) = pending {
-                    // A promotion's pending node holds an older value than this write's (its
-                    // version is at most its ticket's epoch, taken before this write began).
-                    // This write's removal of it is what makes the promotion's validation
-                    // irrelevant (the "reads or replaces P's node" case in `protocol`): a
-                    // refused write must not leave it to be published after the write
-                    // returned. The write used to replace it and then undo its own node,
-                    // which left the place empty as this does.
-                    self.remove_exact(key, node, guard);
+            Written::Kept => return true,
+            Written::Refused { removed } => {
+                if let Some((birth, weight)) = removed {
+                    self.policy.shard_of_birth(birth).forget_orphaned(weight);
                 }
                 self.counters.incr(DROPPED);
                 return false;
             }
-            _ => {}
-        }
-        if let Some((node, grew)) = self.after_insert(result, shard, hash, now, guard) {
-            // A replacement that weighs no more leaves the bounds as they were (and makes no
-            // orphan): nothing to enforce; a replaced pending node's inserter enforces them for
-            // its residency.
-            if grew {
-                self.enforce(self.shard_index(hash), node.birth, guard);
+            Written::Linked {
+                birth,
+                weight,
+                replaced,
+            } => (birth, weight, replaced),
+        };
+        let index = self.shard_index(hash);
+        let (duel, grew) = match replaced {
+            None => {
+                self.count_access(shard, hash);
+                (shard.admit(key.clone(), birth, hash, weight), true)
             }
+            Some((old_weight, expired)) => {
+                if expired {
+                    self.counters.incr(EXPIRATIONS);
+                }
+                shard.adjust_weight(old_weight, weight);
+                (None, weight > old_weight)
+            }
+        };
+        // A replacement that weighs no more leaves the bounds as they were (and makes no
+        // orphan): nothing to enforce. A write that has no duel to fight and finds its shard
+        // within bounds takes no pin at all (`enforce` would do nothing).
+        if duel.is_none() && !(grew && self.needs_enforcing(index)) {
+            return true;
+        }
+        let guard = pin();
+        let guard = guard.borrow();
+        if let Some(item) = duel {
+            self.duel(shard, item, hash, weight, guard);
+        }
+        if grew {
+            self.enforce(index, birth, guard);
         }
         true
     }
@@ -776,10 +819,9 @@ where
         self.store_with(key, hash, entry, ticket, || self.map.guard())
     }
 
-    /// The write path of [`store`](Self::store) and [`Pinned::store`]. A word value first tries
-    /// the key's node in place under the bucket lock alone, without the guard; anything else
-    /// (an absent, pending or expired node, a new weight or stripe, an earlier expiry) takes
-    /// `set_in` under the guard `pin` gives: a new pin for a single write, a batch's own.
+    /// The write path of [`store`](Self::store) and [`Pinned::store`]: `set_in`, with `pin`
+    /// giving the guard only if the write has a policy step to take under one (a duel, an
+    /// eviction): a new pin for a single write, a batch's own.
     #[inline]
     fn store_with<'t, G: std::borrow::Borrow<TableGuard<'t>>>(
         &'t self,
@@ -790,41 +832,7 @@ where
         pin: impl FnOnce() -> G,
     ) -> bool {
         let weight = self.weigh(key, &entry.value);
-        let entry = if value::is_word::<V>() && !broken(Broken::InPlaceOutsideLock) {
-            match self.store_in_place(key, hash, entry, weight, ticket) {
-                Ok(kept) => return kept,
-                Err(entry) => entry,
-            }
-        } else {
-            entry
-        };
-        self.set_in(key, hash, entry, weight, ticket, pin().borrow())
-    }
-
-    /// `set_in`'s cases that leave the map's shape alone, decided under the bucket lock: the
-    /// key's node holds a newer value (the write is dropped, `Ok(true)`), or takes this one in
-    /// place (`Ok(true)`). Otherwise the entry comes back.
-    #[inline]
-    fn store_in_place(
-        &self,
-        key: &K,
-        hash: u64,
-        entry: Entry<V>,
-        weight: u64,
-        ticket: &Ticket<'_>,
-    ) -> Result<bool, Entry<V>> {
-        if weight > self.policy.shard_for_hash(hash).max_weight {
-            return Err(entry);
-        }
-        let now = self.clock.now();
-        self.map.with_locked(key, hash, |current| match current {
-            Some(node) if node.version() >= entry.version => Ok(true),
-            Some(node) if Self::in_place(node, &entry, weight, ticket, now) => {
-                node.overwrite(entry.value, entry.version, entry.expires_at);
-                Ok(true)
-            }
-            _ => Err(entry),
-        })
+        self.set_in(key, hash, entry, weight, ticket, pin)
     }
 
     /// A delete or invalidation, as [`Layer::delete`], under the bucket lock alone (no pin, so a

@@ -322,27 +322,6 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         unsafe { guard.defer_retire(link, reclaim::<K, V>) };
     }
 
-    /// Calls `f` with `key`'s current entry (`None`: absent) under the bucket's lock, without a
-    /// guard: while the lock is held no link of the chain can be retired (only a lock holder
-    /// unlinks, and a link is retired only once unlinked), so nothing `f` sees can be reclaimed,
-    /// and `f` keeps nothing past its return. For a write that can change an entry in place
-    /// (`MemoryLayer::store_with`, single and batch writes): it saves a single write the guard's
-    /// pin and unpin, two atomic read-modify-writes.
-    pub(crate) fn with_locked<R>(&self, key: &K, hash: u64, f: impl FnOnce(Option<&V>) -> R) -> R {
-        debug_assert_eq!(hash, self.hash(key), "a hash from another hasher");
-        if broken(Broken::TableLockedReadUnlocked) {
-            // The broken twin of the loom model `a_locked_read_never_reads_a_reclaimed_link`:
-            // the chain walked with neither the lock nor a guard.
-            let head = untagged(self.bucket(hash).load(Ordering::Acquire));
-            return f(Self::find(head, key).map(|(_, link)| &link.value));
-        }
-        let locked = self.lock(self.bucket(hash));
-        let found: Option<Found<'_, K, V>> = Self::find(locked.head, key);
-        let result = f(found.map(|(_, link)| &link.value));
-        drop(locked);
-        result
-    }
-
     /// Applies `compute`'s decision for `key`'s current entry, atomically: the closure runs
     /// once, under the bucket's lock, so it may move what it inserts (no clone per attempt).
     pub(crate) fn compute<'g, F, T>(
@@ -364,6 +343,15 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         let found: Option<Found<'g, K, V>> = Self::find(locked.head, &key);
         let value = match compute(found.map(|(_, link)| (&link.key, &link.value))) {
             Operation::Abort(result) => return Compute::Aborted(result),
+            Operation::Remove(result) => {
+                if let Some((previous, old)) = found {
+                    // Relaxed: under the lock, as in `find`.
+                    Self::relink(&mut locked, previous, old.next.load(Ordering::Relaxed));
+                    drop(locked);
+                    Self::retire(old, guard);
+                }
+                return Compute::Aborted(result);
+            }
             Operation::Insert(value) => value,
         };
         // Relaxed: under the lock, as in `find`.
@@ -398,6 +386,87 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
                 Compute::Inserted(&new.key, &new.value)
             }
         }
+    }
+
+    /// A write decided and applied under the bucket's lock, without a guard: `decide` sees the
+    /// key's current entry and may leave it (`Abort`; it may have changed the entry in place
+    /// through its atomics), store a new value in its place or in an empty one (`Insert`; the
+    /// key is cloned only then), or unlink it (`Remove`). After an insert, `stored` sees the
+    /// entry it replaced (if any) and the new one, still under the lock, and its answer is
+    /// returned.
+    ///
+    /// No guard is needed: while the lock is held no link of the chain can be retired (only a
+    /// lock holder unlinks, and a link is retired only once unlinked), so nothing the closures
+    /// see can be reclaimed, and they keep nothing past their return; a replaced or removed
+    /// link goes straight to the collector, as in [`remove_unpinned`](Self::remove_unpinned).
+    /// The memory tier's one write path: an overwrite in place, an insert and a replacement
+    /// each take the bucket lock once and no pin (a pin and its exit are two atomic
+    /// read-modify-writes).
+    #[inline]
+    pub(crate) fn write_unpinned<T>(
+        &self,
+        key: &K,
+        hash: u64,
+        decide: impl FnOnce(Option<&V>) -> Operation<V, T>,
+        stored: impl FnOnce(Option<&V>, &V) -> T,
+    ) -> T
+    where
+        K: Clone,
+    {
+        debug_assert_eq!(hash, self.hash(key), "a hash from another hasher");
+        if broken(Broken::TableLockedReadUnlocked) {
+            // The broken twin of the loom model `a_locked_read_never_reads_a_reclaimed_link`:
+            // the chain walked with neither the lock nor a guard. (The twin's model only reads:
+            // a store decided here is dropped.)
+            let head = untagged(self.bucket(hash).load(Ordering::Acquire));
+            return match decide(Self::find(head, key).map(|(_, link)| &link.value)) {
+                Operation::Abort(result) | Operation::Remove(result) => result,
+                Operation::Insert(value) => stored(None, &value),
+            };
+        }
+        let mut locked = self.lock(self.bucket(hash));
+        let found: Option<Found<'_, K, V>> = Self::find(locked.head, key);
+        let value = match decide(found.map(|(_, link)| &link.value)) {
+            Operation::Abort(result) => return result,
+            Operation::Remove(result) => {
+                if let Some((previous, old)) = found {
+                    // Relaxed: under the lock, as in `find`.
+                    Self::relink(&mut locked, previous, old.next.load(Ordering::Relaxed));
+                    drop(locked);
+                    self.retire_unpinned(old);
+                }
+                return result;
+            }
+            Operation::Insert(value) => value,
+        };
+        // Relaxed: under the lock, as in `find`.
+        let next = match found {
+            Some((_, old)) => old.next.load(Ordering::Relaxed),
+            None => locked.head,
+        };
+        let new_ptr = Link::allocate(
+            Link {
+                next: AtomicPtr::new(next),
+                key: key.clone(),
+                value,
+            },
+            self.pool,
+        );
+        // SAFETY: just initialised, and not yet reachable by anyone but this lock holder.
+        let new = unsafe { &*new_ptr };
+        let result = stored(found.map(|(_, old)| &old.value), &new.value);
+        match found {
+            Some((previous, old)) => {
+                Self::relink(&mut locked, previous, new_ptr);
+                drop(locked);
+                self.retire_unpinned(old);
+            }
+            None => {
+                locked.head = new_ptr;
+                drop(locked);
+            }
+        }
+        result
     }
 
     /// Removes `key`'s entry if `should_remove` says so: `Ok(Some(entry))` removed it,
@@ -439,7 +508,7 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
     }
 
     /// Removes `key`'s entry if `should_remove` says so, under the bucket's lock and without a
-    /// guard (as [`with_locked`](Self::with_locked)): `removed` sees the entry just unlinked,
+    /// guard (as [`write_unpinned`](Self::write_unpinned)): `removed` sees the entry just unlinked,
     /// still under the lock, and its answer is returned (`None`: nothing removed). The link
     /// then goes straight to the collector, since nothing here reads it again. For deletes,
     /// which need nothing else from the map: it saves the guard's pin and unpin.
@@ -464,19 +533,28 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         Self::relink(&mut locked, previous, link.next.load(Ordering::Relaxed));
         let result = removed(&link.value);
         drop(locked);
+        self.retire_unpinned(link);
+        Some(result)
+    }
+
+    /// Retires a link that the calling thread unlinked under a bucket lock it has released,
+    /// holding no guard: straight to the collector, which reclaims it once every guard that
+    /// could hold it is gone. The caller does not touch `link` again.
+    #[inline]
+    fn retire_unpinned(&self, link: &Link<K, V>) {
         let link = ptr::from_ref(link).cast_mut();
         if broken(Broken::TableReclaimWithoutGrace) {
-            // As in `retire`: the broken twin of `an_unpinned_removal_is_reclaimed_only_after_readers`.
+            // As in `retire`: the broken twin of `an_unpinned_removal_is_reclaimed_only_after_readers`
+            // and `an_unpinned_replacement_is_reclaimed_only_after_readers`.
             // SAFETY: none, by design (see `retire`).
             unsafe { ptr::drop_in_place(&raw mut (*link).value) };
-            return Some(result);
+            return;
         }
         // SAFETY: the link is unlinked, so a thread entering from now on cannot reach it, and
-        // this thread does not touch it again; it was allocated by `Link::allocate`, as
+        // the caller does not touch it again; it was allocated by `Link::allocate`, as
         // `reclaim` expects. The collector reclaims it once every guard that could hold it is
         // gone.
         unsafe { self.collector.retire(link, reclaim::<K, V>) };
-        Some(result)
     }
 
     /// Unit tests only: every entry, bucket by bucket.
@@ -717,11 +795,16 @@ pub mod model {
             inspect(self.0.get(&key, &guard))
         }
 
-        /// Looks `key` up under its bucket's lock, without a guard (`Table::with_locked`), and
-        /// hands what it found to `inspect`.
+        /// Looks `key` up under its bucket's lock, without a guard (`Table::write_unpinned`, a
+        /// write's lookup, deciding to store nothing), and hands what it found to `inspect`.
         pub fn get_locked<R>(&self, key: u64, inspect: impl FnOnce(Option<&V>) -> R) -> R {
             let hash = self.0.hash(&key);
-            self.0.with_locked(&key, hash, inspect)
+            self.0.write_unpinned(
+                &key,
+                hash,
+                |current| Operation::Abort(inspect(current)),
+                |_, _| unreachable!("an abort stores nothing"),
+            )
         }
 
         /// Inserts or replaces `key`'s value.
@@ -731,6 +814,14 @@ pub mod model {
             let _ = self
                 .0
                 .compute(key, hash, |_| Operation::<V, ()>::Insert(value), &guard);
+        }
+
+        /// Inserts or replaces `key`'s value under its bucket's lock, without a guard
+        /// (`Table::write_unpinned`, the memory tier's write path).
+        pub fn insert_unpinned(&self, key: u64, value: V) {
+            let hash = self.0.hash(&key);
+            self.0
+                .write_unpinned(&key, hash, |_| Operation::Insert(value), |_, _| ());
         }
 
         /// Removes `key` under its bucket's lock, without a guard (`Table::remove_unpinned`);

@@ -11,9 +11,10 @@
 //! a writer changes, an entry's memory reused) have their own loom models over the table itself
 //! (`chained::loom_tests`); the protocol's models run over the stand-in.
 //!
-//! The interface: `get`, `compute` (a closure deciding to insert or abort from the current
-//! entry, applied atomically), `remove_if`, and iteration in tests, each under a guard whose
-//! lifetime bounds the references returned.
+//! The interface: `get`, `compute` (a closure deciding to insert, remove or abort from the
+//! current entry, applied atomically), `remove_if`, and iteration in tests, each under a guard
+//! whose lifetime bounds the references returned; and the writes that need no guard because
+//! they keep no reference past the bucket lock: `write_unpinned` and `remove_unpinned`.
 
 // Under loom the chained table is built for its own models only (`chained::model`).
 #[cfg_attr(loom, allow(dead_code))]
@@ -27,12 +28,14 @@ mod stand_in;
 #[cfg(loom)]
 pub(crate) use stand_in::{Table, TableGuard};
 
-/// What a `compute` closure decides for the key's current entry.
+/// What a `compute` or `write_unpinned` closure decides for the key's current entry.
 pub(crate) enum Operation<V, T> {
     /// Store this value: replaces the current entry, or inserts one.
     Insert(V),
     /// Leave the map as it is and return this.
     Abort(T),
+    /// Unlink the current entry (if there is one) and return this.
+    Remove(T),
 }
 
 /// What a `compute` did, with references valid for the guard's lifetime.
@@ -42,5 +45,6 @@ pub(crate) enum Compute<'g, K, V, T> {
         old: (&'g K, &'g V),
         new: (&'g K, &'g V),
     },
+    /// The closure aborted, or removed the entry (`Operation::Remove`).
     Aborted(T),
 }

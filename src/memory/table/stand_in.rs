@@ -82,11 +82,6 @@ impl<K: Hash + Eq + Clone + 'static, V: 'static> Table<K, V> {
         map.get(key).map(|entry| guard.retain(entry).1)
     }
 
-    pub(crate) fn with_locked<R>(&self, key: &K, _hash: u64, f: impl FnOnce(Option<&V>) -> R) -> R {
-        let map = self.map.lock().unwrap();
-        f(map.get(key).map(|entry| &entry.1))
-    }
-
     pub(crate) fn remove_unpinned<Q, R>(
         &self,
         key: &Q,
@@ -130,6 +125,34 @@ impl<K: Hash + Eq + Clone + 'static, V: 'static> Table<K, V> {
                 }
             }
             Operation::Abort(value) => Compute::Aborted(value),
+            Operation::Remove(value) => {
+                map.remove(&key);
+                Compute::Aborted(value)
+            }
+        }
+    }
+
+    pub(crate) fn write_unpinned<T>(
+        &self,
+        key: &K,
+        _hash: u64,
+        decide: impl FnOnce(Option<&V>) -> Operation<V, T>,
+        stored: impl FnOnce(Option<&V>, &V) -> T,
+    ) -> T {
+        let mut map = self.map.lock().unwrap();
+        let current = map.get(key).cloned();
+        match decide(current.as_deref().map(|entry| &entry.1)) {
+            Operation::Abort(result) => result,
+            Operation::Remove(result) => {
+                map.remove(key);
+                result
+            }
+            Operation::Insert(value) => {
+                let entry = Arc::new((key.clone(), value));
+                let result = stored(current.as_deref().map(|entry| &entry.1), &entry.1);
+                map.insert(key.clone(), entry);
+                result
+            }
         }
     }
 
