@@ -32,7 +32,7 @@
 //!   any layer: one `fetch_add(EPOCH_ONE + 1)` followed by `fence(SeqCst)`. The new epoch is the
 //!   write's **version**; it is stored with the value in every layer and is monotonic per key.
 //!   When the write has touched every layer, dropping the `WriteToken` does `fetch_sub(1)`.
-//!   (A single-key write of a one-layer cache takes its version alone: see "One layer" below.)
+//!   (A single-key write of a one-layer cache takes no token at all: see "One layer" below.)
 //! - A promotion first takes a [`Ticket`]: it loads the word *before* reading the lower layer and
 //!   gives up if any write is in flight. The ticket is valid while the word still equals what
 //!   was loaded: no write has started since, and none was running.
@@ -189,26 +189,41 @@
 //!   44 bits per stripe: at ten million writes per second on one single stripe it wraps after
 //!   about 20 days; with writes spread over the stripes, after decades.
 //!
-//! # One layer: a version, nothing in flight
+//! # One layer: the bucket lock orders everything
 //!
-//! A cache of one layer has nowhere to promote from. The read path takes its ticket just
-//! before its first read below L1, and there is none; no promotion is queued, announced or
-//! validated, and no read spans layers. Everything the in-flight field, the fence after the
-//! RMW and the `publishing` check order a write against is a promoter's ticket, validation
-//! or announcement. So a single-key write of such a cache (the write path's shortcut,
-//! `Engine::set_alone`) begins with [`WriteStripes::begin_alone`]: one `fetch_add(EPOCH_ONE)`
-//! for its version, no in-flight mark, no fence, nothing when the token drops. Two locked
-//! instructions fewer per write on x86, of the four a one-layer write took (the stripe's
-//! RMW, the fence, the bucket lock, the drop's RMW).
+//! A cache of one memory layer has nowhere to promote from. The read path takes its ticket
+//! just before its first read below L1, and there is none; no promotion is queued, announced
+//! or validated, and no read spans layers. And no other layer holds a copy that must agree
+//! with the tier's. Everything the stripe word orders a write against is a promoter's ticket,
+//! validation or announcement; everything versions and floors order is a write's effects
+//! across layers, or a late insert into a place a newer removal emptied, which matters only
+//! because another layer may hold the newer state.
 //!
-//! What stays: the version is unique and increasing per stripe, since every write of the
-//! cache, shortcut or not, bumps the same epoch; write tickets ignore the in-flight field, so
-//! the two kinds mix on one stripe; a slower write's insert into an emptied place still checks
-//! the remover's floor under the bucket lock (above). The loom
-//! contract model `one_layer_shortcut_set_racing_delete` and the history checker's one-layer
-//! configurations run this path. Its broken twin (`Broken::WriteWithoutInFlight`, every
-//! write begun this way) puts it where it does not belong, a cache of two layers, and loom
-//! finds a promotion racing a delete publishing the deleted value.
+//! In such a cache every write and removal of a key takes the key's bucket lock, and reads
+//! load the chain that the last lock holder left (see `memory/table/chained.rs`). So the
+//! lock alone orders a key's writes, deletes and removals, and a read sees the state after
+//! the last of them before its load: each operation takes effect at one instant inside its
+//! call. Two writes of a key that overlap are ordered by who takes the lock last, and the
+//! value left is the later one's; a set that returned before a read began is in place or
+//! overwritten by a later write; a delete that returned left the key absent until a later
+//! write. That is the contract (and per-key linearizability, which the history checker's
+//! one-layer runs enforce), with no version compared.
+//!
+//! So the engine makes the tier of such a cache *sole* (`MemoryLayer::make_sole`): it
+//! compares no versions and keeps no floors, and a single-key write of the cache (the write
+//! path's shortcut, `Engine::set_alone`, `delete_alone`) takes no write token at all: no
+//! version, no in-flight mark, no fence. A one-tier overwrite is then one locked instruction,
+//! the bucket lock; a delete is the bucket lock and the shard's counters. Writes with options
+//! still begin on the stripes (their tokens carry versions the sole tier ignores), and mix
+//! with the shortcut's on one key, since the lock orders them all.
+//!
+//! The loom contract models `one_layer_shortcut_set_racing_delete` and
+//! `one_layer_shortcut_and_general_writes_mix` and the history checker's one-layer
+//! configurations run this path. Two broken twins put its halves where they do not belong,
+//! a cache of two layers: `Broken::WriteWithoutInFlight` (writes that mark nothing in flight)
+//! lets loom find a promotion racing a delete publishing the deleted value, and
+//! `Broken::SoleTierWithLayersBelow` (an L1 that compares no versions) lets it find two racing
+//! sets leaving L1 and L2 with different values.
 //!
 //! Other keys on the same stripe only cost spurious ticket failures: a skipped promotion or a
 //! write that is not cached in a layer (as if evicted at once), never a wrong value. Such a
@@ -287,12 +302,22 @@ impl WriteStripes {
 
     /// Starts a write of the key with this hash; the token carries its version.
     pub(crate) fn begin(&self, hash: u64) -> WriteToken<'_> {
-        if broken(Broken::WriteWithoutInFlight) {
-            return self.begin_alone(hash);
-        }
         let index = Self::index(hash);
         let stripe = &*self.words[index];
         let owner = &self.words;
+        if broken(Broken::WriteWithoutInFlight) {
+            // The broken twin of the sole tier's writes, which mark nothing in flight (see
+            // "One layer" in the module docs), in a cache with a layer to promote from: a
+            // version, no in-flight mark, no fence.
+            let before = stripe.word.fetch_add(EPOCH_ONE, Ordering::SeqCst);
+            return WriteToken {
+                stripe,
+                owner,
+                index: index as u32,
+                version: (before >> IN_FLIGHT_BITS) + 1,
+                in_flight: false,
+            };
+        }
         let before = stripe.word.fetch_add(EPOCH_ONE + 1, Ordering::SeqCst);
         // The increment must be ordered before *every* layer operation of the write, including
         // plain loads (a delete that finds the key absent only loads). A SeqCst RMW orders later
@@ -309,26 +334,6 @@ impl WriteStripes {
             index: index as u32,
             version: (before >> IN_FLIGHT_BITS) + 1,
             in_flight: true,
-        }
-    }
-
-    /// Starts a write in a cache of one layer, which has nowhere to promote from: the version
-    /// only, with no in-flight mark, no fence and nothing to do when the token drops (see "One
-    /// layer: a version, nothing in flight" in the module docs). Only for such a cache.
-    #[inline]
-    pub(crate) fn begin_alone(&self, hash: u64) -> WriteToken<'_> {
-        let index = Self::index(hash);
-        let stripe = &*self.words[index];
-        // SeqCst like `begin`'s, though nothing here needs more than the RMW's atomicity (a
-        // unique, increasing epoch per stripe): on x86 every RMW is the same locked
-        // instruction, and the stronger ordering costs nothing to reason about.
-        let before = stripe.word.fetch_add(EPOCH_ONE, Ordering::SeqCst);
-        WriteToken {
-            stripe,
-            owner: &self.words,
-            index: index as u32,
-            version: (before >> IN_FLIGHT_BITS) + 1,
-            in_flight: false,
         }
     }
 
@@ -378,7 +383,7 @@ pub(crate) struct RawTicket {
 
 /// An in-flight write. Dropping a token from [`WriteStripes::begin`] marks the write finished
 /// (also on unwinding, so a panicking custom layer cannot disable promotion on its stripe
-/// forever); one from [`WriteStripes::begin_alone`] marked nothing, and its drop does nothing.
+/// forever).
 ///
 /// 32 bytes: a batch keeps one per key in flight.
 pub(crate) struct WriteToken<'a> {
@@ -387,8 +392,8 @@ pub(crate) struct WriteToken<'a> {
     version: Version,
     /// The stripe's index (below [`STRIPES`]).
     index: u32,
-    /// Whether the write is counted in the stripe's in-flight field (`begin`), not only
-    /// versioned (`begin_alone`).
+    /// Whether the write is counted in the stripe's in-flight field: always, but in the broken
+    /// twin `Broken::WriteWithoutInFlight`.
     in_flight: bool,
 }
 
@@ -625,27 +630,6 @@ mod tests {
             !ticket.is_current(),
             "an old ticket never becomes valid again"
         );
-    }
-
-    /// `begin_alone` (a one-layer cache's writes) takes the next version of the same epoch as
-    /// `begin` and marks nothing in flight; write tickets of either kind mix on one stripe.
-    #[test]
-    fn one_layer_writes_version_without_marking_anything_in_flight() {
-        let stripes = WriteStripes::new();
-        let counted = stripes.begin(7);
-        let first = counted.version();
-        let alone = stripes.begin_alone(7);
-        assert_eq!(alone.version(), first + 1);
-        assert!(!counted.ticket().is_current(), "a later write began");
-        assert!(alone.ticket().is_current());
-        drop(counted);
-        let ticket = stripes
-            .ticket(7)
-            .expect("only the counted write was in flight");
-        drop(alone);
-        assert!(ticket.is_current(), "dropping it changes nothing");
-        assert_eq!(stripes.begin(7).version(), first + 2);
-        assert!(!ticket.is_current());
     }
 
     #[test]

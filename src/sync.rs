@@ -141,12 +141,16 @@ pub enum Broken {
     /// A reader that found a node expired removes it without checking, under the bucket lock,
     /// that it is still expired (an in-place overwrite may have extended it).
     ExpiryRemovalUnchecked = 16384,
-    /// Every write begins as a one-layer cache's shortcut does (`WriteStripes::begin_alone`):
-    /// a version, no in-flight mark, no fence, whatever the cache's layers.
+    /// Every write marks nothing in flight (as a sole tier's writes, which take no token at
+    /// all) though the cache has a layer to promote from: a version, no in-flight mark, no
+    /// fence.
     WriteWithoutInFlight = 32768,
     /// A write into a place its key had left checks the stripe's floor before taking the bucket
     /// lock, not under it.
     FloorCheckedBeforeLock = 65536,
+    /// The engine makes L1 sole (`MemoryLayer::make_sole`: no versions compared, no floors)
+    /// though the cache has layers below it.
+    SoleTierWithLayersBelow = 131072,
 }
 
 /// Loom builds only: places where a thread may yield to loom's scheduler, switched on per test

@@ -79,6 +79,26 @@ pub mod model {
         );
     }
 
+    /// Two writes of key 1 race across two layers: once both returned, every layer agrees with
+    /// the same (last) writer, and a read returns it. The scenario of the contract model
+    /// `two_sets_across_layers_agree` and of the twin that makes L1 sole above L2.
+    pub fn two_sets_across_layers_scenario() {
+        let (cache, _) = cache(&[4, 4], None);
+        let other = {
+            let cache = cache.clone();
+            loom::thread::spawn(move || {
+                cache.set(1, 1).unwrap();
+            })
+        };
+        cache.set(1, 2).unwrap();
+        other.join().unwrap();
+        let l1 = in_layer(&cache, "l1", 1);
+        let l2 = in_layer(&cache, "l2", 1);
+        assert!(l1.is_some(), "both writes landed in L1");
+        assert_eq!(l1, l2, "layers disagree on the last writer");
+        assert_eq!(cache.get(&1).unwrap(), l1);
+    }
+
     /// Three writes of key 1: a delete empties both layers; a `set` begins; a second `delete`
     /// of the absent key only raises L1's floor and returns. Once both have returned the layers
     /// agree on the last writer, and a read returns what they hold.

@@ -1,9 +1,10 @@
-//! The broken twin of the one-layer write shortcut's `begin_alone` (a version, no in-flight
-//! mark, no fence): sound in a cache of one layer, which has nowhere to promote from, and
-//! caught where it does not belong. With every write begun that way in a cache of two layers,
-//! loom must find a reader that takes its promotion ticket while a delete is in flight (the
-//! stripe shows nothing in flight), reads the old value below L1 before the delete removes
-//! it, and publishes it into L1 after the delete returned.
+//! The broken twin of the sole tier's writes, which mark nothing in flight (they take no write
+//! token at all; see "One layer" in `strata::protocol`): sound in a cache of one layer, which
+//! has nowhere to promote from, and caught where it does not belong. With every write of a
+//! cache of two layers begun with a version but no in-flight mark, loom must find a reader
+//! that takes its promotion ticket while a delete is in flight (the stripe shows nothing in
+//! flight), reads the old value below L1 before the delete removes it, and publishes it into
+//! L1 after the delete returned.
 //!
 //! A test binary of its own: the switches of `broken.rs` accumulate within a process, and with
 //! promotion validation off (as there) this model would fail for that reason instead.

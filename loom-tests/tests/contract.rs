@@ -104,22 +104,7 @@ fn promotion_racing_expiry_of_the_writers_value() {
 /// the same (last) writer.
 #[test]
 fn two_sets_across_layers_agree() {
-    loom::model(|| {
-        let (cache, _) = cache(&[4, 4], None);
-        let other = {
-            let cache = cache.clone();
-            thread::spawn(move || {
-                cache.set(K, 1).unwrap();
-            })
-        };
-        cache.set(K, 2).unwrap();
-        other.join().unwrap();
-        let l1 = in_layer(&cache, "l1", K);
-        let l2 = in_layer(&cache, "l2", K);
-        assert!(l1.is_some(), "both writes landed in L1");
-        assert_eq!(l1, l2, "layers disagree on the last writer");
-        assert_eq!(cache.get(&K).unwrap(), l1);
-    });
+    loom::model(model::two_sets_across_layers_scenario);
 }
 
 /// A promotion queued (deferred) before a `delete` is applied after it: it must not land.
@@ -431,11 +416,11 @@ fn one_layer_shortcut_set_racing_delete() {
     });
 }
 
-/// A cache of one memory layer whose writes mix the shortcut's begin (`begin_alone`: a
-/// version, nothing marked in flight) and the general path's (`begin`: counted in flight) on
-/// one stripe: a set with options (the general path) and a default set race a default delete.
-/// A read after the delete never sees the value from before it, and once all returned the
-/// layer holds one of the later writes' outcomes.
+/// A cache of one memory layer (sole: ordered by its bucket locks, see "One layer" in
+/// `strata::protocol`) whose writes mix the shortcut (no write token) and the general path
+/// (`begin`: a version, counted in flight) on one key: a set with options and a default set
+/// race a default delete. A read after the delete never sees the value from before it, and
+/// once all returned the layer holds one of the later writes' outcomes.
 #[test]
 fn one_layer_shortcut_and_general_writes_mix() {
     one_layer_sets_racing_a_delete(|cache| {

@@ -36,7 +36,7 @@ use crate::options::{DeleteOptions, Promotion, PromotionGate, SetOptions, WriteM
 use crate::protocol::{RawTicket, WriteStripes};
 use crate::report::{LayerFailure, LayerSet};
 use crate::stats::{Counters, FilterStats, LayerStats, Stats};
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::{broken, AtomicBool, Broken, Ordering};
 use key::{Key, KeyRef};
 use queue::PromotionQueues;
 use std::borrow::Borrow;
@@ -81,8 +81,9 @@ pub(crate) struct Engine<K, V> {
     /// Whether every layer below L1 has a negative filter (and there is one): `get`'s miss can
     /// then be ruled out without the read path (`Engine::ruled_out_below_l1`).
     pub(crate) filtered_below_l1: bool,
-    /// Whether the cache is one writable memory tier without a filter: a single-key write with
-    /// default options then takes the write path's shortcut (`Engine::set_alone`).
+    /// Whether the cache is one writable memory tier without a filter: its tier is sole
+    /// (`MemoryLayer::make_sole`: its bucket locks alone order its writes), and a single-key
+    /// write with default options takes the write path's shortcut (`Engine::set_alone`).
     pub(crate) sole_memory: bool,
     /// Heat of the keys read below L1, when promotion into L1 is gated by heat.
     pub(crate) heat: Option<FrequencySketch>,
@@ -118,10 +119,18 @@ where
         let placeholder = Plan::nothing();
         let filtered_below_l1 =
             tiers.len() > 1 && tiers[1..].iter().all(|tier| tier.filter.is_some());
+        let mut tiers = tiers;
         let sole_memory = matches!(
             tiers.as_slice(),
             [tier] if tier.memory().is_some() && tier.writable && tier.filter.is_none()
         );
+        // The sole tier's bucket locks alone order its writes (see "One layer" in `protocol`);
+        // the broken twin makes L1 sole above other layers.
+        if sole_memory || broken(Broken::SoleTierWithLayersBelow) {
+            if let Some(memory) = tiers[0].memory_mut() {
+                memory.make_sole();
+            }
+        }
         let mut engine = Engine {
             filtered_below_l1,
             sole_memory,

@@ -103,6 +103,14 @@ where
         }
     }
 
+    /// The memory tier, if this is one, while the engine is being built.
+    pub(crate) fn memory_mut(&mut self) -> Option<&mut MemoryLayer<K, V>> {
+        match &mut self.store {
+            Store::Memory(memory) => Some(memory),
+            Store::Custom(_) => None,
+        }
+    }
+
     #[inline]
     pub(crate) fn get<Q>(&self, key: &Key<'_, K, Q>, now: Timestamp) -> GetResult<V>
     where

@@ -10,8 +10,7 @@
 //!    value itself, the others a clone), an invalidated layer a delete. A layer that fails a
 //!    write is invalidated instead if it can be; every layer's outcome goes in the key's
 //!    [`WriteReport`]: written, dropped (accepted, not kept), invalidated, or failed.
-//! 4. **Finish**: dropping the tokens marks the writes done (the shortcut's, below, marked
-//!    nothing).
+//! 4. **Finish**: dropping the tokens marks the writes done (the shortcut, below, took none).
 //!
 //! A batch keeps at most `BATCH_CHUNK` writes in flight; each layer sees one call per chunk.
 //!
@@ -21,10 +20,11 @@
 //! ([`set_alone`](Engine::set_alone), [`delete_alone`](Engine::delete_alone)). It calls the
 //! same tier entry points as step 3; what it skips is the plan, the per-layer loop, the
 //! filter, the value's clone bookkeeping and the result callbacks, about 120 of a
-//! 490-instruction overwrite (PERF.md §15). Its begin is `begin_alone`: with one layer there
-//! is nothing to promote from, so no promotion to cancel and no in-flight mark or fence to
-//! order against one (see "One layer" in [`crate::protocol`]). Like the read path's L1 fast
-//! path, it is what a cache used as a plain in-process cache pays.
+//! 490-instruction overwrite (PERF.md §15). It begins nothing: the cache's one tier is sole
+//! (`MemoryLayer::make_sole`), ordered by its bucket locks alone, so the write takes no
+//! version, no in-flight mark and no fence, and hands the tier an unconditional ticket (see
+//! "One layer" in [`crate::protocol`]). Like the read path's L1 fast path, it is what a cache
+//! used as a plain in-process cache pays.
 
 use super::key::{Key, KeyRef};
 use super::tier::Tier;
@@ -35,7 +35,7 @@ use crate::filter::NegativeFilter;
 use crate::layer::{Entry, LayerError};
 use crate::memory::MemoryLayer;
 use crate::options::{DeleteOptions, SetOptions, WriteMode};
-use crate::protocol::WriteToken;
+use crate::protocol::{Ticket, WriteToken};
 use crate::report::{LayerSet, WriteReport};
 use crate::sync::{broken, Broken};
 use std::borrow::Borrow;
@@ -327,13 +327,13 @@ where
     pub(crate) fn set_alone(&self, key: K, value: V) -> WriteReport {
         let (tier, memory) = self.sole_tier();
         let key = self.owned_key(key);
-        let token = self.stripes.begin_alone(key.hash());
         let entry = Entry {
             value,
-            version: token.version(),
+            // The sole tier compares no versions (see "One layer" in `protocol`).
+            version: 0,
             expires_at: self.plans.set.written_at(&self.clock).after(tier.ttl),
         };
-        let kept = memory.store(key.owned(), key.hash(), entry, &token.ticket());
+        let kept = memory.store(key.owned(), key.hash(), entry, &Ticket::unconditional());
         let mut report = WriteReport::default();
         if kept {
             report.written.insert(0);
@@ -352,8 +352,7 @@ where
     {
         let (_, memory) = self.sole_tier();
         let key = self.key(key);
-        let token = self.stripes.begin_alone(key.hash());
-        memory.remove(key.borrowed(), key.hash(), &token.ticket());
+        memory.remove(key.borrowed(), key.hash(), &Ticket::unconditional());
         let mut report = WriteReport::default();
         report.invalidated.insert(0);
         report

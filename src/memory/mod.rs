@@ -153,6 +153,10 @@ pub struct MemoryLayer<K, V> {
     /// stripe, under or before the removal's bucket lock (see "Under a lock of the key" in
     /// `floors.rs`).
     floors: Floors,
+    /// The tier is its cache's only layer ([`MemoryLayer::make_sole`]): its bucket locks alone
+    /// order the writes of a key, so it compares no versions and keeps no floors (see "One
+    /// layer: the bucket lock orders everything" in `protocol`).
+    sole: bool,
     hasher: ahash::RandomState,
     clock: Clock,
     weigher: Option<Weigher<K, V>>,
@@ -206,11 +210,22 @@ where
             map: Table::new(config.capacity, hasher.clone()),
             policy: Policy::new(config.capacity, config.max_weight, config.weigher.is_some()),
             floors: Floors::new(),
+            sole: false,
             hasher,
             clock,
             weigher: config.weigher,
             counters: Counters::new(3),
         })
+    }
+
+    /// Makes this tier one that its cache's bucket locks alone order: the engine's call for
+    /// the tier of a cache of one memory layer (`Engine::new`), which nothing is promoted into
+    /// and whose copy no other layer must agree with. Its writes and deletes then compare no
+    /// versions and its removals raise no floors: two writes of a key are ordered by who takes
+    /// the key's bucket lock last, as their effects are (see "One layer: the bucket lock orders
+    /// everything" in `protocol`). Never for a tier with a layer below or above it.
+    pub(crate) fn make_sole(&mut self) {
+        self.sole = true;
     }
 
     /// Number of live entries (pending promotions included, expired entries until removed).
@@ -306,7 +321,9 @@ where
     /// Raises the floor of `stripe` to `version`, before or during a removal under the key's
     /// bucket lock (see "Under a lock of the key" in `floors.rs`).
     fn raise_floor(&self, stripe: Option<usize>, version: Version) {
-        self.floors.raise_locked(stripe, version);
+        if !self.sole {
+            self.floors.raise_locked(stripe, version);
+        }
     }
 
     fn raise_floor_for(&self, node: &Node<V>) {
@@ -439,7 +456,8 @@ where
         let removed = self.map.remove_unpinned(
             key,
             hash,
-            |node| node.version() < version,
+            // A sole tier removes whatever the lock finds (see `make_sole`).
+            |node| self.sole || node.version() < version,
             |node| (node.birth, node.weight()),
         );
         if let Some((birth, weight)) = removed {
@@ -492,14 +510,17 @@ where
             let guard = self.map.guard();
             if let Some(node) = self.map.get_hashed(key, hash, &guard) {
                 if node.version() < entry.version
-                    && Self::in_place(node, &entry, weight, ticket, now)
+                    && self.in_place(node, &entry, weight, ticket, now)
                 {
                     node.overwrite(entry.value, entry.version, entry.expires_at);
                     return true;
                 }
             }
         }
-        if broken(Broken::FloorCheckedBeforeLock) && !self.floors.admits_locked(ticket) {
+        if broken(Broken::FloorCheckedBeforeLock)
+            && !self.sole
+            && !self.floors.admits_locked(ticket)
+        {
             // The broken twin of the floor check below: made before the bucket lock, so a
             // delete's raise and removal can both fall between the check and the insert.
             self.counters.incr(DROPPED);
@@ -511,8 +532,12 @@ where
             key,
             hash,
             |current| match current {
-                Some(node) if node.version() >= entry.version => Operation::Abort(Written::Kept),
-                Some(node) if Self::in_place(node, &entry, weight, ticket, now) => {
+                // A sole tier compares no versions (see `make_sole`): the write that takes the
+                // lock last is the later one.
+                Some(node) if !self.sole && node.version() >= entry.version => {
+                    Operation::Abort(Written::Kept)
+                }
+                Some(node) if self.in_place(node, &entry, weight, ticket, now) => {
                     node.overwrite(entry.value, entry.version, entry.expires_at);
                     Operation::Abort(Written::Kept)
                 }
@@ -528,7 +553,8 @@ where
                 // The key left this place (or holds an expired node, or a promotion's pending
                 // one): only a write above the floor may fill it.
                 current
-                    if !self.floors.admits_locked(ticket)
+                    if !self.sole
+                        && !self.floors.admits_locked(ticket)
                         && !broken(Broken::PromotionValidation)
                         && !broken(Broken::FloorCheckedBeforeLock) =>
                 {
@@ -620,6 +646,7 @@ where
     /// together" in `node.rs`). The caller holds the key's bucket lock.
     #[inline]
     fn in_place(
+        &self,
         node: &Node<V>,
         entry: &Entry<V>,
         weight: u64,
@@ -629,7 +656,8 @@ where
         value::is_word::<V>()
             && entry.expires_at >= node.expires_at()
             && node.weight() == clamp_weight(weight)
-            && node.stripe == node::stripe_code(ticket.stripe())
+            // A sole tier keeps no floors to index by the node's stripe (see `make_sole`).
+            && (self.sole || node.stripe == node::stripe_code(ticket.stripe()))
             && node.is_live(now)
     }
 

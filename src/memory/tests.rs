@@ -55,6 +55,33 @@ fn delete_keeps_a_newer_version() {
     assert_eq!(t.len(), 0);
 }
 
+/// A sole tier (a cache's only layer, `make_sole`) orders writes by its bucket locks alone: the
+/// write or delete that comes last wins whatever the versions say, and a write into a place a
+/// newer delete emptied is not refused (no floors). Each assertion fails in a versioned tier
+/// (the tests above).
+#[test]
+fn a_sole_tier_compares_no_versions_and_keeps_no_floors() {
+    let (mut t, _) = tier(10);
+    t.make_sole();
+    set(&t, &1, entry(20, 2)).unwrap();
+    t.set(&1, entry(10, 1), &Ticket::detached_write(1)).unwrap();
+    assert_eq!(value(&t, 1), Some(10), "the last write wins");
+    set(&t, &1, entry(50, 5)).unwrap();
+    t.delete(&1, &Ticket::detached_write(4)).unwrap();
+    assert_eq!(value(&t, 1), None, "the last delete wins");
+    // A write begun before a delete that emptied the place (the floor's case in the test
+    // below) inserts after it: it took the lock last.
+    let stripes = WriteStripes::new();
+    let older = stripes.begin(7);
+    let delete = stripes.begin(7);
+    set(&t, &1, entry(60, 6)).unwrap();
+    t.delete(&1, &delete.ticket()).unwrap();
+    t.set(&1, entry(11, older.version()), &older.ticket())
+        .unwrap();
+    assert_eq!(value(&t, 1), Some(11), "no floor refuses the insert");
+    assert_eq!(t.len(), 1);
+}
+
 #[test]
 fn a_delete_removes_the_key_and_an_older_write_stays_out() {
     let (t, _) = tier(10);
