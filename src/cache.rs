@@ -386,7 +386,9 @@ where
 
     // ----- iteration, stats, lifecycle ---------------------------------------------------
 
-    /// Calls `f` for every live entry of the named layer (if the layer can enumerate).
+    /// Calls `f` for every live entry of the named layer (if the layer can enumerate). `f` may
+    /// use the cache, writes included: a memory tier hands it a copy of each value, not a
+    /// reference into its map.
     pub fn for_each_in_layer(&self, layer: &str, mut f: impl FnMut(&K, &V)) -> Result<(), Error> {
         let engine = &*self.engine;
         engine.check_open()?;

@@ -1,10 +1,11 @@
 //! The broken twin of `a_locked_read_never_reads_a_reclaimed_link` (`table.rs`): with the
-//! chained table's guard-free locked lookup walking the chain without the lock, loom must find
-//! the interleaving where a writer replaces the link the reader stands on and, no guard being
-//! active, reclaims it while the reader reads it.
+//! chained table's guard-free write (`write_unpinned`) walking the chain without the lock, loom
+//! must find the interleaving where a writer replaces the link the reader stands on and, no
+//! guard being active, reclaims it while the reader reads it.
 //!
 //! A test binary of its own: the switches accumulate within a process, and this one would make
-//! every in-place write of the other twins' models unsound.
+//! every memory-tier write of the other twins' models unsound (and drop the stores it decides:
+//! the twin's model only reads).
 #![cfg(loom)]
 
 use loom_tests::model::locked_read_scenario;

@@ -178,8 +178,9 @@ where
         Q: KeyRef<K> + ?Sized + 'k,
     {
         match &self.store {
-            // A single write (at most one entry) pins for itself: the batch loop inlined into
-            // the engine's write path costs a `set` about 120 instructions more (callgrind).
+            // A single write (at most one entry) pins only if its policy step needs a guard:
+            // the batch loop inlined into the engine's write path costs a `set` about 120
+            // instructions more (callgrind).
             Store::Memory(memory) if entries.size_hint().1 <= Some(1) => {
                 for (i, (key, entry, ticket)) in entries.enumerate() {
                     done(i, Ok(memory.store(key.owned(), key.hash(), entry, &ticket)));

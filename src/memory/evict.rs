@@ -81,8 +81,9 @@ where
     /// `own` is the birth of the key whose write or promotion asks for the room (see
     /// `Shard::spares_own_key`).
     ///
-    /// Every insert into an empty place calls it afterwards: a write's (visible at once) and a
-    /// promotion's, published or undone. A racing write may replace a promotion's pending node
+    /// Every insert into an empty place calls it afterwards: a write's (visible at once; unless
+    /// `needs_enforcing` says it would do nothing, since a write pins a guard only for it) and
+    /// a promotion's, published or undone. A racing write may replace a promotion's pending node
     /// (a replacement that weighs no more enforces nothing), and the undone promotion, which
     /// cannot remove a node that is no longer its own, is then the one left to evict for the
     /// residency it admitted. An undone promotion whose node it removed again only evicts if

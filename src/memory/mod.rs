@@ -38,12 +38,13 @@
 //!
 //! - A node's `version` never decreases for a key while the key stays in the map: writes with an
 //!   older version are dropped, and a removal only happens with a version at least as new
-//!   (`delete`) or through the policy.
+//!   (`delete`) or through the policy. (A *sole* tier, its cache's only layer, compares no
+//!   versions and keeps no floors: its bucket locks order its writes; see `make_sole`.)
 //! - Every resident key has exactly one queue item with its birth (admitted on insert, moved
 //!   between queues by eviction). Items whose residency ended are orphans, counted and reaped.
 //! - `PENDING` nodes are invisible to `get`/`contains`/iteration; see [`crate::protocol`].
 //! - A delete raises the key's stripe floor to its version and unlinks the key's node unless it
-//!   holds something newer; the node's queue item becomes an orphan. (The tier once left a
+//!   holds something newer (a sole tier: unlinks it); the node's queue item becomes an orphan. (The tier once left a
 //!   *dead* node instead, for papaya, which never reused a removed key's slot; the chained table
 //!   leaves nothing behind a removal. PERF.md §7 and §12.)
 
@@ -146,6 +147,7 @@ impl<K, V> fmt::Debug for MemoryConfig<K, V> {
 /// stripe. A write that finds its key absent publishes its value only if its version is above
 /// the floor, so a slow, older write cannot land in a slot a newer write's value just left (see
 /// [`crate::protocol`]). Versions are only comparable within a stripe, hence one floor each.
+/// The tier of a cache of one memory layer is *sole*: it needs neither (see `make_sole`).
 pub struct MemoryLayer<K, V> {
     map: Table<K, Node<V>>,
     policy: Policy<K>,
@@ -677,10 +679,11 @@ where
         }
     }
 
-    /// Policy bookkeeping after a `compute` that may have inserted or replaced a node. Returns
-    /// the node now in the map, if this call put it there, and whether the shard's length or
-    /// weight grew. Capacity is enforced by the caller: a write's at once, a promotion's once
-    /// its node is validated or undone.
+    /// Policy bookkeeping after a promotion's `compute` that may have inserted or replaced a
+    /// node (a write does its own, from what it captured under the bucket lock: `set_in`).
+    /// Returns the node now in the map, if this call put it there, and whether the shard's
+    /// length or weight grew. Capacity is enforced by the caller once the node is validated or
+    /// undone.
     fn after_insert<'g, T>(
         &self,
         result: Compute<'g, K, Node<V>, T>,
@@ -1031,7 +1034,13 @@ where
         let guard = self.map.guard();
         self.walk_residents(&guard, |key, node| {
             if node.is_live(now) {
-                node.with_value(|value| f(key, value));
+                // A copy, not a reference into the node: `f` may write the key to this tier,
+                // and a write retires the node it replaces without a guard
+                // (`Table::write_unpinned`), which seize may reclaim at once though this
+                // thread still holds `guard` (its `Collector::retire` is disconnected from the
+                // caller's guards). The key is the queue item's own.
+                let value = node.value();
+                f(key, &value);
             }
         });
         Ok(())

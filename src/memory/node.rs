@@ -114,12 +114,6 @@ impl<V: Clone + 'static> Node<V> {
         self.value.get()
     }
 
-    /// Calls `f` with the value (see [`Value::with`]).
-    #[inline]
-    pub(crate) fn with_value<R>(&self, f: impl FnOnce(&V) -> R) -> R {
-        self.value.with(f)
-    }
-
     /// The write version of the value.
     ///
     /// Relaxed. Under the key's bucket lock (writes, promotions, removals and their floors) the
@@ -143,9 +137,11 @@ impl<V: Clone + 'static> Node<V> {
         Timestamp(self.expires_at.load(Ordering::Acquire))
     }
 
-    /// Stores a newer write's value, version and expiry in place. Only for a word value, under
-    /// the key's bucket lock, on a live node whose weight and stripe the write keeps and whose
-    /// expiry is no later than `expires_at` (`MemoryLayer::in_place` checks all of it).
+    /// Stores a newer write's value, version and expiry in place (newer: of a higher version,
+    /// or in a sole tier the one that took the lock later). Only for a word value, under the
+    /// key's bucket lock, on a live node whose weight (and, but in a sole tier, stripe) the
+    /// write keeps and whose expiry is no later than `expires_at` (`MemoryLayer::in_place`
+    /// checks all of it).
     ///
     /// The expiry goes last (release), after the value's own release store: a reader loads the
     /// expiry first (module docs).

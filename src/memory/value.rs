@@ -146,16 +146,6 @@ impl<V: Clone + 'static> Value<V> {
         }
     }
 
-    /// Calls `f` with the value (a word: a copy of it).
-    #[inline]
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&V) -> R) -> R {
-        if word_path::<V>() {
-            f(&self.get())
-        } else {
-            self.read_cell(f)
-        }
-    }
-
     /// Stores `value` in place of the current one. Only for word types (see [`is_word`]), and
     /// only under the bucket lock of the node's key (module docs).
     ///

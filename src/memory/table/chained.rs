@@ -26,7 +26,11 @@
 //!   it is never changed afterwards except through its value's own atomics and its `next`
 //!   pointer, which only a lock holder stores.
 //! - Only the holder of a bucket's lock changes its chain, so writers of one bucket are totally
-//!   ordered: `compute` and `remove_if` are atomic per key.
+//!   ordered: `compute`, `write_unpinned`, `remove_if` and `remove_unpinned` are atomic per key.
+//! - A link is retired only by the thread that unlinked it, once: under a guard
+//!   (`compute`, `remove_if`: `defer_retire`, so the caller may still read it while the guard
+//!   lives) or without one (`write_unpinned`, `remove_unpinned`: straight to the collector,
+//!   after the lock holder's last access to it).
 //! - An unlinked link stays readable, its `next` pointer included, until seize reclaims it: a
 //!   reader that reached it before the unlink finishes its walk through the chain as it was,
 //!   a chain that existed during its read. A reader that starts after an unlink cannot reach the
@@ -278,8 +282,10 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         let mut link = head;
         // SAFETY: under the bucket's lock every link of the chain is live: only a lock holder
         // unlinks, and a link is retired only once unlinked; the links a caller keeps past the
-        // lock ('l) are kept alive by its guard (`compute`, `remove_if`). Relaxed loads: `next` is only stored under the lock, whose acquire
-        // orders the previous holders' stores before these loads.
+        // lock ('l) are kept alive by its guard (`compute`, `remove_if`), or are ones it
+        // unlinked itself and retires after its last access (`write_unpinned`,
+        // `remove_unpinned`). Relaxed loads: `next` is only stored under the lock, whose
+        // acquire orders the previous holders' stores before these loads.
         while let Some(current) = unsafe { link.as_ref() } {
             if current.key.borrow() == key {
                 return Some((previous, current));
