@@ -19,8 +19,10 @@
 //! 100 000 entries, as the scaling bench's strata-1L: overwrites of 10 000 present keys, or
 //! writes over 200 000 keys, half of them inserts that evict), `set-1l-ttl` (as `set-1l`, the
 //! layer with a one-minute TTL: each write reads the precise clock and moves the key's expiry
-//! later, in place), `miss-1l` (a miss in a cache of one memory layer),
-//! `qc-set-1l` and `qc-set-evict`
+//! later, in place), `miss-1l` (a miss in a cache of one memory layer), `mixed-1l` (the
+//! scaling bench's mixed 80/10/10 on strata-1L in its evicting setup: one memory layer of
+//! 100 000 entries, keys uniform over 200 000; per operation, one set, one delete or eight
+//! gets in ten), `qc-set-1l`, `qc-set-evict` and `qc-mixed`
 //! (quick_cache in the same setups), `papaya-get`, `qc-get` and `moka-get` (the read-hit peers
 //! on the `get-hit` keys).
 //! Every other cache has two memory layers (`filtered-miss`: three); keys and values are `u64`.
@@ -166,6 +168,23 @@ fn main() {
                 black_box(cache.set(spread(i) % space, i).ok());
             }
         }
+        "mixed-1l" => {
+            // The scaling bench's mixed 80/10/10 on strata-1L, in its evicting setup's shape:
+            // capacity 100 000 over 200 000 keys (uniform here), sets, deletes and gets.
+            let cache: Cache<u64, u64> = Cache::builder()
+                .layer(LayerSpec::memory("l1", WIDE as usize / 2))
+                .build()
+                .expect("valid");
+            (0..WIDE).for_each(|k| drop(cache.set(k, k)));
+            for i in 0..n {
+                let k = spread(i) % WIDE;
+                match i % 10 {
+                    0 => drop(black_box(cache.set(k, i))),
+                    1 => drop(black_box(cache.delete(&k))),
+                    _ => drop(black_box(cache.get(&k))),
+                }
+            }
+        }
         "papaya-get" | "qc-get" => {
             // The read-hit peers on the same 10 000 present keys.
             // The scaling bench's hasher (ahash), as strata's.
@@ -201,6 +220,19 @@ fn main() {
             moka.run_pending_tasks();
             for i in 0..n {
                 black_box(moka.get(&key(i)));
+            }
+        }
+        "qc-mixed" => {
+            // quick_cache in `mixed-1l`'s setup and stream.
+            let cache = quick_cache::sync::Cache::<u64, u64>::new(WIDE as usize / 2);
+            (0..WIDE).for_each(|k| cache.insert(k, k));
+            for i in 0..n {
+                let k = spread(i) % WIDE;
+                match i % 10 {
+                    0 => cache.insert(k, i),
+                    1 => drop(black_box(cache.remove(&k))),
+                    _ => drop(black_box(cache.get(&k))),
+                }
             }
         }
         "qc-set-1l" | "qc-set-evict" => {
