@@ -310,6 +310,48 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         }
     }
 
+    /// Unlinks the found link `old` (pointed to by `previous`, or the head) from the locked
+    /// chain; the caller retires it once it has released the lock.
+    fn unlink(
+        locked: &mut Locked<'_, K, V>,
+        previous: Option<&AtomicPtr<Link<K, V>>>,
+        old: &Link<K, V>,
+    ) {
+        // Relaxed: under the lock, as in `find`.
+        Self::relink(locked, previous, old.next.load(Ordering::Relaxed));
+    }
+
+    /// Links a new link holding `key` and `value` into the locked chain: in the found link's
+    /// place (the caller retires that one once it has released the lock), or at the head.
+    /// Returns it.
+    fn link_new(
+        &self,
+        locked: &mut Locked<'_, K, V>,
+        found: Option<Found<'_, K, V>>,
+        key: K,
+        value: V,
+    ) -> *mut Link<K, V> {
+        // Relaxed: under the lock, as in `find`.
+        let next = match found {
+            Some((_, old)) => old.next.load(Ordering::Relaxed),
+            None => locked.head,
+        };
+        let new = Link::allocate(
+            Link {
+                next: AtomicPtr::new(next),
+                key,
+                value,
+            },
+            self.pool,
+        );
+        match found {
+            Some((previous, _)) => Self::relink(locked, previous, new),
+            // Published by the unlock.
+            None => locked.head = new,
+        }
+        new
+    }
+
     /// Retires an unlinked link: seize drops it once no guard can hold it.
     fn retire(link: &Link<K, V>, guard: &TableGuard<'_>) {
         let link = ptr::from_ref(link).cast_mut();
@@ -351,8 +393,7 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
             Operation::Abort(result) => return Compute::Aborted(result),
             Operation::Remove(result) => {
                 if let Some((previous, old)) = found {
-                    // Relaxed: under the lock, as in `find`.
-                    Self::relink(&mut locked, previous, old.next.load(Ordering::Relaxed));
+                    Self::unlink(&mut locked, previous, old);
                     drop(locked);
                     Self::retire(old, guard);
                 }
@@ -360,37 +401,20 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
             }
             Operation::Insert(value) => value,
         };
-        // Relaxed: under the lock, as in `find`.
-        let next = match found {
-            Some((_, old)) => old.next.load(Ordering::Relaxed),
-            None => locked.head,
-        };
-        let new_ptr = Link::allocate(
-            Link {
-                next: AtomicPtr::new(next),
-                key,
-                value,
-            },
-            self.pool,
-        );
-        // SAFETY: just initialised; it is retired only after it is unlinked, and reclaimed only
-        // after the caller's guard ('g) is dropped.
+        let new_ptr = self.link_new(&mut locked, found, key, value);
+        drop(locked);
+        // SAFETY: initialised before it was linked; it is retired only after it is unlinked,
+        // and reclaimed only after the caller's guard ('g) is dropped.
         let new: &'g Link<K, V> = unsafe { &*new_ptr };
         match found {
-            Some((previous, old)) => {
-                Self::relink(&mut locked, previous, new_ptr);
-                drop(locked);
+            Some((_, old)) => {
                 Self::retire(old, guard);
                 Compute::Updated {
                     old: (&old.key, &old.value),
                     new: (&new.key, &new.value),
                 }
             }
-            None => {
-                locked.head = new_ptr;
-                drop(locked);
-                Compute::Inserted(&new.key, &new.value)
-            }
+            None => Compute::Inserted(&new.key, &new.value),
         }
     }
 
@@ -436,8 +460,7 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
             Operation::Abort(result) => return result,
             Operation::Remove(result) => {
                 if let Some((previous, old)) = found {
-                    // Relaxed: under the lock, as in `find`.
-                    Self::relink(&mut locked, previous, old.next.load(Ordering::Relaxed));
+                    Self::unlink(&mut locked, previous, old);
                     drop(locked);
                     self.retire_unpinned(old);
                 }
@@ -445,32 +468,14 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
             }
             Operation::Insert(value) => value,
         };
-        // Relaxed: under the lock, as in `find`.
-        let next = match found {
-            Some((_, old)) => old.next.load(Ordering::Relaxed),
-            None => locked.head,
-        };
-        let new_ptr = Link::allocate(
-            Link {
-                next: AtomicPtr::new(next),
-                key: key.clone(),
-                value,
-            },
-            self.pool,
-        );
-        // SAFETY: just initialised, and not yet reachable by anyone but this lock holder.
+        let new_ptr = self.link_new(&mut locked, found, key.clone(), value);
+        // SAFETY: initialised before it was linked, and linked under the lock this thread
+        // holds: only a lock holder unlinks, so it stays alive at least until the unlock.
         let new = unsafe { &*new_ptr };
         let result = stored(found.map(|(_, old)| &old.value), &new.value);
-        match found {
-            Some((previous, old)) => {
-                Self::relink(&mut locked, previous, new_ptr);
-                drop(locked);
-                self.retire_unpinned(old);
-            }
-            None => {
-                locked.head = new_ptr;
-                drop(locked);
-            }
+        drop(locked);
+        if let Some((_, old)) = found {
+            self.retire_unpinned(old);
         }
         result
     }
@@ -502,8 +507,7 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         if !should_remove(&link.key, &link.value) {
             return Err((&link.key, &link.value));
         }
-        // Relaxed: under the lock, as in `find`.
-        Self::relink(&mut locked, previous, link.next.load(Ordering::Relaxed));
+        Self::unlink(&mut locked, previous, link);
         if broken(Broken::TableUnlinkClearsNext) {
             // The broken twin of the loom model `a_walk_survives_unlinks`.
             link.next.store(ptr::null_mut(), Ordering::Release);
@@ -535,8 +539,7 @@ impl<K: Hash + Eq + 'static, V: 'static> Table<K, V> {
         if !should_remove(&link.value) {
             return None;
         }
-        // Relaxed: under the lock, as in `find`.
-        Self::relink(&mut locked, previous, link.next.load(Ordering::Relaxed));
+        Self::unlink(&mut locked, previous, link);
         let result = removed(&link.value);
         drop(locked);
         self.retire_unpinned(link);
