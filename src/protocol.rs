@@ -218,8 +218,8 @@
 //! with the shortcut's on one key, since the lock orders them all.
 //!
 //! The loom contract models `one_layer_shortcut_set_racing_delete` and
-//! `one_layer_shortcut_and_general_writes_mix` and the history checker's one-layer
-//! configurations run this path. Two broken twins put its halves where they do not belong,
+//! `one_layer_shortcut_and_general_writes_mix` run this path, and the history checker's
+//! one-layer configurations enforce linearizability on it, shared writes included. Two broken twins put its halves where they do not belong,
 //! a cache of two layers: `Broken::WriteWithoutInFlight` (writes that mark nothing in flight)
 //! lets loom find a promotion racing a delete publishing the deleted value, and
 //! `Broken::SoleTierWithLayersBelow` (an L1 that compares no versions) lets it find two racing
@@ -459,7 +459,8 @@ pub struct Ticket<'a> {
 
 impl Ticket<'_> {
     /// A ticket that is always current: for using a layer directly, outside a cache, where no
-    /// concurrent write has to be ordered against.
+    /// concurrent write has to be ordered against (and the write shortcut's for a cache's sole
+    /// tier, which orders its writes by its bucket locks; see "One layer" above).
     pub const fn unconditional() -> Ticket<'static> {
         Ticket {
             stripe: None,

@@ -392,7 +392,7 @@ where
     ///
     /// Under a pin of its own (nested in the reader's, which keeps `node` alive): taking the
     /// reader's guard by reference here, out of line, made every read keep its guard in memory,
-    /// and a read hit copy it there and back (16 more instructions; `opcount get-hit`).
+    /// and a read hit copy it there and back (6 more instructions; `opcount get-hit`).
     #[inline(never)]
     fn remove_expired<Q>(&self, key: &Q, node: &Node<V>) -> bool
     where
