@@ -44,9 +44,9 @@
 //!   between queues by eviction). Items whose residency ended are orphans, counted and reaped.
 //! - `PENDING` nodes are invisible to `get`/`contains`/iteration; see [`crate::protocol`].
 //! - A delete raises the key's stripe floor to its version and unlinks the key's node unless it
-//!   holds something newer (a sole tier: unlinks it); the node's queue item becomes an orphan. (The tier once left a
-//!   *dead* node instead, for papaya, which never reused a removed key's slot; the chained table
-//!   leaves nothing behind a removal. PERF.md §7 and §12.)
+//!   holds something newer (a sole tier: unlinks it); the node's queue item becomes an orphan.
+//!   (The tier once left a *dead* node instead, for papaya, which never reused a removed key's
+//!   slot; the chained table leaves nothing behind a removal. PERF.md §7 and §12.)
 
 mod evict;
 pub(crate) mod node;
@@ -63,7 +63,7 @@ use crate::protocol::{Ticket, Version};
 use crate::stats::Counters;
 use crate::sync::{self, broken, fence, random_state, Arc, Broken, Ordering};
 use node::{clamp_weight, Node, FREQ_MASK, NO_STRIPE, PENDING};
-use policy::{Policy, Queue, Shard};
+use policy::{Item, Policy, Queue, Shard};
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
@@ -87,13 +87,29 @@ enum Written {
     /// The floor refused the insert into a place the key had left. `removed`: the birth and
     /// weight of a promotion's pending node found there and unlinked.
     Refused { removed: Option<(u64, u64)> },
-    /// A new node holds the value: its birth and weight, and the weight of the node it replaced
-    /// with whether that one had expired (`None`: the key was absent).
-    Linked {
-        birth: u64,
-        weight: u64,
-        replaced: Option<(u64, bool)>,
-    },
+    /// A new node holds the value.
+    Linked(Linked),
+}
+
+/// A node just linked into the map, as the policy's bookkeeping needs it (`account_link`):
+/// its birth and weight, and the weight of the node it replaced with whether that one had
+/// expired (`None`: the key was absent).
+struct Linked {
+    birth: u64,
+    weight: u64,
+    replaced: Option<(u64, bool)>,
+}
+
+impl Linked {
+    /// `new`, linked in place of `old` (if any) at `now`; a pending predecessor (a promotion's)
+    /// did not expire as far as the counters go.
+    fn of<V: Clone + 'static>(old: Option<&Node<V>>, new: &Node<V>, now: Timestamp) -> Self {
+        Linked {
+            birth: new.birth,
+            weight: new.weight(),
+            replaced: old.map(|old| (old.weight(), old.is_expired(now) && !old.is_pending())),
+        }
+    }
 }
 
 /// The largest capacity a tier accepts (2^40 entries; more could not be addressed anyway).
@@ -593,13 +609,9 @@ where
                     0,
                 )),
             },
-            |old, new| Written::Linked {
-                birth: new.birth,
-                weight: new.weight(),
-                replaced: old.map(|old| (old.weight(), old.is_expired(now) && !old.is_pending())),
-            },
+            |old, new| Written::Linked(Linked::of(old, new, now)),
         );
-        let (birth, weight, replaced) = match written {
+        let linked = match written {
             // Overwritten in place, or a newer value is there: nothing for the policy.
             Written::Kept => return true,
             Written::Refused { removed } => {
@@ -609,26 +621,10 @@ where
                 self.counters.incr(DROPPED);
                 return false;
             }
-            Written::Linked {
-                birth,
-                weight,
-                replaced,
-            } => (birth, weight, replaced),
+            Written::Linked(linked) => linked,
         };
         let index = self.shard_index(hash);
-        let (duel, grew) = match replaced {
-            None => {
-                self.count_access(shard, hash);
-                (shard.admit(key.clone(), birth, hash, weight), true)
-            }
-            Some((old_weight, expired)) => {
-                if expired {
-                    self.counters.incr(EXPIRATIONS);
-                }
-                shard.adjust_weight(old_weight, weight);
-                (None, weight > old_weight)
-            }
-        };
+        let (duel, grew) = self.account_link(shard, key, hash, &linked);
         // A replacement that weighs no more leaves the bounds as they were (and makes no
         // orphan): nothing to enforce. A write that has no duel to fight and finds its shard
         // within bounds takes no pin at all (`enforce` would do nothing).
@@ -638,12 +634,42 @@ where
         let guard = pin();
         let guard = guard.borrow();
         if let Some(item) = duel {
-            self.duel(shard, item, hash, weight, guard);
+            self.duel(shard, item, hash, linked.weight, guard);
         }
         if grew {
-            self.enforce(index, birth, guard);
+            self.enforce(index, linked.birth, guard);
         }
         true
+    }
+
+    /// The policy's bookkeeping for a node a write or a promotion just linked: a new key is
+    /// admitted (and handed back for a duel when the ghost remembers it while small is cut
+    /// back, see `Shard::admit`); a replacement adjusts the shard's weight and counts an
+    /// expired predecessor. Returns the duel's newcomer, if any, and whether the shard's length
+    /// or weight grew (the caller then enforces its bounds). Always inlined: left to the
+    /// compiler, an evicting insert cost 34 instructions more (`opcount set-evict`).
+    #[inline(always)]
+    fn account_link(
+        &self,
+        shard: &Shard<K>,
+        key: &K,
+        hash: u64,
+        linked: &Linked,
+    ) -> (Option<Item<K>>, bool) {
+        match linked.replaced {
+            None => {
+                self.count_access(shard, hash);
+                let duel = shard.admit(key.clone(), linked.birth, hash, linked.weight);
+                (duel, true)
+            }
+            Some((old_weight, expired)) => {
+                if expired {
+                    self.counters.incr(EXPIRATIONS);
+                }
+                shard.adjust_weight(old_weight, linked.weight);
+                (None, linked.weight > old_weight)
+            }
+        }
     }
 
     /// Whether a write of `entry` (newer than `node`'s value, weighing `weight`) stores its value
@@ -698,26 +724,20 @@ where
         now: Timestamp,
         guard: &TableGuard<'_>,
     ) -> Option<(&'g Node<V>, bool)> {
-        match result {
-            Compute::Inserted(key, node) => {
-                self.count_access(shard, hash);
-                if let Some(item) = shard.admit(key.clone(), node.birth, hash, node.weight()) {
-                    self.duel(shard, item, hash, node.weight(), guard);
-                }
-                Some((node, true))
-            }
+        let (key, old, new) = match result {
+            Compute::Inserted(key, node) => (key, None, node),
             Compute::Updated {
                 old: (_, old),
-                new: (_, new),
-            } => {
-                if old.is_expired(now) && !old.is_pending() {
-                    self.counters.incr(EXPIRATIONS);
-                }
-                shard.adjust_weight(old.weight(), new.weight());
-                Some((new, new.weight() > old.weight()))
-            }
-            Compute::Aborted(_) => None,
+                new: (key, new),
+            } => (key, Some(old), new),
+            Compute::Aborted(_) => return None,
+        };
+        let linked = Linked::of(old, new, now);
+        let (duel, grew) = self.account_link(shard, key, hash, &linked);
+        if let Some(item) = duel {
+            self.duel(shard, item, hash, linked.weight, guard);
         }
+        Some((new, grew))
     }
 
     /// A promotion (see [`crate::protocol`]): insert pending where the key is absent (or holds
