@@ -74,7 +74,7 @@ pub use report::{LayerFailure, LayerSet, Lookup, WriteReport};
 pub use stats::{FilterStats, LayerStats, Stats};
 #[cfg(loom)]
 #[doc(hidden)]
-pub use sync::{break_for_test, yield_for_test, Broken, YieldPoint};
+pub use sync::{break_for_test, yield_for_test, Broken, BrokenGuard, YieldPoint};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -199,11 +199,42 @@ pub(crate) fn yield_point(point: YieldPoint) {
 #[cfg(loom)]
 static BROKEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// Loom builds only: switches a broken variant on for the rest of the process.
+/// Loom builds only: switches `which` on, and every other variant off, until the returned
+/// guard drops.
+///
+/// The switches are process-wide and the test harness runs a binary's tests on parallel
+/// threads, so the guard also holds a process-wide lock: a second caller waits until the first
+/// caller's model has finished and its guard dropped (on success, or during the unwinding of
+/// the panic a twin expects). No model sees a switch flip while loom explores it (which loom
+/// reports as a non-deterministic model), and no twin fails for another twin's switch.
 #[cfg(loom)]
 #[doc(hidden)]
-pub fn break_for_test(which: Broken) {
-    BROKEN.fetch_or(which as u32, std::sync::atomic::Ordering::Relaxed);
+pub fn break_for_test(which: Broken) -> BrokenGuard {
+    static EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A twin panics while holding the lock, by design: the poison carries no meaning here.
+    let lock = EXCLUSIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    BROKEN.store(which as u32, std::sync::atomic::Ordering::Relaxed);
+    BrokenGuard { _lock: lock }
+}
+
+/// Keeps one broken variant on (see [`break_for_test`]); dropping it switches the variant off
+/// and lets the next twin in.
+#[cfg(loom)]
+#[doc(hidden)]
+#[must_use = "the variant is switched off again when the guard drops"]
+#[derive(Debug)]
+pub struct BrokenGuard {
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+#[cfg(loom)]
+impl Drop for BrokenGuard {
+    fn drop(&mut self) {
+        // Before the lock is released (fields drop after this body).
+        BROKEN.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Whether a broken variant is on (never, outside loom builds).

@@ -2,9 +2,8 @@
 //! find the interleaving where a write replaces a promotion's pending node before the promoter
 //! counted its residency, and L1 stays over its capacity.
 //!
-//! A test binary of its own: the switches of `broken.rs` accumulate within a process, and with
-//! promotion validation and cancellation both off (as there), the promotion would publish and
-//! evict.
+//! `break_for_test` switches this variant on alone: with promotion validation and cancellation
+//! off as well (as in `broken.rs`), the promotion would publish and evict for that reason.
 #![cfg(loom)]
 
 use loom::thread;
@@ -13,7 +12,7 @@ use loom_tests::model::{below_l1, cache, check_with_preemptions};
 #[test]
 #[should_panic(expected = "L1 over capacity")]
 fn undone_promotion_that_skips_the_bounds_is_caught() {
-    strata::break_for_test(strata::Broken::UndoneInsertSkipsBounds);
+    let _broken = strata::break_for_test(strata::Broken::UndoneInsertSkipsBounds);
     // Two preemptions, whatever LOOM_MAX_PREEMPTIONS says: the twin must reach the interleaving.
     check_with_preemptions(2, || {
         let (cache, _) = cache(&[1, 4], None);

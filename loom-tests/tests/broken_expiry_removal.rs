@@ -2,9 +2,8 @@
 //! found expired without checking, under the bucket lock, that it still is, loom must find the
 //! reader removing the node a racing write had just extended, losing the write's value.
 //!
-//! A test binary of its own: the switches accumulate within a process, and the other expiry
-//! twin expects another failure of the same model. Reads yield after their lookup, as in the
-//! model's own binary (`expiry.rs`).
+//! A test binary of its own, as the model's (`expiry.rs`): reads yield after their lookup, and
+//! the yield point is process-wide.
 #![cfg(loom)]
 
 use loom_tests::model::{check_with_preemptions, in_place_expiry_extension_racing_a_reader};
@@ -12,7 +11,7 @@ use loom_tests::model::{check_with_preemptions, in_place_expiry_extension_racing
 #[test]
 #[should_panic(expected = "the write's value was lost")]
 fn expired_node_removed_without_a_recheck_is_caught() {
-    strata::break_for_test(strata::Broken::ExpiryRemovalUnchecked);
+    let _broken = strata::break_for_test(strata::Broken::ExpiryRemovalUnchecked);
     strata::yield_for_test(strata::YieldPoint::AfterReadLookup);
     // Three preemptions, as the model runs with.
     check_with_preemptions(3, in_place_expiry_extension_racing_a_reader);

@@ -5,9 +5,8 @@
 //! set checks L1's floor, the second delete raises it, finds L1 empty and returns, and the set
 //! then links its value into L1, above L2's deletion.
 //!
-//! A test binary of its own: the switches of `broken.rs` accumulate within a process, and with
-//! promotion validation off (as there), which also skips this check, the model would fail for
-//! that reason instead.
+//! `break_for_test` switches this variant on alone: with promotion validation off as well (as
+//! in `broken.rs`), which also skips this check, the model would fail for that reason instead.
 #![cfg(loom)]
 
 use loom_tests::model::{check_with_preemptions, set_racing_a_second_delete_scenario};
@@ -15,7 +14,7 @@ use loom_tests::model::{check_with_preemptions, set_racing_a_second_delete_scena
 #[test]
 #[should_panic(expected = "layers disagree")]
 fn floor_checked_before_the_bucket_lock_is_caught() {
-    strata::break_for_test(strata::Broken::FloorCheckedBeforeLock);
+    let _broken = strata::break_for_test(strata::Broken::FloorCheckedBeforeLock);
     // Two preemptions, whatever LOOM_MAX_PREEMPTIONS says: the twin must reach the interleaving.
     check_with_preemptions(2, set_racing_a_second_delete_scenario);
 }

@@ -3,9 +3,8 @@
 //! must find the interleaving where a writer replaces the link the reader stands on and, no
 //! guard being active, reclaims it while the reader reads it.
 //!
-//! A test binary of its own: the switches accumulate within a process, and this one would make
-//! every memory-tier write of the other twins' models unsound (and drop the stores it decides:
-//! the twin's model only reads).
+//! A test binary of its own: this switch makes every memory-tier write unsound (and drops the
+//! stores it decides: the twin's model only reads), so it stays away from the other models.
 #![cfg(loom)]
 
 use loom_tests::model::locked_read_scenario;
@@ -13,7 +12,7 @@ use loom_tests::model::locked_read_scenario;
 #[test]
 #[should_panic(expected = "the unlocked lookup was caught")]
 fn a_locked_read_without_the_lock_is_caught() {
-    strata::break_for_test(strata::Broken::TableLockedReadUnlocked);
+    let _broken = strata::break_for_test(strata::Broken::TableLockedReadUnlocked);
     // Loom fails the model in one of two ways, whichever failing schedule it explores first:
     // the reader returns a reclaimed link's value, or it loads a `next` of a link whose memory
     // a newer link took, which loom reports as a causality violation. Either is the bug.

@@ -4,8 +4,8 @@
 //! overwrite lands on the unlinked node, and a slower, older write then publishes into the
 //! emptied place.
 //!
-//! A test binary of its own: the switches of `broken.rs` accumulate within a process, and with
-//! the floor validation off (as there) the correct code would fail this model too.
+//! `break_for_test` switches this variant on alone: with the floor validation off as well (as
+//! in `broken.rs`) the correct code would fail this model too.
 #![cfg(loom)]
 
 use loom_tests::model::{check_with_preemptions, in_place_write_racing_an_eviction};
@@ -13,7 +13,7 @@ use loom_tests::model::{check_with_preemptions, in_place_write_racing_an_evictio
 #[test]
 #[should_panic(expected = "L1 went back to an older write")]
 fn in_place_write_outside_the_lock_is_caught() {
-    strata::break_for_test(strata::Broken::InPlaceOutsideLock);
+    let _broken = strata::break_for_test(strata::Broken::InPlaceOutsideLock);
     // Two preemptions, whatever LOOM_MAX_PREEMPTIONS says: the twin must reach the interleaving.
     check_with_preemptions(2, in_place_write_racing_an_eviction);
 }

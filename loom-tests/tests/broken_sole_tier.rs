@@ -4,8 +4,6 @@
 //! racing sets can leave the layers holding different values: L2 keeps the higher version, L1
 //! whichever write took its bucket lock last, and loom must find the interleaving where those
 //! are the two different writes.
-//!
-//! A test binary of its own: the switches of `broken.rs` accumulate within a process.
 #![cfg(loom)]
 
 use loom_tests::model::two_sets_across_layers_scenario;
@@ -13,6 +11,6 @@ use loom_tests::model::two_sets_across_layers_scenario;
 #[test]
 #[should_panic(expected = "layers disagree on the last writer")]
 fn a_sole_l1_above_another_layer_is_caught() {
-    strata::break_for_test(strata::Broken::SoleTierWithLayersBelow);
+    let _broken = strata::break_for_test(strata::Broken::SoleTierWithLayersBelow);
     loom::model(two_sets_across_layers_scenario);
 }

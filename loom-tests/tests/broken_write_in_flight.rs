@@ -6,8 +6,8 @@
 //! flight), reads the old value below L1 before the delete removes it, and publishes it into
 //! L1 after the delete returned.
 //!
-//! A test binary of its own: the switches of `broken.rs` accumulate within a process, and with
-//! promotion validation off (as there) this model would fail for that reason instead.
+//! `break_for_test` switches this variant on alone: with promotion validation off as well (as
+//! in `broken.rs`) this model would fail for that reason instead.
 #![cfg(loom)]
 
 use loom_tests::model::{check_with_preemptions, promotion_racing_delete_scenario};
@@ -15,7 +15,7 @@ use loom_tests::model::{check_with_preemptions, promotion_racing_delete_scenario
 #[test]
 #[should_panic(expected = "stale value after delete returned")]
 fn writes_without_an_in_flight_mark_in_a_two_layer_cache_are_caught() {
-    strata::break_for_test(strata::Broken::WriteWithoutInFlight);
+    let _broken = strata::break_for_test(strata::Broken::WriteWithoutInFlight);
     // Two preemptions, whatever LOOM_MAX_PREEMPTIONS says: the twin must reach the interleaving.
     check_with_preemptions(2, promotion_racing_delete_scenario);
 }
